@@ -1,0 +1,20 @@
+//! The core of f2b-notify: the [`Event`] Fail2Ban reports, the [`Sink`] trait every
+//! notification target implements, the [`SinkError`] that tells the router whether a failure
+//! is worth retrying, and the message rendering all sinks share.
+//!
+//! This crate has no network dependency on purpose: a sink crate brings its own transport, and
+//! a minimal build of the router carries none.
+
+mod error;
+mod event;
+mod render;
+mod secret;
+mod sink;
+
+pub use error::{ConfigError, SinkError};
+pub use event::{Event, EventKind, ParseEventKindError};
+pub use render::{escape_slack, human_duration, truncate_chars, Renderer, Templates, TemplateError};
+pub use secret::{Secret, SecretSource};
+pub use sink::Sink;
+
+pub use async_trait::async_trait;

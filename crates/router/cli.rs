@@ -1,0 +1,109 @@
+//! The command line (see DESIGN.md): `notify`, `check`, `test`, `action`.
+//!
+//! Values that Fail2Ban passes come from log lines: a user name may be `--help` or `-x`, so
+//! every value argument accepts a leading hyphen and is taken as data.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use f2b_notify_core::EventKind;
+
+/// Routes Fail2Ban's jail start/stop and ban/unban events to Slack, email and stdout.
+#[derive(Debug, Parser)]
+#[command(name = "f2b-notify", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Config file to read; repeat to merge several, later ones win. Default:
+    /// /etc/f2b-notify/config.toml then /etc/f2b-notify/conf.d/*.toml. F2B_NOTIFY_CONFIG
+    /// (paths separated by `:`) does the same.
+    #[arg(long = "config", short = 'c', value_name = "FILE", global = true)]
+    pub config: Vec<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Report one Fail2Ban event (what the action file runs).
+    Notify(NotifyArgs),
+    /// Validate the config; print the sinks and the routing table.
+    Check,
+    /// Deliver a sample event through a jail's route now and print each sink's result;
+    /// exit 1 if any failed.
+    Test(TestArgs),
+    /// Print the Fail2Ban action file (config/action.d/f2b-notify.conf).
+    Action,
+}
+
+/// The event word on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Kind {
+    /// The jail started.
+    Start,
+    /// The jail stopped.
+    Stop,
+    /// An address was banned.
+    Ban,
+    /// An address was unbanned.
+    Unban,
+}
+
+impl From<Kind> for EventKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Start => EventKind::Start,
+            Kind::Stop => EventKind::Stop,
+            Kind::Ban => EventKind::Ban,
+            Kind::Unban => EventKind::Unban,
+        }
+    }
+}
+
+/// `notify`'s arguments, named after Fail2Ban's tags. Numbers are taken as text and checked
+/// afterwards, so that an empty tag means "not given" rather than an error.
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    /// start, stop, ban or unban.
+    #[arg(value_enum)]
+    pub event: Kind,
+    /// The jail (`<name>`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub jail: String,
+    /// The banned id (`<ip>`): an IPv4/IPv6 address or any other non-empty text.
+    #[arg(long, allow_hyphen_values = true, value_name = "ADDR")]
+    pub ip: Option<String>,
+    /// How many failures led to the ban (`<failures>`).
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
+    pub failures: Option<String>,
+    /// When the ban happened, epoch seconds, possibly fractional (`<time>`).
+    #[arg(long, allow_hyphen_values = true, value_name = "EPOCH")]
+    pub time: Option<String>,
+    /// Ban length in seconds, -1 for permanent (`<bantime>`).
+    #[arg(long, allow_hyphen_values = true, value_name = "SECS")]
+    pub bantime: Option<String>,
+    /// 1 when Fail2Ban restored the ban at restart (`<restored>`).
+    #[arg(long, allow_hyphen_values = true, value_name = "0|1")]
+    pub restored: Option<String>,
+    /// The user name from the log line (`<F-USER>`).
+    #[arg(long, allow_hyphen_values = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// The matched log lines (`<matches>`).
+    #[arg(long, allow_hyphen_values = true, value_name = "TEXT")]
+    pub matches: Option<String>,
+}
+
+/// `test`'s arguments.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The jail whose route to try.
+    #[arg(long, allow_hyphen_values = true)]
+    pub jail: String,
+    /// The sample event's kind.
+    #[arg(long, value_enum, default_value = "ban")]
+    pub event: Kind,
+    /// The sample address (default 192.0.2.1, a documentation address).
+    #[arg(long, allow_hyphen_values = true, value_name = "ADDR", default_value = "192.0.2.1")]
+    pub ip: String,
+}

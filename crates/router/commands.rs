@@ -1,0 +1,257 @@
+//! What each subcommand does.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use f2b_notify_core::{Event, EventKind, Sink, SinkError};
+
+use crate::cli::{Cli, Command, NotifyArgs, TestArgs};
+use crate::config::{self, Loaded, Sources};
+use crate::registry;
+use crate::route::{Decision, Table};
+
+/// The Fail2Ban action file, shipped in the binary so `f2b-notify action` needs no files.
+pub const ACTION_FILE: &str = include_str!("../../config/action.d/f2b-notify.conf");
+
+/// An upper bound on one delivery in the action path, far below Fail2Ban's 60 s action
+/// timeout, in case a sink's own timeout misbehaves.
+const DELIVERY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let sources = Sources::from_args(&cli.config);
+    match cli.command {
+        Command::Action => {
+            print!("{ACTION_FILE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => check(&sources),
+        Command::Notify(args) => notify(&sources, args),
+        Command::Test(args) => test(&sources, args),
+    }
+}
+
+fn load(sources: &Sources) -> anyhow::Result<Loaded> {
+    config::load(sources).map_err(|e| anyhow!(e))
+}
+
+fn host_name(loaded: &Loaded) -> String {
+    if let Some(h) = loaded.config.host.as_deref().filter(|h| !h.is_empty()) {
+        return h.to_owned();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Turns `notify`'s arguments into an event. Empty values (a tag Fail2Ban had nothing for)
+/// count as not given; malformed numbers are an error naming the argument.
+pub fn event_from_args(args: NotifyArgs, host: String) -> anyhow::Result<Event> {
+    let kind: EventKind = args.event.into();
+    let jail = args.jail.trim().to_owned();
+    if jail.is_empty() {
+        bail!("--jail must not be empty");
+    }
+    if jail.chars().any(char::is_control) {
+        bail!("--jail must not contain control characters");
+    }
+    let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let mut event = if kind.has_target() {
+        let Some(id) = nonempty(args.ip) else { bail!("`notify {kind}` needs --ip ADDR (a non-empty address or id)") };
+        Event::target_event(kind, jail, id.trim(), host)
+    } else {
+        Event::jail_event(kind, jail, host)
+    };
+    if let Some(v) = nonempty(args.failures) {
+        event.failures = Some(v.trim().parse().map_err(|_| anyhow!("--failures `{v}` is not a whole number"))?);
+    }
+    if let Some(v) = nonempty(args.time) {
+        let t: f64 = v.trim().parse().map_err(|_| anyhow!("--time `{v}` is not a number of seconds since the epoch"))?;
+        if !t.is_finite() || t < 0.0 {
+            bail!("--time `{v}` is not a number of seconds since the epoch");
+        }
+        event.time = Some(t);
+    }
+    if let Some(v) = nonempty(args.bantime) {
+        event.bantime = Some(v.trim().parse().map_err(|_| anyhow!("--bantime `{v}` is not a whole number of seconds"))?);
+    }
+    if let Some(v) = nonempty(args.restored) {
+        event.restored = match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" => true,
+            "0" | "false" | "no" => false,
+            _ => bail!("--restored `{v}` must be 0 or 1"),
+        };
+    }
+    event.user = nonempty(args.user);
+    event.matches = nonempty(args.matches);
+    Ok(event)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn build_sinks(loaded: &Loaded, names: &[String]) -> anyhow::Result<Vec<Arc<dyn Sink>>> {
+    names
+        .iter()
+        .map(|name| {
+            let cfg = loaded.config.sinks.get(name).ok_or_else(|| anyhow!("no sink named `{name}`"))?;
+            registry::build(name, cfg)
+        })
+        .collect()
+}
+
+/// Sends `event` to every sink at once and returns each sink's result, in order.
+async fn deliver(sinks: &[Arc<dyn Sink>], event: &Event) -> Vec<Result<(), SinkError>> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, sink) in sinks.iter().enumerate() {
+        let sink = Arc::clone(sink);
+        let event = event.clone();
+        set.spawn(async move {
+            let result = match tokio::time::timeout(DELIVERY_DEADLINE, sink.send(&event)).await {
+                Ok(r) => r,
+                Err(_) => Err(SinkError::transient(format!("no answer within {} s", DELIVERY_DEADLINE.as_secs()))),
+            };
+            (i, result)
+        });
+    }
+    let mut results: Vec<Result<(), SinkError>> = (0..sinks.len()).map(|_| Ok(())).collect();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((i, r)) => results[i] = r,
+            Err(e) => tracing::error!("a sink task failed: {e}"),
+        }
+    }
+    results
+}
+
+fn notify(sources: &Sources, args: NotifyArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load(sources)?;
+    let event = event_from_args(args, host_name(&loaded))?;
+    let table = Table::new(&loaded.config.jails);
+    let names = match table.decide(&event) {
+        Decision::Send(names) => names,
+        Decision::NoRoute => {
+            tracing::warn!("jail `{}` matches no route in the config: {} event dropped", event.jail, event.kind);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Decision::Filtered | Decision::Restored => return Ok(ExitCode::SUCCESS),
+    };
+    let sinks = build_sinks(&loaded, names)?;
+    let results = runtime()?.block_on(deliver(&sinks, &event));
+    for (sink, result) in sinks.iter().zip(results) {
+        if let Err(e) = result {
+            // Reported, not fatal: a non-zero exit would make Fail2Ban run us again.
+            let class = if e.is_transient() { "transient" } else { "permanent" };
+            tracing::error!("sink `{}`: {} not delivered ({class}): {e}", sink.name(), event.kind);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(sources: &Sources) -> anyhow::Result<ExitCode> {
+    let loaded = load(sources)?;
+    let mut out = String::new();
+    out.push_str(&format!("config: {}\n", config::describe_files(&loaded.files)));
+    out.push_str(&format!("host: {}\n", host_name(&loaded)));
+    let mut warnings = Vec::new();
+    out.push_str("sinks:\n");
+    if loaded.config.sinks.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    let width = loaded.config.sinks.keys().map(String::len).max().unwrap_or(0);
+    for (name, cfg) in &loaded.config.sinks {
+        let sink = registry::build(name, cfg)?;
+        out.push_str(&format!("  {name:width$}  {}\n", sink.kind()));
+        warnings.extend(sink.check().into_iter().map(|w| format!("sink `{name}`: {w}")));
+    }
+    let table = Table::new(&loaded.config.jails);
+    out.push_str("routes (first match wins):\n");
+    if table.routes().is_empty() {
+        out.push_str("  (none: every event is dropped)\n");
+        warnings.push("no [jails.…] route: every event is dropped".to_owned());
+    }
+    let width = table.routes().iter().map(|r| r.pattern.len()).max().unwrap_or(0);
+    for route in table.routes() {
+        let events: Vec<&str> = route.config.events.iter().map(|e| e.as_str()).collect();
+        out.push_str(&format!(
+            "  {:width$}  -> {}  [events: {}; restored bans: {}]\n",
+            route.pattern,
+            if route.config.sinks.is_empty() { "(no sinks)".to_owned() } else { route.config.sinks.join(", ") },
+            events.join(", "),
+            if route.config.restored { "announced" } else { "quiet" },
+        ));
+    }
+    if !table.routes().iter().any(|r| r.pattern == "*") && !table.routes().is_empty() {
+        warnings.push("no `[jails.\"*\"]` fallback: events of jails that match no route are dropped".to_owned());
+    }
+    if !warnings.is_empty() {
+        out.push_str("warnings:\n");
+        for w in &warnings {
+            out.push_str(&format!("  {w}\n"));
+        }
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test(sources: &Sources, args: TestArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load(sources)?;
+    let table = Table::new(&loaded.config.jails);
+    let route = table
+        .find(&args.jail)
+        .ok_or_else(|| anyhow!("jail `{}` matches no route in the config", args.jail))?;
+    let kind: EventKind = args.event.into();
+    let host = host_name(&loaded);
+    let mut event = if kind.has_target() {
+        Event::target_event(kind, &args.jail, &args.ip, host)
+    } else {
+        Event::jail_event(kind, &args.jail, host)
+    };
+    if kind == EventKind::Ban {
+        event.failures = Some(3);
+        event.bantime = Some(600);
+    }
+    event.time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs_f64());
+    event.matches = Some("f2b-notify test: sample event, not a real attack".to_owned());
+    println!("jail `{}` takes route `{}`; sending a sample {kind} event", args.jail, route.pattern);
+    if !route.config.events.contains(&kind) {
+        println!("note: this route does not send {kind} events from Fail2Ban; sending the sample anyway");
+    }
+    let sinks = build_sinks(&loaded, &route.config.sinks)?;
+    let results = runtime()?.block_on(deliver(&sinks, &event));
+    let mut failed = false;
+    for (sink, result) in sinks.iter().zip(results) {
+        match result {
+            Ok(()) => println!("sink `{}` ({}): ok", sink.name(), sink.kind()),
+            Err(e) => {
+                failed = true;
+                println!("sink `{}` ({}): FAILED: {}", sink.name(), sink.kind(), explain(&e));
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The error and what it means for the operator.
+fn explain(e: &SinkError) -> String {
+    match e {
+        SinkError::Transient { message, retry_after: Some(wait) } => {
+            format!("{message} (temporary: the service asked to wait {} s before trying again)", wait.as_secs())
+        }
+        SinkError::Transient { message, retry_after: None } => {
+            format!("{message} (temporary: a later try may succeed)")
+        }
+        SinkError::Permanent { message } => format!("{message} (permanent: fix the config or the remote side)"),
+    }
+}

@@ -1,0 +1,67 @@
+//! f2b-notify: the binary Fail2Ban runs as an action. It turns the action's arguments into an
+//! event, finds the jail's route in the config and hands the event to that route's sinks.
+//!
+//! Exit codes: 0 when the event was delivered or deliberately dropped (a sink failure is
+//! reported on stderr but still exits 0, because a non-zero exit makes Fail2Ban run the action
+//! again and duplicate what already went out); 1 when `test` saw a sink fail; 2 for bad
+//! arguments or a bad config, with one line on stderr that Fail2Ban logs.
+
+mod cli;
+mod commands;
+mod config;
+mod registry;
+mod route;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
+    init_logging();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: Fail2Ban logs stderr, and a multi-line error is hard to read there.
+            let text = format!("{e:#}").replace('\n', " ");
+            eprintln!("f2b-notify: {text}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Help and version go out as clap prints them; a usage error becomes one line.
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+    }
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("f2b-notify: {first} (see `f2b-notify --help`)");
+    ExitCode::from(2)
+}
+
+/// Warnings and errors to stderr; `F2B_NOTIFY_LOG=debug` (or info, trace) for more.
+fn init_logging() {
+    let level = std::env::var("F2B_NOTIFY_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing_subscriber::filter::LevelFilter>().ok())
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::WARN);
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .without_time()
+        .with_ansi(false)
+        .init();
+}

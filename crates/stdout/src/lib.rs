@@ -1,0 +1,201 @@
+//! The stdout sink: one line per event, as text or as a JSON object, written to stdout or
+//! appended to a file.
+//!
+//! Fail2Ban reads an action's stdout only after the process exits, through a pipe: more than
+//! about 64 KiB deadlocks the action until its timeout. So every line is capped far below that
+//! (the attacker-controlled `matches` and `user` first).
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::path::PathBuf;
+
+use f2b_notify_core::{async_trait, truncate_chars, ConfigError, Event, Renderer, Sink, SinkError, Templates};
+use serde::Deserialize;
+
+/// Longest `matches` text written (characters).
+const MAX_MATCHES: usize = 4_000;
+/// Longest `user` written (characters).
+const MAX_USER: usize = 256;
+/// Longest whole line (characters): far under Fail2Ban's 64 KiB pipe.
+const MAX_LINE: usize = 8_000;
+
+/// Configuration of a `type = "stdout"` sink.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `text` (the rendered message, one line per event) or `json` (one JSON object per line
+    /// with every event field and the rendered `message`). Default `text`.
+    #[serde(default)]
+    pub format: Format,
+    /// Append to this file instead of writing to stdout. The file is created if missing.
+    pub path: Option<PathBuf>,
+    /// Per-event message templates (`[sinks.NAME.templates] ban = "…"`).
+    #[serde(default)]
+    pub templates: Templates,
+}
+
+/// How each event is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The rendered message text.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A built stdout sink.
+#[derive(Debug)]
+pub struct StdoutSink {
+    name: String,
+    config: Config,
+    renderer: Renderer,
+}
+
+impl StdoutSink {
+    /// Builds the sink; a bad template is reported now.
+    pub fn new(name: impl Into<String>, config: Config) -> Result<Self, ConfigError> {
+        let renderer = Renderer::new(&config.templates).map_err(|e| ConfigError::new(e.to_string()))?;
+        Ok(Self { name: name.into(), config, renderer })
+    }
+
+    /// The line this sink writes for `event`, without the newline.
+    pub fn line(&self, event: &Event) -> Result<String, SinkError> {
+        let mut event = Cow::Borrowed(event);
+        if let Some(m) = &event.matches {
+            if let Cow::Owned(cut) = truncate_chars(m, MAX_MATCHES) {
+                event.to_mut().matches = Some(cut);
+            }
+        }
+        if let Some(u) = &event.user {
+            if let Cow::Owned(cut) = truncate_chars(u, MAX_USER) {
+                event.to_mut().user = Some(cut);
+            }
+        }
+        let message = self
+            .renderer
+            .render_plain(&event)
+            .map_err(|e| SinkError::permanent(e.to_string()))?;
+        let line = match self.config.format {
+            // One event, one line: control characters (a newline from a template or a log
+            // line) must not forge a second line.
+            Format::Text => message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect(),
+            Format::Json => {
+                #[derive(serde::Serialize)]
+                struct Line<'a> {
+                    #[serde(flatten)]
+                    event: &'a Event,
+                    message: &'a str,
+                }
+                serde_json::to_string(&Line { event: &event, message: &message })
+                    .map_err(|e| SinkError::permanent(format!("cannot encode JSON: {e}")))?
+            }
+        };
+        Ok(truncate_chars(&line, MAX_LINE).into_owned())
+    }
+}
+
+#[async_trait]
+impl Sink for StdoutSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "stdout"
+    }
+
+    async fn send(&self, event: &Event) -> Result<(), SinkError> {
+        let mut line = self.line(event)?;
+        line.push('\n');
+        // One write call per line, so concurrent writers appending to one file do not
+        // interleave inside a line.
+        match &self.config.path {
+            Some(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| f.write_all(line.as_bytes()))
+                .map_err(|e| classify_io(&format!("cannot append to {}", path.display()), e)),
+            None => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(line.as_bytes())
+                    .and_then(|()| out.flush())
+                    .map_err(|e| classify_io("cannot write to stdout", e))
+            }
+        }
+    }
+}
+
+/// A full disk or a busy file may clear up; a missing directory or a permission problem
+/// will not without someone fixing the config.
+fn classify_io(what: &str, e: std::io::Error) -> SinkError {
+    use std::io::ErrorKind::*;
+    let message = format!("{what}: {e}");
+    match e.kind() {
+        NotFound | PermissionDenied | IsADirectory | InvalidInput | BrokenPipe => SinkError::permanent(message),
+        _ => SinkError::transient(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use f2b_notify_core::EventKind;
+
+    fn hostile_ban() -> Event {
+        let mut e = Event::target_event(EventKind::Ban, "sshd", "203.0.113.7", "host");
+        e.failures = Some(3);
+        e.user = Some("--help\n<!channel>".into());
+        e.matches = Some("x".repeat(1_000_000));
+        e
+    }
+
+    #[tokio::test]
+    async fn json_lines_appended_to_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let sink = StdoutSink::new(
+            "console",
+            Config { format: Format::Json, path: Some(path.clone()), templates: Templates::default() },
+        )
+        .unwrap();
+        sink.send(&hostile_ban()).await.unwrap();
+        sink.send(&Event::jail_event(EventKind::Stop, "sshd", "host")).await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(first["kind"], "ban");
+        assert_eq!(first["id"], "203.0.113.7");
+        assert_eq!(first["user"], "--help\n<!channel>");
+        assert_eq!(first["message"], "Fail2Ban (sshd) banned IP 203.0.113.7 for 3 failure(s)");
+        assert!(lines[0].len() < 16 * 1024, "line is {} bytes", lines[0].len());
+        let second: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(second["kind"], "stop");
+    }
+
+    #[test]
+    fn text_is_one_line_and_capped() {
+        let t = Templates { ban: Some("{{ user }} {{ matches }}".into()), ..Templates::default() };
+        let sink = StdoutSink::new("c", Config { templates: t, ..Config::default() }).unwrap();
+        let line = sink.line(&hostile_ban()).unwrap();
+        assert!(!line.contains('\n'));
+        assert!(line.starts_with("--help <!channel> xxx"));
+        assert!(line.chars().count() <= MAX_LINE);
+        assert!(line.contains("[cut "));
+    }
+
+    #[tokio::test]
+    async fn missing_directory_is_permanent() {
+        let sink = StdoutSink::new(
+            "c",
+            Config { path: Some("/nonexistent-dir/x/out".into()), ..Config::default() },
+        )
+        .unwrap();
+        let err = sink.send(&hostile_ban()).await.unwrap_err();
+        assert!(err.is_permanent(), "{err:?}");
+        assert!(err.to_string().contains("/nonexistent-dir/x/out"));
+    }
+}
