@@ -255,3 +255,46 @@ fn explain(e: &SinkError) -> String {
         SinkError::Permanent { message } => format!("{message} (permanent: fix the config or the remote side)"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Event> {
+        let cli = Cli::try_parse_from(std::iter::once("f2b-notify").chain(args.iter().copied()))?;
+        match cli.command {
+            Command::Notify(a) => event_from_args(a, "h".into()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hyphen_values_are_data() {
+        let e = parse(&["notify", "ban", "--jail", "sshd", "--ip", "192.0.2.1", "--user", "--help", "--matches", "-x --y"]).unwrap();
+        assert_eq!(e.user.as_deref(), Some("--help"));
+        assert_eq!(e.matches.as_deref(), Some("-x --y"));
+        let e = parse(&["notify", "ban", "--jail=sshd", "--ip=192.0.2.1", "--bantime", "-1", "--user=-v"]).unwrap();
+        assert_eq!(e.bantime, Some(-1));
+        assert_eq!(e.user.as_deref(), Some("-v"));
+    }
+
+    #[test]
+    fn numbers_and_flags() {
+        let e = parse(&["notify", "ban", "--jail=j", "--ip= 192.0.2.1 ", "--time=1700000000.75", "--restored=1", "--failures=7"]).unwrap();
+        assert_eq!(e.id.as_deref(), Some("192.0.2.1"));
+        assert!(e.ip.is_some());
+        assert_eq!(e.time, Some(1_700_000_000.75));
+        assert!(e.restored);
+        assert_eq!(e.failures, Some(7));
+        // Restored bans come with an integer time string.
+        assert_eq!(parse(&["notify", "ban", "--jail=j", "--ip=x", "--time=1700000000"]).unwrap().time, Some(1_700_000_000.0));
+        for bad in ["--time=nan", "--time=-5", "--time=inf", "--failures=-1", "--restored=maybe"] {
+            assert!(parse(&["notify", "ban", "--jail=j", "--ip=x", bad]).is_err(), "{bad}");
+        }
+        // Start and stop need no address and ignore none they get.
+        let e = parse(&["notify", "start", "--jail=j"]).unwrap();
+        assert!(e.id.is_none());
+        assert!(parse(&["notify", "start", "--jail=a\nb"]).is_err());
+    }
+}

@@ -304,3 +304,151 @@ pub fn describe_files(files: &[PathBuf]) -> String {
         files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    /// Runs `f` inside a figment Jail (a temp dir as cwd, environment restored afterwards,
+    /// one at a time) and returns the load result for the given files.
+    fn load_in_jail(files: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Loaded, String> {
+        let mut out = None;
+        Jail::expect_with(|jail| {
+            for (name, body) in files {
+                jail.create_file(name, body)?;
+            }
+            for (k, v) in env {
+                jail.set_env(k, v);
+            }
+            let paths = files.iter().map(|(n, _)| jail.directory().join(n)).collect();
+            out = Some(load(&Sources::Explicit(paths)));
+            Ok(())
+        });
+        out.expect("jail ran")
+    }
+
+    fn err(files: &[(&str, &str)], env: &[(&str, &str)]) -> String {
+        load_in_jail(files, env).expect_err("config should be rejected")
+    }
+
+    const BASE: &str = r#"
+host = "from-file-1"
+[sinks.console]
+type = "stdout"
+format = "text"
+[jails.sshd]
+sinks = ["console"]
+"#;
+
+    #[test]
+    fn merge_order_file_then_later_file_then_env() {
+        let second = "host = \"from-file-2\"\n[sinks.console]\nformat = \"json\"\n";
+        let loaded = load_in_jail(&[("a.toml", BASE), ("b.toml", second)], &[]).unwrap();
+        assert_eq!(loaded.config.host.as_deref(), Some("from-file-2"));
+        match &loaded.config.sinks["console"] {
+            SinkConfig::Stdout(c) => assert_eq!(c.format, f2b_notify_stdout::Format::Json),
+            other => panic!("{other:?}"),
+        }
+        // The first file's route survives the second file.
+        assert_eq!(loaded.config.jails["sshd"].sinks, ["console"]);
+        let loaded = load_in_jail(
+            &[("a.toml", BASE), ("b.toml", second)],
+            &[("F2B_NOTIFY_HOST", "from-env"), ("F2B_NOTIFY_SINKS__CONSOLE__FORMAT", "text")],
+        )
+        .unwrap();
+        assert_eq!(loaded.config.host.as_deref(), Some("from-env"));
+        match &loaded.config.sinks["console"] {
+            SinkConfig::Stdout(c) => assert_eq!(c.format, f2b_notify_stdout::Format::Text),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn env_can_add_routes_and_defaults_apply() {
+        let loaded = load_in_jail(&[("a.toml", BASE)], &[("F2B_NOTIFY_JAILS__WEB__SINKS", "[console]")]).unwrap();
+        let web = &loaded.config.jails["web"];
+        assert_eq!(web.sinks, ["console"]);
+        assert_eq!(web.events, EventKind::ALL);
+        assert!(!web.restored);
+    }
+
+    #[test]
+    fn default_dir_and_embedded_default() {
+        Jail::expect_with(|jail| {
+            let dir = jail.directory().join("etc");
+            std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+            // Nothing there: the embedded default sends everything to stdout.
+            let loaded = load(&Sources::Default(dir.clone())).unwrap();
+            assert!(loaded.files.is_empty());
+            assert_eq!(loaded.config.jails["*"].sinks, ["stdout"]);
+            // config.toml, then conf.d in name order; a non-.toml file is ignored.
+            std::fs::write(dir.join("config.toml"), BASE).unwrap();
+            std::fs::write(dir.join("conf.d/20-b.toml"), "host = \"b\"\n").unwrap();
+            std::fs::write(dir.join("conf.d/10-a.toml"), "host = \"a\"\n").unwrap();
+            std::fs::write(dir.join("conf.d/30-c.toml.bak"), "host = \"bak\"\n").unwrap();
+            let loaded = load(&Sources::Default(dir.clone())).unwrap();
+            assert_eq!(loaded.config.host.as_deref(), Some("b"));
+            assert_eq!(loaded.files.len(), 3);
+            assert!(!loaded.config.jails.contains_key("*"), "the embedded default is not mixed into a real config");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sources_precedence() {
+        Jail::expect_with(|jail| {
+            jail.set_env(CONFIG_ENV, "/a.toml:/b.toml");
+            assert_eq!(Sources::from_args(&[]), Sources::Explicit(vec!["/a.toml".into(), "/b.toml".into()]));
+            assert_eq!(Sources::from_args(&["/c.toml".into()]), Sources::Explicit(vec!["/c.toml".into()]));
+            jail.set_env(CONFIG_ENV, "");
+            jail.set_env(CONFIG_DIR_ENV, "/somewhere");
+            assert_eq!(Sources::from_args(&[]), Sources::Default("/somewhere".into()));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_config_error_is_one_clear_line() {
+        let cases: Vec<(Vec<(&str, &str)>, Vec<(&str, &str)>, Vec<&str>)> = vec![
+            // unknown top-level key
+            (vec![("a.toml", "sinkz = 1\n")], vec![], vec!["a.toml", "key `sinkz`", "unknown field"]),
+            // unknown key in a sink
+            (vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\nformatt = \"x\"\n")], vec![], vec!["a.toml", "sinks.c", "formatt"]),
+            // unknown key in a route
+            (vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\n[jails.sshd]\nsinks = [\"c\"]\nevent = [\"ban\"]\n")], vec![], vec!["a.toml", "jails.sshd", "event"]),
+            // unknown sink type
+            (vec![("a.toml", "[sinks.c]\ntype = \"pager\"\n")], vec![], vec!["a.toml", "sinks.c", "pager"]),
+            // missing type
+            (vec![("a.toml", "[sinks.c]\nformat = \"json\"\n")], vec![], vec!["a.toml", "sinks.c", "type"]),
+            // route to a missing sink
+            (vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\n[jails.sshd]\nsinks = [\"ops\"]\n")], vec![], vec!["a.toml", "jails.sshd.sinks", "no sink named `ops`", "defined sinks: c"]),
+            // unknown event in a route
+            (vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\n[jails.sshd]\nsinks = [\"c\"]\nevents = [\"bann\"]\n")], vec![], vec!["a.toml", "jails.sshd", "bann"]),
+            // bad sink name
+            (vec![("a.toml", "[sinks.Ops]\ntype = \"stdout\"\n")], vec![], vec!["a.toml", "sinks.Ops", "a-z, 0-9 and _"]),
+            // bad glob
+            (vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\n[jails.\"nginx-[\"]\nsinks = [\"c\"]\n")], vec![], vec!["a.toml", "nginx-[", "not a valid glob"]),
+            // malformed TOML
+            (vec![("a.toml", "[sinks.c\n")], vec![], vec!["a.toml", "TOML parse error"]),
+            // a bad value in the later of two files names that file
+            (vec![("a.toml", BASE), ("b.toml", "[jails.sshd]\nrestored = \"maybe\"\n")], vec![], vec!["b.toml", "jails.sshd.restored", "maybe"]),
+            // bad environment override names the variable
+            (vec![("a.toml", BASE)], vec![("F2B_NOTIFY_JAILS__SSHD__RESTORED", "maybe")], vec!["F2B_NOTIFY_JAILS__SSHD__RESTORED", "jails.sshd.restored", "maybe"]),
+            (vec![("a.toml", BASE)], vec![("F2B_NOTIFY_SINKS__CONSOLE__FORMAT", "xml")], vec!["F2B_NOTIFY_SINKS__CONSOLE__FORMAT", "xml"]),
+        ];
+        for (files, env, wants) in cases {
+            let msg = err(&files, &env);
+            assert!(!msg.contains('\n'), "not one line: {msg}");
+            for want in wants {
+                assert!(msg.contains(want), "{msg:?} lacks {want:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn unreadable_file_is_an_error() {
+        let msg = load(&Sources::Explicit(vec!["/nonexistent/f2b.toml".into()])).unwrap_err();
+        assert!(msg.contains("cannot read config file /nonexistent/f2b.toml"), "{msg}");
+    }
+}

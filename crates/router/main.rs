@@ -40,13 +40,17 @@ fn clap_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
     }
+    // clap's message sits above the usage block; some messages continue on the next lines
+    // ("the following required arguments were not provided:\n  --jail <JAIL>").
     let rendered = e.render().to_string();
-    let first = rendered
+    let message: Vec<&str> = rendered
         .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let first = message.join(" ");
+    let first = first.strip_prefix("error: ").unwrap_or(&first);
     eprintln!("f2b-notify: {first} (see `f2b-notify --help`)");
     ExitCode::from(2)
 }

@@ -159,15 +159,14 @@ pub fn human_duration(secs: i64) -> String {
         return "0 s".to_owned();
     }
     const UNITS: [(i64, &str); 5] = [(604_800, "w"), (86_400, "d"), (3_600, "h"), (60, "min"), (1, "s")];
-    let mut rest = secs;
-    let mut parts = Vec::new();
-    for (size, name) in UNITS {
-        if rest >= size {
-            parts.push(format!("{} {name}", rest / size));
-            rest %= size;
-        }
-        if parts.len() == 2 {
-            break;
+    // The largest unit, then the next one down if it is not zero ("2 d", not "2 d 5 s").
+    let Some(i) = UNITS.iter().position(|&(size, _)| secs >= size) else { return "0 s".to_owned() };
+    let (size, name) = UNITS[i];
+    let mut parts = vec![format!("{} {name}", secs / size)];
+    if let Some(&(next, next_name)) = UNITS.get(i + 1) {
+        let n = (secs % size) / next;
+        if n > 0 {
+            parts.push(format!("{n} {next_name}"));
         }
     }
     parts.join(" ")

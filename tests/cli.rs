@@ -1,0 +1,321 @@
+//! The built binary, run as Fail2Ban and administrators run it: arguments, exit codes, the
+//! config it reads, and what reaches the stdout sink.
+
+use crate::util::{json_lines, run, Dir};
+
+/// A config with a JSON-lines file sink for `sshd` and a text stdout fallback.
+fn json_config(dir: &Dir, extra: &str) -> std::path::PathBuf {
+    let out = dir.path().join("events.jsonl");
+    dir.write(
+        "config.toml",
+        &format!(
+            r#"
+host = "test.example"
+[sinks.file]
+type = "stdout"
+format = "json"
+path = "{}"
+
+[sinks.console]
+type = "stdout"
+
+[jails.sshd]
+sinks = ["file"]
+
+[jails."*"]
+sinks = ["console"]
+{extra}
+"#,
+            out.display()
+        ),
+    )
+}
+
+#[test]
+fn no_config_at_all_prints_to_stdout() {
+    let dir = Dir::new();
+    let mut c = dir.cmd();
+    c.args(["notify", "ban", "--jail", "sshd", "--ip", "203.0.113.7", "--failures", "5"]);
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout, "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s)\n");
+    assert_eq!(r.stderr, "");
+}
+
+#[test]
+fn fields_and_hostile_values_arrive_intact() {
+    let dir = Dir::new();
+    let cfg = json_config(&dir, "");
+    let hostile = "--help\"'$(touch pwned)`id`;<!channel>";
+    let mut c = dir.cmd();
+    c.arg("--config").arg(&cfg).args([
+        "notify", "ban", "--jail", "sshd", "--ip", "2001:db8::7", "--failures", "3",
+        "--time", "1700000000.25", "--bantime", "-1", "--restored", "0",
+        // Both spellings Fail2Ban might produce: a separate value that looks like an option,
+        // and the `=` form the action file uses.
+        "--user", "--help",
+    ]);
+    c.arg(format!("--matches={hostile}"));
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let lines = json_lines(&dir.path().join("events.jsonl"));
+    assert_eq!(lines.len(), 1);
+    let e = &lines[0];
+    assert_eq!(e["kind"], "ban");
+    assert_eq!(e["jail"], "sshd");
+    assert_eq!(e["id"], "2001:db8::7");
+    assert_eq!(e["ip"], "2001:db8::7");
+    assert_eq!(e["failures"], 3);
+    assert_eq!(e["time"], 1_700_000_000.25);
+    assert_eq!(e["bantime"], -1);
+    assert_eq!(e["restored"], false);
+    assert_eq!(e["user"], "--help");
+    assert_eq!(e["matches"], hostile);
+    assert_eq!(e["host"], "test.example");
+    assert!(!dir.path().join("pwned").exists());
+}
+
+#[test]
+fn non_ip_ids_are_accepted_and_said() {
+    let dir = Dir::new();
+    let mut c = dir.cmd();
+    c.args(["notify", "unban", "--jail", "postfix-sasl", "--ip", "mallory@example"]);
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout, "Fail2Ban (postfix-sasl) unbanned mallory@example (not an IP address)\n");
+}
+
+#[test]
+fn empty_tags_count_as_not_given() {
+    // A manual `banip` gives failures=0 and no user or matches; F-* tags Fail2Ban has no
+    // value for become empty strings.
+    let dir = Dir::new();
+    let cfg = json_config(&dir, "");
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&cfg).args([
+        "notify", "ban", "--jail=sshd", "--ip=192.0.2.9", "--failures=0", "--time=", "--bantime=",
+        "--restored=", "--user=", "--matches=",
+    ]);
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let e = &json_lines(&dir.path().join("events.jsonl"))[0];
+    assert_eq!(e["failures"], 0);
+    assert!(e.get("user").is_none() && e.get("matches").is_none() && e.get("time").is_none());
+    assert_eq!(e["message"], "Fail2Ban (sshd) banned IP 192.0.2.9");
+}
+
+#[test]
+fn bad_arguments_give_one_line_and_exit_2() {
+    let dir = Dir::new();
+    let cases: &[(&[&str], &str)] = &[
+        (&["notify", "ban", "--jail", "sshd"], "needs --ip"),
+        (&["notify", "ban", "--jail", "sshd", "--ip", ""], "needs --ip"),
+        (&["notify", "ban", "--jail", "", "--ip", "1.2.3.4"], "--jail must not be empty"),
+        (&["notify", "ban", "--jail", "sshd", "--ip", "1.2.3.4", "--failures", "many"], "--failures `many`"),
+        (&["notify", "ban", "--jail", "sshd", "--ip", "1.2.3.4", "--time", "yesterday"], "--time `yesterday`"),
+        (&["notify", "ban", "--jail", "sshd", "--ip", "1.2.3.4", "--bantime", "1.5"], "--bantime `1.5`"),
+        (&["notify", "ban", "--jail", "sshd", "--ip", "1.2.3.4", "--restored", "2"], "--restored `2`"),
+        (&["notify", "banned", "--jail", "sshd"], "banned"),
+        (&["notify", "start"], "--jail"),
+        (&["frobnicate"], "frobnicate"),
+    ];
+    for (args, want) in cases {
+        let mut c = dir.cmd();
+        c.args(*args);
+        let r = run(c);
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: not one line: {:?}", r.stderr);
+        assert!(r.stderr.starts_with("f2b-notify: "), "{:?}", r.stderr);
+        assert!(r.stderr.contains(want), "{args:?}: {:?} lacks {want:?}", r.stderr);
+        assert_eq!(r.stdout, "", "{args:?}");
+    }
+}
+
+#[test]
+fn bad_config_names_file_and_key() {
+    let dir = Dir::new();
+    let cfg = dir.write("bad.toml", "[sinks.console]\ntype = \"stdout\"\ncolour = \"red\"\n");
+    for sub in [&["check"][..], &["notify", "start", "--jail", "sshd"][..]] {
+        let mut c = dir.cmd();
+        c.arg("--config").arg(&cfg).args(sub);
+        let r = run(c);
+        assert_eq!(r.code, Some(2));
+        assert_eq!(r.stderr.lines().count(), 1, "{:?}", r.stderr);
+        assert!(r.stderr.contains("bad.toml") && r.stderr.contains("sinks.console") && r.stderr.contains("colour"), "{:?}", r.stderr);
+    }
+}
+
+#[test]
+fn config_from_environment_variable_and_env_override() {
+    let dir = Dir::new();
+    let cfg = json_config(&dir, "");
+    let mut c = dir.cmd();
+    c.env("F2B_NOTIFY_CONFIG", &cfg).env("F2B_NOTIFY_HOST", "env.example");
+    c.args(["notify", "start", "--jail", "sshd"]);
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let e = &json_lines(&dir.path().join("events.jsonl"))[0];
+    assert_eq!(e["host"], "env.example");
+    assert_eq!(e["message"], "Fail2Ban (sshd) jail started on env.example");
+}
+
+#[test]
+fn routing_events_and_restored() {
+    let dir = Dir::new();
+    let cfg = json_config(
+        &dir,
+        r#"
+[jails."web-*"]
+sinks = ["file"]
+events = ["ban"]
+restored = true
+"#,
+    );
+    let notify = |args: &[&str]| {
+        let mut c = dir.cmd();
+        c.arg("-c").arg(&cfg).arg("notify").args(args);
+        run(c)
+    };
+    // Restored bans stay quiet by default...
+    assert_eq!(notify(&["ban", "--jail=sshd", "--ip=192.0.2.1", "--restored=1"]).code, Some(0));
+    // ...unless the route asks for them.
+    assert_eq!(notify(&["ban", "--jail=web-auth", "--ip=192.0.2.2", "--restored=1"]).code, Some(0));
+    // Filtered by `events`.
+    assert_eq!(notify(&["unban", "--jail=web-auth", "--ip=192.0.2.2"]).code, Some(0));
+    // The fallback goes to the console.
+    let r = notify(&["stop", "--jail=postfix"]);
+    assert_eq!(r.stdout, format!("Fail2Ban (postfix) jail stopped on test.example\n"));
+    let lines = json_lines(&dir.path().join("events.jsonl"));
+    let got: Vec<(String, String)> = lines
+        .iter()
+        .map(|e| (e["jail"].as_str().unwrap().to_owned(), e["kind"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(got, [("web-auth".to_owned(), "ban".to_owned())]);
+    assert_eq!(lines[0]["restored"], true);
+    assert_eq!(lines[0]["message"], "Fail2Ban (web-auth) banned IP 192.0.2.2 (restored at restart)");
+}
+
+#[test]
+fn unrouted_jail_is_dropped_with_a_warning() {
+    let dir = Dir::new();
+    let cfg = dir.write("c.toml", "[sinks.c]\ntype = \"stdout\"\n[jails.sshd]\nsinks = [\"c\"]\n");
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail", "dovecot", "--ip", "192.0.2.1"]);
+    let r = run(c);
+    assert_eq!(r.code, Some(0));
+    assert_eq!(r.stdout, "");
+    assert!(r.stderr.contains("jail `dovecot` matches no route"), "{:?}", r.stderr);
+}
+
+#[test]
+fn sink_failure_is_reported_but_exits_0() {
+    // A non-zero exit would make Fail2Ban run the action again.
+    let dir = Dir::new();
+    let cfg = dir.write(
+        "c.toml",
+        "[sinks.file]\ntype = \"stdout\"\npath = \"/nonexistent-dir/out\"\n[jails.\"*\"]\nsinks = [\"file\"]\n",
+    );
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail", "sshd", "--ip", "192.0.2.1"]);
+    let r = run(c);
+    assert_eq!(r.code, Some(0));
+    assert!(r.stderr.contains("sink `file`") && r.stderr.contains("/nonexistent-dir/out"), "{:?}", r.stderr);
+
+    // `test` says the same and exits 1.
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&cfg).args(["test", "--jail", "sshd"]);
+    let r = run(c);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stdout.contains("sink `file` (stdout): FAILED"), "{}", r.stdout);
+    assert!(r.stdout.contains("permanent"), "{}", r.stdout);
+}
+
+#[test]
+fn test_command_delivers_a_sample() {
+    let dir = Dir::new();
+    let cfg = json_config(&dir, "");
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&cfg).args(["test", "--jail", "sshd", "--event", "unban", "--ip", "198.51.100.4"]);
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("jail `sshd` takes route `sshd`"), "{}", r.stdout);
+    assert!(r.stdout.contains("sink `file` (stdout): ok"), "{}", r.stdout);
+    let e = &json_lines(&dir.path().join("events.jsonl"))[0];
+    assert_eq!(e["kind"], "unban");
+    assert_eq!(e["id"], "198.51.100.4");
+}
+
+#[test]
+fn check_prints_sinks_and_routes() {
+    let dir = Dir::new();
+    let cfg = json_config(&dir, "[jails.\"nginx-*\"]\nsinks = [\"file\", \"console\"]\nevents = [\"ban\"]\n");
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&cfg).arg("check");
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let routes: Vec<&str> = r.stdout.lines().skip_while(|l| !l.starts_with("routes")).skip(1).collect();
+    assert!(routes[0].trim_start().starts_with("sshd"), "{}", r.stdout);
+    assert!(routes[1].contains("nginx-*") && routes[1].contains("-> file, console") && routes[1].contains("events: ban;"), "{}", r.stdout);
+    assert!(routes[2].trim_start().starts_with('*'), "{}", r.stdout);
+    assert!(r.stdout.contains("  console  stdout"), "{}", r.stdout);
+
+    // The example config in config/ is valid.
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/config.toml");
+    let mut c = dir.cmd();
+    c.arg("-c").arg(example).arg("check");
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}
+
+#[test]
+fn action_prints_the_shipped_action_file() {
+    let dir = Dir::new();
+    let mut c = dir.cmd();
+    c.arg("action");
+    let r = run(c);
+    assert_eq!(r.code, Some(0));
+    let shipped = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/action.d/f2b-notify.conf")).unwrap();
+    assert_eq!(r.stdout, shipped);
+    // Tags in double quotes only: single quotes would turn escaped values into `$f2bV_…` text.
+    for line in shipped.lines().filter(|l| l.starts_with("action")) {
+        assert!(!line.contains('\''), "single quote in {line}");
+        for tag in ["<ip>", "<F-USER>", "<matches>", "<name>"] {
+            if line.contains(tag) {
+                assert!(line.contains(&format!("=\"{tag}\"")), "{tag} not double-quoted in {line}");
+            }
+        }
+        assert!(!line.contains("<ip-host>"), "DNS lookup in {line}");
+    }
+}
+
+#[test]
+fn output_stays_far_below_the_fail2ban_pipe_limit() {
+    let dir = Dir::new();
+    let cfg = dir.write(
+        "c.toml",
+        "[sinks.c]\ntype = \"stdout\"\nformat = \"json\"\n[jails.\"*\"]\nsinks = [\"c\"]\n",
+    );
+    let mut c = dir.cmd();
+    let big = "Nov 25 sshd: Failed password for root from 192.0.2.1\n".repeat(1_000);
+    c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail", "sshd", "--ip", "192.0.2.1"]).arg(format!("--matches={big}"));
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.len() < 16 * 1024, "{} bytes", r.stdout.len());
+    assert_eq!(r.stdout.lines().count(), 1);
+}
+
+#[cfg(not(feature = "slack-webhook"))]
+#[test]
+fn left_out_sink_type_names_the_feature() {
+    let dir = Dir::new();
+    let cfg = dir.write("c.toml", "[sinks.ops]\ntype = \"slack-webhook\"\nurl = \"http://127.0.0.1:9/x\"\n");
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&cfg).arg("check");
+    let r = run(c);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("sink `ops` has type `slack-webhook`, which this build does not include: rebuild with `--features slack-webhook`"),
+        "{:?}",
+        r.stderr
+    );
+}

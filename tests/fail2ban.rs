@@ -1,0 +1,147 @@
+//! End to end with the real Fail2Ban (Debian's package): a private `fail2ban-server` runs the
+//! project's own `config/action.d/f2b-notify.conf` beside the `dummy` firewall action, and the
+//! stdout sink's JSON-lines files show what arrived, per jail route.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::{append_ssh_failures, bin, json_lines, wait_for, Dir, Fail2Ban};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+fn kinds(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| format!("{} {}", e["kind"].as_str().unwrap_or("?"), e["id"].as_str().unwrap_or("")).trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn real_fail2ban_routes_start_ban_unban_stop() {
+    let dir = Dir::new();
+    let ssh_out = dir.path().join("ssh.jsonl");
+    let web_out = dir.path().join("web.jsonl");
+    let notify_cfg = dir.write(
+        "notify.toml",
+        &format!(
+            r#"
+host = "e2e.example"
+[sinks.ssh_file]
+type = "stdout"
+format = "json"
+path = "{}"
+
+[sinks.web_file]
+type = "stdout"
+format = "json"
+path = "{}"
+
+[jails.sshd]
+sinks = ["ssh_file"]
+
+[jails."web-*"]
+sinks = ["web_file"]
+"#,
+            ssh_out.display(),
+            web_out.display()
+        ),
+    );
+    let auth_log = dir.write("auth.log", "");
+    let web_log = dir.write("web.log", "");
+    let action = |jail: &str| {
+        format!(
+            "dummy[target=\"{d}/dummy-{jail}\"]\n         f2b-notify[bin=\"{bin}\", args=\"--config {cfg}\"]",
+            d = dir.path().display(),
+            bin = bin().display(),
+            cfg = notify_cfg.display()
+        )
+    };
+    let jail_local = format!(
+        r#"[DEFAULT]
+backend = polling
+banaction = dummy
+maxretry = 2
+findtime = 600
+bantime = 600
+usedns = no
+
+[sshd]
+enabled = true
+filter = sshd
+logpath = {auth}
+action = {a1}
+
+[web-manual]
+enabled = true
+filter = sshd
+logpath = {web}
+action = {a2}
+"#,
+        auth = auth_log.display(),
+        web = web_log.display(),
+        a1 = action("sshd"),
+        a2 = action("web-manual"),
+    );
+    let mut f2b = Fail2Ban::start(dir.path(), &jail_local);
+
+    // Both jails started, each reported to its own route's sink.
+    wait_for("start events", WAIT, || {
+        (kinds(&json_lines(&ssh_out)) == ["start"] && kinds(&json_lines(&web_out)) == ["start"]).then_some(())
+    });
+
+    // A ban from log lines, with a user name an attacker chose.
+    let pwned = dir.path().join("pwned");
+    let hostile = format!(
+        "--help\"'$(touch {p})`touch {p}`;<!channel> <http://x|bank> && echo",
+        p = pwned.display()
+    );
+    append_ssh_failures(&auth_log, "203.0.113.7", &hostile, 3);
+    let ban = wait_for("the sshd ban", WAIT, || {
+        json_lines(&ssh_out).into_iter().find(|e| e["kind"] == "ban")
+    });
+    assert_eq!(ban["jail"], "sshd");
+    assert_eq!(ban["id"], "203.0.113.7");
+    assert_eq!(ban["ip"], "203.0.113.7");
+    assert!(ban["failures"].as_u64().unwrap_or(0) >= 2, "{ban}");
+    assert_eq!(ban["bantime"], 600);
+    assert_eq!(ban["restored"], false);
+    assert_eq!(ban["host"], "e2e.example");
+    assert_eq!(ban["user"], hostile.as_str(), "the user name must arrive intact: {ban}");
+    let matches = ban["matches"].as_str().unwrap_or("");
+    assert!(matches.contains("Authentication failure for --help"), "{ban}");
+    assert!(!pwned.exists(), "a shell ran attacker text");
+
+    // Manual bans (IPv4 and IPv6) in the other jail go to the other route.
+    f2b.client(&["set", "web-manual", "banip", "198.51.100.9"]);
+    f2b.client(&["set", "web-manual", "banip", "2001:db8::9"]);
+    let web = wait_for("the two manual bans", WAIT, || {
+        let ev = json_lines(&web_out);
+        (ev.len() >= 3).then_some(ev)
+    });
+    assert_eq!(kinds(&web), ["start", "ban 198.51.100.9", "ban 2001:db8::9"]);
+    assert_eq!(web[1]["failures"], 0);
+    assert!(web[1].get("user").is_none(), "a manual ban has no user: {}", web[1]);
+    assert_eq!(web[2]["ip"], "2001:db8::9");
+
+    // Unban, then stop: Fail2Ban unbans what is left and stops each jail.
+    f2b.client(&["set", "sshd", "unbanip", "203.0.113.7"]);
+    wait_for("the sshd unban", WAIT, || kinds(&json_lines(&ssh_out)).contains(&"unban 203.0.113.7".to_owned()).then_some(()));
+    f2b.stop();
+
+    let ssh = kinds(&json_lines(&ssh_out));
+    assert_eq!(ssh, ["start", "ban 203.0.113.7", "unban 203.0.113.7", "stop"], "{}", f2b.log());
+    let mut web = kinds(&json_lines(&web_out));
+    assert_eq!(web.first().map(String::as_str), Some("start"));
+    assert_eq!(web.last().map(String::as_str), Some("stop"));
+    // The order of the stop-time unbans is Fail2Ban's; each address exactly once.
+    web.sort();
+    assert_eq!(web, ["ban 198.51.100.9", "ban 2001:db8::9", "start", "stop", "unban 198.51.100.9", "unban 2001:db8::9"]);
+    for line in std::fs::read_to_string(&ssh_out).unwrap().lines() {
+        assert!(!line.contains("f2bV_"), "a tag arrived as Fail2Ban's shell variable name: {line}");
+    }
+    assert!(!pwned.exists(), "a shell ran attacker text");
+    let log = f2b.log();
+    assert!(log.contains("[sshd] Ban 203.0.113.7"), "{log}");
+    assert!(!log.contains("ERROR"), "Fail2Ban logged an error:\n{log}");
+}

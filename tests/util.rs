@@ -1,0 +1,221 @@
+//! Helpers for the integration tests: running the built binary in a clean environment, and
+//! running a real Fail2Ban server on a private config dir, socket and log.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_f2b-notify"))
+}
+
+/// A scratch directory with a way to run the binary in it.
+pub struct Dir {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Self {
+        Self { tmp: tempfile::Builder::new().prefix("f2b-notify-test").tempdir().expect("tempdir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Writes `body` to `name` in the directory and returns the full path.
+    pub fn write(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, body).expect("write");
+        p
+    }
+
+    /// The binary with no inherited `F2B_NOTIFY_*` variables and a config directory that
+    /// does not exist, so nothing from the machine's /etc leaks into a test.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(bin());
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("F2B_NOTIFY_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("F2B_NOTIFY_CONFIG_DIR", self.path().join("no-etc"));
+        c.current_dir(self.path());
+        c.stdin(Stdio::null());
+        c
+    }
+}
+
+/// The result of a run, as text.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(mut cmd: Command) -> Run {
+    let Output { status, stdout, stderr } = cmd.output().expect("run f2b-notify");
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Polls `f` until it returns `Some` or `limit` passes.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Reads a JSON-lines file; a missing file is empty.
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// A `fail2ban-server` running in the foreground on a private directory. Stopped by its PID
+/// when dropped.
+pub struct Fail2Ban {
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    child: Option<Child>,
+}
+
+/// Where Debian's package keeps the stock filters and actions we copy.
+const STOCK: &str = "/etc/fail2ban";
+
+impl Fail2Ban {
+    /// Writes a private Fail2Ban config into `dir` (fail2ban.conf, the given jail.local,
+    /// the stock sshd filter and dummy action, and the project's own f2b-notify action) and
+    /// starts the server. Panics (never skips) when Fail2Ban is not installed.
+    pub fn start(dir: &Path, jail_local: &str) -> Self {
+        assert!(
+            Path::new("/usr/bin/fail2ban-server").exists(),
+            "fail2ban is not installed: the README's test command installs it (apt-get install -y fail2ban)"
+        );
+        let conf = dir.join("f2b");
+        for sub in ["filter.d", "action.d", "jail.d", "run"] {
+            std::fs::create_dir_all(conf.join(sub)).expect("mkdir");
+        }
+        for f in ["filter.d/common.conf", "filter.d/sshd.conf", "action.d/dummy.conf"] {
+            std::fs::copy(Path::new(STOCK).join(f), conf.join(f)).unwrap_or_else(|e| panic!("copy {f}: {e}"));
+        }
+        let action = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/action.d/f2b-notify.conf");
+        std::fs::copy(&action, conf.join("action.d/f2b-notify.conf")).expect("copy action");
+        let socket = conf.join("run/f2b.sock");
+        let pidfile = conf.join("run/f2b.pid");
+        std::fs::write(
+            conf.join("fail2ban.conf"),
+            format!(
+                "[Definition]\nloglevel = INFO\nlogtarget = {log}\nsocket = {sock}\npidfile = {pid}\ndbfile = :memory:\n",
+                log = conf.join("fail2ban.log").display(),
+                sock = socket.display(),
+                pid = pidfile.display(),
+            ),
+        )
+        .expect("fail2ban.conf");
+        std::fs::write(conf.join("jail.conf"), "[DEFAULT]\n").expect("jail.conf");
+        std::fs::write(conf.join("jail.local"), jail_local).expect("jail.local");
+        let child = Command::new("fail2ban-server")
+            .args(["-f", "-x", "-c"])
+            .arg(&conf)
+            .arg("-s")
+            .arg(&socket)
+            .arg("-p")
+            .arg(&pidfile)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(conf.join("server.stderr")).expect("stderr file"))
+            .spawn()
+            .expect("start fail2ban-server");
+        let f2b = Self { dir: conf, socket, child: Some(child) };
+        wait_for("fail2ban-server to answer ping", Duration::from_secs(30), || {
+            f2b.client_quiet(&["ping"]).then_some(())
+        });
+        f2b
+    }
+
+    fn client_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("fail2ban-client");
+        c.arg("-c").arg(&self.dir).arg("-s").arg(&self.socket).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    fn client_quiet(&self, args: &[&str]) -> bool {
+        self.client_cmd(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    }
+
+    /// Runs `fail2ban-client` against this server; panics with its output on failure.
+    pub fn client(&self, args: &[&str]) -> String {
+        let out = self.client_cmd(args).output().expect("run fail2ban-client");
+        assert!(
+            out.status.success(),
+            "fail2ban-client {args:?} failed: {}{}\nserver log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Fail2Ban's own log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("fail2ban.log")).unwrap_or_default()
+    }
+
+    /// Stops the server the way an administrator does, then waits for its process to exit.
+    pub fn stop(&mut self) {
+        self.client(&["stop"]);
+        if let Some(mut child) = self.child.take() {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(30) {
+                if child.try_wait().expect("wait").is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fail2ban-server did not exit after `stop`");
+        }
+    }
+}
+
+impl Drop for Fail2Ban {
+    fn drop(&mut self) {
+        // Stopped by the PID we started, whatever happened in the test.
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Appends sshd "Authentication failure" lines, timestamped now, to an auth log.
+pub fn append_ssh_failures(log: &Path, ip: &str, user: &str, count: usize) {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("open auth log");
+    for i in 0..count {
+        let now = humantime::format_rfc3339_seconds(SystemTime::now());
+        writeln!(f, "{now} testhost sshd[{}]: Authentication failure for {user} from {ip}", 1000 + i).expect("append");
+    }
+    f.flush().expect("flush");
+}
