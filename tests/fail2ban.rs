@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::util::{append_ssh_failures, bin, json_lines, wait_for, Dir, Fail2Ban};
+#[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
+use crate::util::Slack;
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -22,6 +24,14 @@ fn real_fail2ban_routes_start_ban_unban_stop() {
     let dir = Dir::new();
     let ssh_out = dir.path().join("ssh.jsonl");
     let web_out = dir.path().join("web.jsonl");
+    // With the Slack sinks built, sshd's route also goes to both of them on a loopback
+    // stand-in.
+    #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
+    let slack = Slack::start();
+    #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
+    let (slack_sinks, slack_route) = (slack.sinks_toml(&dir), r#", "hook", "api""#);
+    #[cfg(not(all(feature = "slack-webhook", feature = "slack-api")))]
+    let (slack_sinks, slack_route) = (String::new(), "");
     let notify_cfg = dir.write(
         "notify.toml",
         &format!(
@@ -37,8 +47,9 @@ type = "stdout"
 format = "json"
 path = "{}"
 
+{slack_sinks}
 [jails.sshd]
-sinks = ["ssh_file"]
+sinks = ["ssh_file"{slack_route}]
 
 [jails."web-*"]
 sinks = ["web_file"]
@@ -144,4 +155,31 @@ action = {a2}
     let log = f2b.log();
     assert!(log.contains("[sshd] Ban 203.0.113.7"), "{log}");
     assert!(!log.contains("ERROR"), "Fail2Ban logged an error:\n{log}");
+
+    #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
+    {
+        let reqs = slack.requests();
+        let failures = ban["failures"].as_u64().expect("failures");
+        for sink in ["hook", "api"] {
+            let texts: Vec<String> = reqs
+                .iter()
+                .filter(|(w, _)| *w == sink)
+                .map(|(_, b)| b["text"].as_str().unwrap_or("").to_owned())
+                .collect();
+            assert_eq!(
+                texts,
+                [
+                    "Fail2Ban (sshd) jail started on e2e.example".to_owned(),
+                    format!("Fail2Ban (sshd) banned IP 203.0.113.7 for {failures} failure(s)"),
+                    "Fail2Ban (sshd) unbanned IP 203.0.113.7".to_owned(),
+                    "Fail2Ban (sshd) jail stopped on e2e.example".to_owned(),
+                ],
+                "{sink}"
+            );
+            let posted = &reqs.iter().filter(|(w, _)| *w == sink).nth(1).expect("ban").1;
+            let raw = posted.to_string();
+            assert!(!raw.contains("<!channel>") && !raw.contains("<http://x|bank>"), "{sink}: {raw}");
+            assert!(raw.contains("&lt;!channel&gt;"), "{sink}: {raw}");
+        }
+    }
 }

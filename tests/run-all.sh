@@ -21,7 +21,7 @@ fi
 # server on private sockets and do not need it.
 
 # --- every sink feature alone, then all together ------------------------------------------
-features=(stdout)
+features=(stdout slack-webhook slack-api)
 for f in "${features[@]}"; do
   log "build with only --features $f"
   cargo build --locked --no-default-features --features "$f"

@@ -1,7 +1,10 @@
 //! The integration tests of the `f2b-notify` binary (one test binary, ripgrep style):
-//! `cli` runs the built binary directly, `fail2ban` runs it under the real Fail2Ban.
+//! `cli` runs the built binary directly, `slack` against a loopback Slack stand-in,
+//! `fail2ban` under the real Fail2Ban.
 
 mod util;
 
 mod cli;
 mod fail2ban;
+#[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
+mod slack;

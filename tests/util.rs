@@ -219,3 +219,112 @@ pub fn append_ssh_failures(log: &Path, ip: &str, user: &str, count: usize) {
     }
     f.flush().expect("flush");
 }
+
+/// The secret part of the stand-in's webhook URL; tests assert it never leaks.
+pub const WEBHOOK_SECRET: &str = "T0/B0/SECRETwebhook";
+/// The stand-in's bot token; tests assert it never leaks.
+pub const API_TOKEN: &str = "xoxb-SECRET-api-token";
+
+/// A Slack stand-in on loopback (port 0): an incoming webhook at `/services/…` and
+/// `chat.postMessage` under `/api/` that checks the bearer token. It answers success unless
+/// built with [`Slack::failing`].
+pub struct Slack {
+    server: Option<wiremock::MockServer>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Slack {
+    pub fn start() -> Self {
+        Self::with(wiremock::ResponseTemplate::new(200).set_body_string("ok"), serde_json::json!({"ok": true}))
+    }
+
+    /// Both endpoints answer `status` with `body` and, when given, `Retry-After`.
+    pub fn failing(status: u16, body: &str, retry_after: Option<&str>) -> Self {
+        let mut webhook = wiremock::ResponseTemplate::new(status).set_body_string(body);
+        if let Some(ra) = retry_after {
+            webhook = webhook.insert_header("Retry-After", ra);
+        }
+        Self::with(webhook, serde_json::json!({"ok": false, "error": body}))
+    }
+
+    fn with(webhook: wiremock::ResponseTemplate, api: serde_json::Value) -> Self {
+        use wiremock::matchers::{header, method, path};
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let server = rt.block_on(async {
+            let server = wiremock::MockServer::start().await;
+            wiremock::Mock::given(method("POST"))
+                .and(path(format!("/services/{WEBHOOK_SECRET}")))
+                .respond_with(webhook)
+                .mount(&server)
+                .await;
+            wiremock::Mock::given(method("POST"))
+                .and(path("/api/chat.postMessage"))
+                .and(header("authorization", format!("Bearer {API_TOKEN}").as_str()))
+                .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(api))
+                .mount(&server)
+                .await;
+            server
+        });
+        Self { server: Some(server), rt }
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!("{}/services/{WEBHOOK_SECRET}", self.uri())
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("{}/api/", self.uri())
+    }
+
+    fn uri(&self) -> String {
+        self.server.as_ref().expect("running").uri()
+    }
+
+    /// Config for two sinks, `hook` (webhook, URL from a 0600 file) and `api` (token from the
+    /// environment is not used here: from a file too), written into `dir`.
+    pub fn sinks_toml(&self, dir: &Dir) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let url_file = dir.write("secrets/hook.url", &format!("{}\n", self.webhook_url()));
+        let token_file = dir.write("secrets/api.token", &format!("{API_TOKEN}\n"));
+        for f in [&url_file, &token_file] {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        format!(
+            r##"
+[sinks.hook]
+type = "slack-webhook"
+url_file = "{}"
+timeout = 5
+
+[sinks.api]
+type = "slack-api"
+token_file = "{}"
+channel = "#security"
+url = "{}"
+"##,
+            url_file.display(),
+            token_file.display(),
+            self.api_url()
+        )
+    }
+
+    /// Every request received so far: (which endpoint, JSON body).
+    pub fn requests(&self) -> Vec<(&'static str, serde_json::Value)> {
+        let server = self.server.as_ref().expect("running");
+        let reqs = self.rt.block_on(server.received_requests()).unwrap_or_default();
+        reqs.iter()
+            .map(|r| {
+                let which = if r.url.path().starts_with("/api/") { "api" } else { "hook" };
+                (which, serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Slack {
+    fn drop(&mut self) {
+        // The server's tasks live on this runtime: shut it down from inside it.
+        let _guard = self.rt.enter();
+        self.server.take();
+    }
+}

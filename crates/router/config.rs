@@ -75,9 +75,17 @@ pub enum SinkConfig {
     /// `type = "stdout"` in a build without it.
     #[cfg(not(feature = "stdout"))]
     Stdout(Absent),
+    /// `type = "slack-webhook"`: a Slack incoming webhook.
+    #[cfg(feature = "slack-webhook")]
+    SlackWebhook(f2b_notify_slack_webhook::Config),
     /// `type = "slack-webhook"` in a build without it.
+    #[cfg(not(feature = "slack-webhook"))]
     SlackWebhook(Absent),
+    /// `type = "slack-api"`: Slack's chat.postMessage with a bot token.
+    #[cfg(feature = "slack-api")]
+    SlackApi(f2b_notify_slack_api::Config),
     /// `type = "slack-api"` in a build without it.
+    #[cfg(not(feature = "slack-api"))]
     SlackApi(Absent),
     /// `type = "email"` in a build without it.
     Email(Absent),
@@ -99,6 +107,11 @@ impl SinkConfig {
         match self {
             #[cfg(feature = "stdout")]
             Self::Stdout(_) => true,
+            #[cfg(feature = "slack-webhook")]
+            Self::SlackWebhook(_) => true,
+            #[cfg(feature = "slack-api")]
+            Self::SlackApi(_) => true,
+            #[allow(unreachable_patterns)]
             _ => false,
         }
     }

@@ -12,6 +12,13 @@ pub fn build(name: &str, config: &SinkConfig) -> anyhow::Result<Arc<dyn Sink>> {
     let built: Result<Arc<dyn Sink>, f2b_notify_core::ConfigError> = match config {
         #[cfg(feature = "stdout")]
         SinkConfig::Stdout(c) => f2b_notify_stdout::StdoutSink::new(name, c.clone()).map(|s| Arc::new(s) as _),
+        #[cfg(feature = "slack-webhook")]
+        SinkConfig::SlackWebhook(c) => {
+            f2b_notify_slack_webhook::WebhookSink::new(name, c.clone()).map(|s| Arc::new(s) as _)
+        }
+        #[cfg(feature = "slack-api")]
+        SinkConfig::SlackApi(c) => f2b_notify_slack_api::ApiSink::new(name, c.clone()).map(|s| Arc::new(s) as _),
+        #[allow(unreachable_patterns)]
         other => anyhow::bail!(
             "sink `{name}` has type `{ty}`, which this build does not include: rebuild with `--features {ty}`",
             ty = other.type_name()

@@ -1,0 +1,127 @@
+//! The Slack Web API sink: calls `chat.postMessage` with a bot token.
+//!
+//! Slack answers HTTP 200 with `{"ok": false, "error": …}` on failure, so the body is always
+//! read: `ok:false` is an error with Slack's string (`channel_not_found`, `not_in_channel`,
+//! `invalid_auth`, `missing_scope`, …), classified for the router. The token travels only in
+//! the `Authorization: Bearer` header (marked sensitive) and never appears in errors, logs or
+//! `Debug` output.
+
+use std::path::PathBuf;
+
+use f2b_notify_core::{async_trait, ConfigError, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates};
+use f2b_notify_slack::{classify_api_body, classify_status, classify_transport, MessageOptions, Timeout};
+use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use serde::Deserialize;
+
+#[cfg(test)]
+mod tests;
+
+/// Slack's Web API, where `chat.postMessage` lives.
+pub const DEFAULT_URL: &str = "https://slack.com/api/";
+
+/// Configuration of a `type = "slack-api"` sink.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The bot token (`xoxb-…`, scope `chat:write`). A secret: prefer `token_file` or the
+    /// environment (`F2B_NOTIFY_SINKS__NAME__TOKEN`). Give `token` or `token_file`, not both.
+    pub token: Option<Secret>,
+    /// A file holding the token (mode 0600; `check` warns when others can read it).
+    pub token_file: Option<PathBuf>,
+    /// The channel to post to: a name (`#security`) or an id (`C0123456789`). Required.
+    pub channel: Option<String>,
+    /// Display name of the poster (needs the `chat:write.customize` scope).
+    pub username: Option<String>,
+    /// Emoji for the poster, like `:no_entry:` (needs `chat:write.customize`).
+    pub icon_emoji: Option<String>,
+    /// Per-event templates for the message text (`[sinks.NAME.templates] ban = "…"`).
+    #[serde(default)]
+    pub templates: Templates,
+    /// Seconds one request may take (default 5, at most 30).
+    pub timeout: Option<f64>,
+    /// The Web API base URL (default `https://slack.com/api/`), for proxies and tests.
+    pub url: Option<String>,
+}
+
+/// A built Web API sink.
+#[derive(Debug)]
+pub struct ApiSink {
+    name: String,
+    source: SecretSource,
+    auth: HeaderValue,
+    endpoint: reqwest::Url,
+    client: reqwest::Client,
+    renderer: Renderer,
+    options: MessageOptions,
+    timeout: Timeout,
+}
+
+impl ApiSink {
+    /// Builds the sink: reads the token, checks the channel and URL, compiles the templates.
+    pub fn new(name: impl Into<String>, config: Config) -> Result<Self, ConfigError> {
+        let source = SecretSource::from_pair("token", config.token, config.token_file)?;
+        let token = source.load("token")?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .map_err(|_| ConfigError::new("`token` holds characters that cannot go in an HTTP header"))?;
+        // Keeps the value out of reqwest's and hyper's debug output.
+        auth.set_sensitive(true);
+        let channel = config
+            .channel
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| ConfigError::new("missing `channel` (a channel name like #security, or an id)"))?;
+        let base = config.url.as_deref().unwrap_or(DEFAULT_URL);
+        let base = if base.ends_with('/') { base.to_owned() } else { format!("{base}/") };
+        let endpoint = reqwest::Url::parse(&base)
+            .and_then(|b| b.join("chat.postMessage"))
+            .map_err(|e| ConfigError::new(format!("`url` = {base:?} is not a valid URL ({e})")))?;
+        if !matches!(endpoint.scheme(), "https" | "http") {
+            return Err(ConfigError::new(format!("`url` = {base:?} must be an https:// URL")));
+        }
+        let timeout = Timeout::from_config(config.timeout)?;
+        Ok(Self {
+            name: name.into(),
+            source,
+            auth,
+            endpoint,
+            client: f2b_notify_slack::client(timeout)?,
+            renderer: Renderer::new(&config.templates).map_err(|e| ConfigError::new(e.to_string()))?,
+            options: MessageOptions { channel: Some(channel), username: config.username, icon_emoji: config.icon_emoji },
+            timeout,
+        })
+    }
+}
+
+#[async_trait]
+impl Sink for ApiSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "slack-api"
+    }
+
+    async fn send(&self, event: &Event) -> Result<(), SinkError> {
+        let body = f2b_notify_slack::build(event, &self.renderer, &self.options)
+            .map_err(|e| SinkError::permanent(e.to_string()))?;
+        let response = self
+            .client
+            .post(self.endpoint.clone())
+            .header(AUTHORIZATION, self.auth.clone())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| classify_transport(e, self.timeout))?;
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let text = response.text().await.map_err(|e| classify_transport(e, self.timeout))?;
+        if status != 200 {
+            return Err(classify_status(status, retry_after.as_deref(), &text));
+        }
+        classify_api_body(&text, retry_after.as_deref())
+    }
+
+    fn check(&self) -> Vec<String> {
+        self.source.permission_warning("token").into_iter().collect()
+    }
+}

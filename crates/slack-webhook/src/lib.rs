@@ -1,0 +1,123 @@
+//! The Slack incoming-webhook sink: posts each event to a webhook URL.
+//!
+//! Success is HTTP 200 with the body `ok`; anything else is an error carrying Slack's own error
+//! string (`invalid_payload`, `action_prohibited`, `channel_not_found`, …), classified for the
+//! router as transient or permanent. The URL is the secret: it never appears in errors, logs
+//! or `Debug` output.
+
+use std::path::PathBuf;
+
+use f2b_notify_core::{async_trait, ConfigError, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates};
+use f2b_notify_slack::{classify_status, classify_transport, MessageOptions, Timeout};
+use serde::Deserialize;
+
+#[cfg(test)]
+mod tests;
+
+/// Configuration of a `type = "slack-webhook"` sink.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The webhook URL (`https://hooks.slack.com/services/…`). A secret: prefer `url_file` or
+    /// the environment (`F2B_NOTIFY_SINKS__NAME__URL`). Give `url` or `url_file`, not both.
+    pub url: Option<Secret>,
+    /// A file holding the webhook URL (mode 0600; `check` warns when others can read it).
+    pub url_file: Option<PathBuf>,
+    /// Post to this channel instead of the webhook's own, where the webhook allows it.
+    pub channel: Option<String>,
+    /// Display name of the poster, where the webhook allows it.
+    pub username: Option<String>,
+    /// Emoji for the poster, like `:no_entry:`, where the webhook allows it.
+    pub icon_emoji: Option<String>,
+    /// Per-event templates for the message text (`[sinks.NAME.templates] ban = "…"`).
+    #[serde(default)]
+    pub templates: Templates,
+    /// Seconds one request may take (default 5, at most 30).
+    pub timeout: Option<f64>,
+}
+
+/// A built webhook sink.
+#[derive(Debug)]
+pub struct WebhookSink {
+    name: String,
+    source: SecretSource,
+    url: Secret,
+    client: reqwest::Client,
+    renderer: Renderer,
+    options: MessageOptions,
+    timeout: Timeout,
+}
+
+impl WebhookSink {
+    /// Builds the sink: reads the URL (from the file, if so configured), checks it, compiles
+    /// the templates. Errors name the key, never the URL.
+    pub fn new(name: impl Into<String>, config: Config) -> Result<Self, ConfigError> {
+        let source = SecretSource::from_pair("url", config.url, config.url_file)?;
+        let url = source.load("url")?;
+        check_url(&url, "url")?;
+        let timeout = Timeout::from_config(config.timeout)?;
+        Ok(Self {
+            name: name.into(),
+            source,
+            url,
+            client: f2b_notify_slack::client(timeout)?,
+            renderer: Renderer::new(&config.templates).map_err(|e| ConfigError::new(e.to_string()))?,
+            options: MessageOptions { channel: config.channel, username: config.username, icon_emoji: config.icon_emoji },
+            timeout,
+        })
+    }
+}
+
+/// Checks that a secret is an http(s) URL, without ever quoting it.
+fn check_url(url: &Secret, key: &str) -> Result<(), ConfigError> {
+    let parsed = reqwest::Url::parse(url.expose())
+        .map_err(|e| ConfigError::new(format!("`{key}` is not a valid URL ({e})")))?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err(ConfigError::new(format!("`{key}` must be an https:// URL")));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Sink for WebhookSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "slack-webhook"
+    }
+
+    async fn send(&self, event: &Event) -> Result<(), SinkError> {
+        let body = f2b_notify_slack::build(event, &self.renderer, &self.options)
+            .map_err(|e| SinkError::permanent(e.to_string()))?;
+        let response = self
+            .client
+            .post(self.url.expose())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| classify_transport(e, self.timeout))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await.map_err(|e| classify_transport(e, self.timeout))?;
+        if status == 200 && text.trim() == "ok" {
+            return Ok(());
+        }
+        if status == 200 {
+            return Err(SinkError::permanent(format!(
+                "unexpected answer to a webhook post (HTTP 200 without `ok`): {}",
+                text.trim().chars().take(200).collect::<String>().replace(['\n', '\r'], " ")
+            )));
+        }
+        Err(classify_status(status, retry_after.as_deref(), &text))
+    }
+
+    fn check(&self) -> Vec<String> {
+        self.source.permission_warning("url").into_iter().collect()
+    }
+}

@@ -1,0 +1,256 @@
+//! The HTTP side both Slack sinks share: one client setup (rustls, proxies from
+//! `HTTPS_PROXY`/`NO_PROXY`, a timeout far below Fail2Ban's 60 s) and the one table that says
+//! which of Slack's answers are worth retrying.
+//!
+//! Error texts carry Slack's own error string and the HTTP status, never the URL or the token:
+//! reqwest puts the URL (the webhook secret) into its errors, so those are rebuilt from their
+//! kind and their I/O cause only.
+
+use std::time::Duration;
+
+use f2b_notify_core::{ConfigError, SinkError};
+use serde::Deserialize;
+
+/// How long one request may take. Default 5 s; at most 30 s, half of Fail2Ban's action timeout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeout(pub Duration);
+
+impl Timeout {
+    /// The default when the config says nothing.
+    pub const DEFAULT: Duration = Duration::from_secs(5);
+    /// The most a config may ask for.
+    pub const MAX: Duration = Duration::from_secs(30);
+
+    /// Checks a `timeout` value from the config (seconds).
+    pub fn from_config(secs: Option<f64>) -> Result<Self, ConfigError> {
+        let Some(secs) = secs else { return Ok(Self(Self::DEFAULT)) };
+        if !(secs > 0.0 && secs <= Self::MAX.as_secs_f64()) {
+            return Err(ConfigError::new(format!(
+                "`timeout` = {secs} must be more than 0 and at most {} seconds (Fail2Ban kills actions after 60 s)",
+                Self::MAX.as_secs()
+            )));
+        }
+        Ok(Self(Duration::from_secs_f64(secs)))
+    }
+}
+
+/// An HTTP client for Slack: rustls, the system's proxies, no redirects (a redirect would
+/// carry the request elsewhere), and `timeout` for the whole request.
+pub fn client(timeout: Timeout) -> Result<reqwest::Client, ConfigError> {
+    reqwest::Client::builder()
+        .timeout(timeout.0)
+        .connect_timeout(timeout.0.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("f2b-notify/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ConfigError::new(format!("cannot set up the HTTP client: {}", e.without_url())))
+}
+
+/// What Slack's error strings mean for the operator.
+pub fn explain(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "invalid_payload" => "Slack rejected the message's JSON (please report this as a bug)",
+        "action_prohibited" => "a workspace admin has restricted this webhook",
+        "channel_not_found" => "the channel does not exist or the app cannot see it",
+        "channel_is_archived" | "is_archived" => "the channel is archived",
+        "no_service" | "no_service_id" => "the webhook was disabled or removed: create a new one",
+        "no_team" | "team_disabled" => "the workspace is gone or disabled",
+        "not_in_channel" => "the app is not in the channel: invite it with /invite",
+        "invalid_auth" | "not_authed" | "token_revoked" | "token_expired" | "account_inactive" => {
+            "the token is wrong, revoked or expired"
+        }
+        "missing_scope" => "the token lacks the chat:write scope",
+        "msg_too_long" => "the message is too long",
+        "rate_limited" | "ratelimited" => "Slack's rate limit was hit",
+        "rollup_error" | "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => {
+            "a problem on Slack's side"
+        }
+        _ => return None,
+    })
+}
+
+/// Slack error strings that are worth retrying even though the status or `ok:false` says no.
+fn transient_code(code: &str) -> bool {
+    matches!(
+        code,
+        "rate_limited" | "ratelimited" | "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout"
+    )
+}
+
+/// The error string as safe, one-line text of sane length.
+fn clean(body: &str) -> String {
+    let one_line: String = body.trim().chars().take(200).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    one_line
+}
+
+fn describe(code: &str, status: Option<u16>) -> String {
+    let mut s = if code.is_empty() { "no error text".to_owned() } else { code.to_owned() };
+    if let Some(status) = status {
+        s.push_str(&format!(" (HTTP {status})"));
+    }
+    if let Some(meaning) = explain(code) {
+        s.push_str(": ");
+        s.push_str(meaning);
+    }
+    s
+}
+
+/// Parses `Retry-After` in seconds (Slack sends whole seconds).
+pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
+    value.and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
+}
+
+/// Classifies a non-success HTTP answer: 429 is transient with its `Retry-After`; 408 and 5xx
+/// other than 501 are transient; every other status is permanent, except that Slack's
+/// `rate_limited`/`ratelimited` strings are transient whatever the status.
+pub fn classify_status(status: u16, retry_after: Option<&str>, body: &str) -> SinkError {
+    let code = clean(body);
+    let message = describe(&code, Some(status));
+    let wait = parse_retry_after(retry_after);
+    match status {
+        429 => SinkError::Transient { message, retry_after: wait },
+        408 => SinkError::transient(message),
+        501 => SinkError::permanent(message),
+        500..=599 => SinkError::Transient { message, retry_after: wait },
+        _ if transient_code(&code) => SinkError::Transient { message, retry_after: wait },
+        _ => SinkError::permanent(message),
+    }
+}
+
+/// Classifies a Web API answer that came with HTTP 200: `{"ok": true}` is success,
+/// `{"ok": false, "error": "…"}` a failure with Slack's error string.
+pub fn classify_api_body(body: &str, retry_after: Option<&str>) -> Result<(), SinkError> {
+    #[derive(Deserialize)]
+    struct Answer {
+        ok: bool,
+        #[serde(default)]
+        error: Option<String>,
+    }
+    let answer: Answer = serde_json::from_str(body)
+        .map_err(|_| SinkError::permanent(format!("unexpected answer, not Slack's JSON: {}", clean(body))))?;
+    if answer.ok {
+        return Ok(());
+    }
+    let code = clean(answer.error.as_deref().unwrap_or(""));
+    let message = describe(&code, None);
+    if transient_code(&code) {
+        Err(SinkError::Transient { message, retry_after: parse_retry_after(retry_after) })
+    } else {
+        Err(SinkError::permanent(message))
+    }
+}
+
+/// Classifies a request that got no HTTP answer. Timeouts, refused, reset or closed
+/// connections are transient. The text never includes the URL.
+pub fn classify_transport(err: reqwest::Error, timeout: Timeout) -> SinkError {
+    let err = err.without_url();
+    if err.is_timeout() {
+        return SinkError::transient(format!("no answer within {:.1} s", timeout.0.as_secs_f64()));
+    }
+    // The innermost I/O error says what happened ("Connection refused") without the address.
+    let mut cause: Option<String> = None;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&err);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            cause = Some(io.kind().to_string());
+        }
+        source = s.source();
+    }
+    let what = if err.is_connect() {
+        "cannot connect"
+    } else if err.is_builder() {
+        "bad request"
+    } else {
+        "connection failed"
+    };
+    let message = match cause {
+        Some(c) => format!("{what}: {c}"),
+        None => format!("{what}: the connection closed without an answer"),
+    };
+    if err.is_builder() {
+        SinkError::permanent(message)
+    } else {
+        SinkError::transient(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every status and error class the router's retries depend on.
+    #[test]
+    fn classification_table() {
+        let s = |d: u64| Some(Duration::from_secs(d));
+        // (status, Retry-After, body, transient?, retry_after, text it must contain)
+        let cases: &[(u16, Option<&str>, &str, bool, Option<Duration>, &str)] = &[
+            (400, None, "invalid_payload", false, None, "invalid_payload (HTTP 400): Slack rejected"),
+            (403, None, "action_prohibited", false, None, "action_prohibited (HTTP 403)"),
+            (404, None, "channel_not_found", false, None, "channel_not_found (HTTP 404)"),
+            (410, None, "channel_is_archived", false, None, "archived"),
+            (401, None, "", false, None, "no error text (HTTP 401)"),
+            (413, None, "too big", false, None, "too big (HTTP 413)"),
+            (400, None, "rate_limited", true, None, "rate_limited"),
+            (403, None, "ratelimited", true, None, "ratelimited"),
+            (429, Some("7"), "", true, s(7), "HTTP 429"),
+            (429, Some(" 30 "), "rate_limited", true, s(30), "rate limit"),
+            (429, None, "", true, None, "HTTP 429"),
+            (429, Some("Wed, 21 Oct 2015 07:28:00 GMT"), "", true, None, "HTTP 429"),
+            (408, None, "", true, None, "HTTP 408"),
+            (500, None, "rollup_error", true, None, "rollup_error (HTTP 500)"),
+            (501, None, "", false, None, "HTTP 501"),
+            (502, None, "<html>bad gateway</html>", true, None, "HTTP 502"),
+            (503, Some("2"), "", true, s(2), "HTTP 503"),
+            (504, None, "", true, None, "HTTP 504"),
+            (302, None, "", false, None, "HTTP 302"),
+        ];
+        for &(status, ra, body, transient, wait, text) in cases {
+            let e = classify_status(status, ra, body);
+            assert_eq!(e.is_transient(), transient, "{status} {body}: {e:?}");
+            assert_eq!(e.retry_after_hint(), wait, "{status} {body}");
+            assert!(e.to_string().contains(text), "{status}: {e} lacks {text}");
+        }
+    }
+
+    #[test]
+    fn api_bodies() {
+        assert!(classify_api_body(r#"{"ok":true,"channel":"C1","ts":"1.2"}"#, None).is_ok());
+        let cases = [
+            ("channel_not_found", false),
+            ("not_in_channel", false),
+            ("invalid_auth", false),
+            ("missing_scope", false),
+            ("msg_too_long", false),
+            ("rate_limited", true),
+            ("ratelimited", true),
+            ("internal_error", true),
+            ("service_unavailable", true),
+        ];
+        for (code, transient) in cases {
+            let e = classify_api_body(&format!(r#"{{"ok":false,"error":"{code}"}}"#), Some("3")).unwrap_err();
+            assert_eq!(e.is_transient(), transient, "{code}");
+            assert!(e.to_string().starts_with(code), "{e}");
+            if transient {
+                assert_eq!(e.retry_after_hint(), Some(Duration::from_secs(3)));
+            }
+        }
+        let e = classify_api_body("<html>captive portal</html>", None).unwrap_err();
+        assert!(e.is_permanent() && e.to_string().contains("not Slack's JSON"));
+    }
+
+    #[test]
+    fn error_text_is_one_sane_line() {
+        let e = classify_status(400, None, &format!("bad\nthing{}", "x".repeat(10_000)));
+        assert!(!e.to_string().contains('\n'));
+        assert!(e.to_string().len() < 300);
+    }
+
+    #[test]
+    fn timeouts_are_bounded() {
+        assert_eq!(Timeout::from_config(None).unwrap().0, Timeout::DEFAULT);
+        assert_eq!(Timeout::from_config(Some(2.5)).unwrap().0, Duration::from_millis(2500));
+        for bad in [0.0, -1.0, 61.0, f64::NAN] {
+            assert!(Timeout::from_config(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}

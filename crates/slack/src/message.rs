@@ -1,0 +1,248 @@
+//! The Slack message for one event: `text` (the notification fallback, the sink's rendered
+//! template) plus one attachment with a colour per event kind, holding Block Kit sections with
+//! the fields a reader scans for.
+//!
+//! Everything interpolated into mrkdwn is escaped exactly once (`&`, `<`, `>`), so a user name
+//! of `<!channel>` shows as text. Every text is cut to Slack's limits with a visible marker,
+//! whatever the input. JSON is built with serde, never by pasting strings.
+
+use std::borrow::Cow;
+
+use f2b_notify_core::{escape_slack, human_duration, truncate_chars, Event, EventKind, Renderer, TemplateError};
+use serde_json::{json, Value};
+
+/// Slack cuts `text` at 40,000 characters; a notification needs far less.
+pub const MAX_TEXT: usize = 3_000;
+/// A section's text must stay under 3,001 characters.
+pub const MAX_SECTION: usize = 3_000;
+/// A section field's text must stay under 2,001 characters.
+pub const MAX_FIELD: usize = 2_000;
+/// Matched log lines shown at most.
+pub const MAX_MATCH_LINES: usize = 8;
+/// Characters of one matched line shown at most.
+pub const MAX_MATCH_LINE: usize = 300;
+/// Characters of a user name shown at most.
+pub const MAX_USER: usize = 200;
+
+/// Red for a ban, green for an unban, grey for jail start/stop.
+pub fn color(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Ban => "#d50200",
+        EventKind::Unban => "#2eb886",
+        EventKind::Start | EventKind::Stop => "#9e9e9e",
+    }
+}
+
+/// Presentation settings both Slack sinks accept.
+#[derive(Debug, Clone, Default)]
+pub struct MessageOptions {
+    /// Post to this channel instead of the default (webhook: where the webhook allows it).
+    pub channel: Option<String>,
+    /// Display name of the poster.
+    pub username: Option<String>,
+    /// Emoji for the poster, like `:no_entry:`.
+    pub icon_emoji: Option<String>,
+}
+
+/// The JSON body for `event`.
+pub fn build(event: &Event, renderer: &Renderer, options: &MessageOptions) -> Result<Value, TemplateError> {
+    let text = renderer.render(event, escape_slack)?;
+    let text = truncate_chars(&text, MAX_TEXT).into_owned();
+    let mut blocks = vec![json!({
+        "type": "section",
+        "text": { "type": "mrkdwn", "text": truncate_chars(&text, MAX_SECTION) },
+    })];
+    let fields = fields(event);
+    if !fields.is_empty() {
+        blocks.push(json!({ "type": "section", "fields": fields }));
+    }
+    if let Some(m) = event.matches.as_deref().filter(|m| !m.trim().is_empty()) {
+        blocks.push(json!({
+            "type": "section",
+            "text": { "type": "mrkdwn", "text": matches_block(m) },
+        }));
+    }
+    let mut body = json!({
+        "text": text,
+        "attachments": [{
+            "color": color(event.kind),
+            "fallback": text,
+            "blocks": blocks,
+        }],
+    });
+    let obj = body.as_object_mut().expect("a JSON object");
+    for (key, value) in [
+        ("channel", &options.channel),
+        ("username", &options.username),
+        ("icon_emoji", &options.icon_emoji),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            obj.insert(key.to_owned(), Value::from(v));
+        }
+    }
+    Ok(body)
+}
+
+/// Labelled fields: jail, address (in a code span), failures, ban time, host, user.
+fn fields(event: &Event) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut field = |label: &str, value: Cow<'_, str>| {
+        let text = format!("*{label}*\n{value}");
+        out.push(json!({ "type": "mrkdwn", "text": truncate_chars(&text, MAX_FIELD) }));
+    };
+    field("Jail", escape_slack(&event.jail));
+    if let Some(id) = &event.id {
+        let label = if event.ip.is_some() { "Address" } else { "Banned id (not an IP address)" };
+        field(label, Cow::Owned(code_span(id, MAX_FIELD - 40)));
+    }
+    if let Some(f) = event.failures.filter(|&f| f > 0) {
+        field("Failures", Cow::Owned(f.to_string()));
+    }
+    if event.kind == EventKind::Ban {
+        if let Some(b) = event.bantime {
+            field("Ban time", Cow::Owned(human_duration(b)));
+        }
+    }
+    if !event.host.is_empty() {
+        field("Host", escape_slack(&event.host));
+    }
+    if let Some(u) = event.user.as_deref().filter(|u| !u.is_empty()) {
+        field("User", Cow::Owned(code_span(u, MAX_USER)));
+    }
+    if event.restored {
+        field("Restored", Cow::Borrowed("yes, at Fail2Ban's restart"));
+    }
+    out
+}
+
+/// A value shown verbatim in a code span: escaped, cut, and with backticks swapped for a
+/// look-alike so the value cannot close the span and format the rest of the message.
+fn code_span(value: &str, max: usize) -> String {
+    let flat: String = value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let cut = truncate_chars(&flat, max);
+    format!("`{}`", escape_slack(&cut.replace('`', "\u{2CB}")))
+}
+
+/// The matched log lines in a code block, cut to a few lines of sane length.
+fn matches_block(matches: &str) -> String {
+    let lines: Vec<&str> = matches.lines().filter(|l| !l.trim().is_empty()).collect();
+    let shown: Vec<String> = lines
+        .iter()
+        .rev()
+        .take(MAX_MATCH_LINES)
+        .rev()
+        .map(|l| {
+            let flat: String = l.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            truncate_chars(&flat, MAX_MATCH_LINE).replace('`', "\u{2CB}")
+        })
+        .collect();
+    let mut body = shown.join("\n");
+    if lines.len() > shown.len() {
+        body = format!("… {} earlier line(s) not shown\n{body}", lines.len() - shown.len());
+    }
+    let head = "*Matched log lines*\n```";
+    let tail = "```";
+    let room = MAX_SECTION - head.chars().count() - tail.chars().count();
+    let escaped = escape_slack(&body).into_owned();
+    format!("{head}{}{tail}", truncate_chars(&escaped, room))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ban() -> Event {
+        let mut e = Event::target_event(EventKind::Ban, "sshd", "203.0.113.7", "host.example");
+        e.failures = Some(5);
+        e.bantime = Some(600);
+        e
+    }
+
+    fn all_mrkdwn(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|x| all_mrkdwn(x, out)),
+            Value::Object(o) => o.values().for_each(|x| all_mrkdwn(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn layout_of_a_ban() {
+        let body = build(&ban(), &Renderer::default(), &MessageOptions::default()).unwrap();
+        assert_eq!(body["text"], "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s)");
+        let att = &body["attachments"][0];
+        assert_eq!(att["color"], "#d50200");
+        let fields: Vec<&str> = att["blocks"][1]["fields"].as_array().unwrap().iter().map(|f| f["text"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["*Jail*\nsshd", "*Address*\n`203.0.113.7`", "*Failures*\n5", "*Ban time*\n10 min", "*Host*\nhost.example"]);
+        assert!(body.get("channel").is_none());
+    }
+
+    #[test]
+    fn hostile_values_cannot_ping_or_link() {
+        let mut e = ban();
+        let evil = "<!channel> <!here> <@U123> <http://x|bank> & `code`";
+        e.user = Some(evil.into());
+        e.matches = Some(format!("{evil}\n```\n{evil}"));
+        e.jail = "<!here>".into();
+        let body = build(&e, &Renderer::default(), &MessageOptions::default()).unwrap();
+        let mut texts = Vec::new();
+        all_mrkdwn(&body, &mut texts);
+        for t in &texts {
+            assert!(!t.contains('<') && !t.contains('>'), "unescaped: {t}");
+            assert!(!t.contains("&amp;lt;"), "escaped twice: {t}");
+        }
+        let joined = texts.join("\n");
+        assert!(joined.contains("&lt;!channel&gt;"));
+        assert!(joined.contains("&lt;http://x|bank&gt;"));
+        // The block of matched lines opens and closes exactly once.
+        let block = body["attachments"][0]["blocks"][2]["text"]["text"].as_str().unwrap();
+        assert_eq!(block.matches("```").count(), 2, "{block}");
+    }
+
+    #[test]
+    fn limits_hold_whatever_the_input() {
+        let mut e = ban();
+        e.matches = Some("A".repeat(1_000_000));
+        e.user = Some("u".repeat(100_000));
+        e.id = Some("i".repeat(50_000));
+        let r = Renderer::new(&f2b_notify_core::Templates { ban: Some("{{ matches }}".into()), ..Default::default() }).unwrap();
+        let body = build(&e, &r, &MessageOptions::default()).unwrap();
+        assert!(body["text"].as_str().unwrap().chars().count() <= MAX_TEXT);
+        assert!(body["text"].as_str().unwrap().contains("[cut "));
+        let blocks = body["attachments"][0]["blocks"].as_array().unwrap();
+        assert!(blocks.len() <= 50);
+        for b in blocks {
+            if let Some(t) = b["text"]["text"].as_str() {
+                assert!(t.chars().count() <= MAX_SECTION, "{}", t.len());
+            }
+            for f in b["fields"].as_array().into_iter().flatten() {
+                assert!(f["text"].as_str().unwrap().chars().count() <= MAX_FIELD);
+            }
+        }
+        // 10,000 short lines: a few shown, the rest counted.
+        let mut e = ban();
+        e.matches = Some((0..10_000).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n"));
+        let body = build(&e, &Renderer::default(), &MessageOptions::default()).unwrap();
+        let block = body["attachments"][0]["blocks"][2]["text"]["text"].as_str().unwrap();
+        assert!(block.contains("9992 earlier line(s) not shown"), "{block}");
+        assert!(block.contains("line 9999"));
+        assert!(!block.contains("line 9991\n"));
+    }
+
+    #[test]
+    fn empty_fields_are_left_out_and_options_applied() {
+        let e = Event::jail_event(EventKind::Stop, "sshd", "");
+        let opts = MessageOptions { channel: Some("#sec".into()), username: Some("fail2ban".into()), icon_emoji: Some(":lock:".into()) };
+        let body = build(&e, &Renderer::default(), &opts).unwrap();
+        assert_eq!(body["attachments"][0]["color"], "#9e9e9e");
+        assert_eq!(body["channel"], "#sec");
+        assert_eq!(body["username"], "fail2ban");
+        assert_eq!(body["icon_emoji"], ":lock:");
+        let fields = body["attachments"][0]["blocks"][1]["fields"].as_array().unwrap();
+        assert_eq!(fields.len(), 1, "{fields:?}");
+        let unban = Event::target_event(EventKind::Unban, "sshd", "x", "h");
+        let body = build(&unban, &Renderer::default(), &MessageOptions::default()).unwrap();
+        assert_eq!(body["attachments"][0]["color"], "#2eb886");
+    }
+}
