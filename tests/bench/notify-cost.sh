@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Benchmark: the whole-process cost of one `f2b-notify notify ban …` (config with several sinks
+# and routes, direct delivery to a loopback Slack stand-in) beside one `curl` POST to the same
+# stand-in, the classic action's cost. Wall time with hyperfine, peak memory with
+# /usr/bin/time -v, and the stripped binary sizes of the stdout-only and the full build.
+# Not a test: it prints figures for the README.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+missing=()
+command -v hyperfine >/dev/null || missing+=(hyperfine)
+[ -x /usr/bin/time ] || missing+=(time)
+command -v curl >/dev/null || missing+=(curl)
+if ((${#missing[@]})); then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi
+
+cargo build --locked --release --quiet
+cargo build --locked --release --quiet --no-default-features --features stdout --target-dir target/min
+full=target/release/f2b-notify
+min=target/min/release/f2b-notify
+
+work=$(mktemp -d)
+python3 tests/bench/slack_standin.py "$work/port" &
+standin=$!
+trap 'kill $standin 2>/dev/null; wait $standin 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done
+port=$(cat "$work/port")
+printf 'http://127.0.0.1:%s/services/T0/B0/X\n' "$port" > "$work/hook.url"
+printf 'xoxb-bench\n' > "$work/token"
+chmod 600 "$work/hook.url" "$work/token"
+cat > "$work/config.toml" <<TOML
+host = "bench.example"
+[sinks.audit]
+type = "stdout"
+format = "json"
+path = "$work/audit.jsonl"
+[sinks.console]
+type = "stdout"
+path = "$work/console.log"
+[sinks.hook]
+type = "slack-webhook"
+url_file = "$work/hook.url"
+[sinks.api]
+type = "slack-api"
+token_file = "$work/token"
+channel = "#security"
+url = "http://127.0.0.1:$port/api/"
+[jails.sshd]
+sinks = ["audit", "hook", "api"]
+[jails."nginx-*"]
+sinks = ["audit", "hook"]
+[jails."*"]
+sinks = ["console"]
+TOML
+cat > "$work/min.toml" <<TOML
+[sinks.audit]
+type = "stdout"
+format = "json"
+path = "$work/audit-min.jsonl"
+[jails."*"]
+sinks = ["audit"]
+TOML
+args=(notify ban --jail=sshd --ip=203.0.113.7 --failures=5 --time=1700000000.5 --bantime=600 --restored=0 --user=root "--matches=sshd: Failed password for root from 203.0.113.7")
+# The same, as one string for hyperfine (which splits it like a shell).
+args_str="notify ban --jail=sshd --ip=203.0.113.7 --failures=5 --time=1700000000.5 --bantime=600 --restored=0 --user=root '--matches=sshd: Failed password for root from 203.0.113.7'"
+curl_cmd="curl -s -o /dev/null -X POST -H 'Content-Type: application/json' --data '{\"text\":\"Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s)\"}' http://127.0.0.1:$port/services/T0/B0/X"
+
+echo "== wall time (hyperfine, 3 warm-up runs)"
+hyperfine -N --warmup 3 --runs 200 --export-markdown "$work/hyperfine.md" \
+  -n "curl POST (baseline)" "$curl_cmd" \
+  -n "f2b-notify full build: stdout file + webhook + api" "$full --config $work/config.toml $args_str" \
+  -n "f2b-notify stdout-only build: one JSON file sink" "$min --config $work/min.toml $args_str"
+cat "$work/hyperfine.md"
+
+echo "== peak memory (max RSS of 20 runs, /usr/bin/time -v)"
+peak() {
+  local max=0
+  for _ in $(seq 20); do
+    local kb
+    kb=$( /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}')
+    [ "$kb" -gt "$max" ] && max=$kb
+  done
+  echo "$max"
+}
+c=$(peak sh -c "$curl_cmd")
+f=$(peak "$full" --config "$work/config.toml" "${args[@]}")
+m=$(peak "$min" --config "$work/min.toml" "${args[@]}")
+echo "curl: ${c} KiB   full: ${f} KiB ($(awk "BEGIN{printf \"%.2f\", $f/$c}")x)   stdout-only: ${m} KiB ($(awk "BEGIN{printf \"%.2f\", $m/$c}")x)"
+
+echo "== stripped binary size (release profile strips symbols)"
+fs=$(stat -c %s "$full"); ms=$(stat -c %s "$min")
+echo "full: $fs bytes   stdout-only: $ms bytes   ($(awk "BEGIN{printf \"%.2f\", $ms/$fs}")x of full)"
