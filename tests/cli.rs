@@ -268,7 +268,7 @@ fn check_prints_sinks_and_routes() {
     let mut c = dir.cmd();
     c.arg("-c").arg(example).arg("check");
     let r = run(c);
-    if cfg!(all(feature = "slack-webhook", feature = "slack-api")) {
+    if cfg!(all(feature = "slack-webhook", feature = "slack-api", feature = "email")) {
         assert_eq!(r.code, Some(0), "{}", r.stderr);
         assert!(r.stdout.contains("sshd     -> console, audit, ops, security"), "{}", r.stdout);
     } else {

@@ -9,6 +9,8 @@ use serde_json::Value;
 use crate::util::{append_ssh_failures, bin, json_lines, wait_for, Dir, Fail2Ban};
 #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
 use crate::util::Slack;
+#[cfg(feature = "email")]
+use crate::util::Smtp;
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -32,6 +34,16 @@ fn real_fail2ban_routes_start_ban_unban_stop() {
     let (slack_sinks, slack_route) = (slack.sinks_toml(&dir), r#", "hook", "api""#);
     #[cfg(not(all(feature = "slack-webhook", feature = "slack-api")))]
     let (slack_sinks, slack_route) = (String::new(), "");
+    // With the email sink built, sshd's bans also go to a real SMTP server on loopback.
+    #[cfg(feature = "email")]
+    let smtp = Smtp::start(dir.path());
+    #[cfg(feature = "email")]
+    let mail_sink = format!(
+        "[sinks.mail]\ntype = \"email\"\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"fail2ban@e2e.example\"\nto = \"ops@e2e.example\"\n",
+        smtp.port
+    );
+    #[cfg(not(feature = "email"))]
+    let mail_sink = String::new();
     let notify_cfg = dir.write(
         "notify.toml",
         &format!(
@@ -48,14 +60,16 @@ format = "json"
 path = "{}"
 
 {slack_sinks}
+{mail_sink}
 [jails.sshd]
-sinks = ["ssh_file"{slack_route}]
+sinks = ["ssh_file"{slack_route}{mail}]
 
 [jails."web-*"]
 sinks = ["web_file"]
 "#,
             ssh_out.display(),
-            web_out.display()
+            web_out.display(),
+            mail = if mail_sink.is_empty() { "" } else { r#", "mail""# },
         ),
     );
     let auth_log = dir.write("auth.log", "");
@@ -155,6 +169,29 @@ action = {a2}
     let log = f2b.log();
     assert!(log.contains("[sshd] Ban 203.0.113.7"), "{log}");
     assert!(!log.contains("ERROR"), "Fail2Ban logged an error:\n{log}");
+
+    #[cfg(feature = "email")]
+    {
+        let mails = smtp.messages();
+        let subjects: Vec<String> = mails
+            .iter()
+            .map(|m| {
+                m["headers"].as_array().expect("headers").iter().find(|h| h[0] == "Subject").map(|h| h[1].as_str().unwrap_or("").to_owned()).unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            subjects,
+            [
+                "[Fail2Ban] sshd: jail started on e2e.example",
+                "[Fail2Ban] sshd: banned 203.0.113.7 from e2e.example",
+                "[Fail2Ban] sshd: unbanned 203.0.113.7 from e2e.example",
+                "[Fail2Ban] sshd: jail stopped on e2e.example",
+            ]
+        );
+        let text = mails[1]["text"].as_str().unwrap_or("");
+        assert!(text.contains(&format!("User:      {hostile}")), "{text}");
+        assert!(!mails[1]["raw_headers"].as_str().unwrap_or("").contains("channel"), "log text in a header");
+    }
 
     #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
     {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of f2b-notify on a fresh Debian machine that has Rust: installs what the
-# tests need (Debian's fail2ban for the end-to-end test), then builds each sink feature alone
+# tests need (Debian's fail2ban for the end-to-end test, python3-aiosmtpd for the real SMTP
+# server of the email tests), then builds each sink feature alone
 # and all together, checks that the minimal build carries no HTTP/SMTP/TLS stack, and runs the
 # unit, integration and end-to-end tests in both the full and the minimal build.
 set -euo pipefail
@@ -11,6 +12,8 @@ log() { printf '\n==> %s\n' "$*"; }
 # --- what the tests need, installed when missing (we run as root on CI machines) ---------
 missing=()
 command -v fail2ban-server >/dev/null 2>&1 || missing+=(fail2ban)
+# The email tests' SMTP server (aiosmtpd) runs on Debian's Python.
+{ [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; } || missing+=(python3-aiosmtpd)
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -21,7 +24,7 @@ fi
 # server on private sockets and do not need it.
 
 # --- every sink feature alone, then all together ------------------------------------------
-features=(stdout slack-webhook slack-api)
+features=(stdout slack-webhook slack-api email)
 for f in "${features[@]}"; do
   log "build with only --features $f"
   cargo build --locked --no-default-features --features "$f"
@@ -36,6 +39,16 @@ for forbidden in reqwest lettre rustls hyper openssl native-tls; do
     exit 1
   fi
 done
+
+log "the full build has one TLS stack: rustls with ring, no OpenSSL, no aws-lc"
+full_tree=$(cargo tree --locked -e normal)
+for forbidden in native-tls openssl-sys aws-lc-rs aws-lc-sys; do
+  if grep -qw "$forbidden" <<<"$full_tree"; then
+    echo "full build depends on $forbidden" >&2
+    exit 1
+  fi
+done
+grep -qw ring <<<"$full_tree" || { echo "full build lost rustls' ring provider" >&2; exit 1; }
 
 log "tests: full build (all sinks), every crate, examples built"
 cargo test --locked --workspace

@@ -328,3 +328,55 @@ impl Drop for Slack {
         self.server.take();
     }
 }
+
+/// A real SMTP server on loopback (the email crate's aiosmtpd script, Debian's
+/// python3-aiosmtpd), port 0, stopped by its PID. Delivered messages are JSON files.
+pub struct Smtp {
+    child: Child,
+    pub port: u16,
+    out: PathBuf,
+}
+
+impl Smtp {
+    pub fn start(dir: &Path) -> Self {
+        let out = dir.join("smtp-mail");
+        std::fs::create_dir_all(&out).expect("mkdir");
+        let portfile = dir.join("smtp-port");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/email/tests/smtp_server.py");
+        let child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg("--portfile")
+            .arg(&portfile)
+            .arg("--outdir")
+            .arg(&out)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start the SMTP server (python3-aiosmtpd)");
+        let mut smtp = Self { child, port: 0, out };
+        smtp.port = wait_for("the SMTP server's port", Duration::from_secs(20), || {
+            std::fs::read_to_string(&portfile).ok().and_then(|p| p.trim().parse().ok())
+        });
+        smtp
+    }
+
+    /// Delivered messages in arrival order.
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.out)
+            .expect("read mail dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).expect("read mail")).expect("mail JSON"))
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -63,6 +63,7 @@ fn all_events() -> Vec<EventKind> {
 /// Stands in for a sink type this build left out, so that the config still parses and the
 /// error can say which feature to rebuild with.
 #[derive(Debug, Deserialize)]
+#[allow(dead_code)] // constructed only in builds that leave a sink type out
 pub struct Absent {}
 
 /// A sink's settings, chosen by its `type`.
@@ -87,7 +88,11 @@ pub enum SinkConfig {
     /// `type = "slack-api"` in a build without it.
     #[cfg(not(feature = "slack-api"))]
     SlackApi(Absent),
+    /// `type = "email"`: mail over SMTP or a local sendmail.
+    #[cfg(feature = "email")]
+    Email(f2b_notify_email::Config),
     /// `type = "email"` in a build without it.
+    #[cfg(not(feature = "email"))]
     Email(Absent),
 }
 
@@ -111,6 +116,8 @@ impl SinkConfig {
             Self::SlackWebhook(_) => true,
             #[cfg(feature = "slack-api")]
             Self::SlackApi(_) => true,
+            #[cfg(feature = "email")]
+            Self::Email(_) => true,
             #[allow(unreachable_patterns)]
             _ => false,
         }

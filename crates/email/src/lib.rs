@@ -1,0 +1,352 @@
+//! The email sink: one message per event, over SMTP (lettre's async transport: plain,
+//! STARTTLS, implicit TLS, AUTH PLAIN/LOGIN) or through a local `sendmail` binary.
+//!
+//! Fail2Ban's own mail actions need a local MTA and have no timeout; this sink needs neither
+//! and always has a timeout. Values that come from the log (user, matched lines) go only into
+//! the body, never into a header; the subject is rendered without them and stripped of
+//! control characters, so a newline in a jail or host name cannot inject a header either.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use f2b_notify_core::{async_trait, ConfigError, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::Deserialize;
+
+mod body;
+#[cfg(test)]
+mod tests;
+
+/// Default time one delivery may take.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most a config may ask for: half of Fail2Ban's 60 s action timeout.
+const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Configuration of a `type = "email"` sink. Give exactly one of `url` and `sendmail`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The SMTP server: `smtp://host:25` (no TLS), `smtp://host:587?tls=required` (STARTTLS,
+    /// or `tls=opportunistic`), `smtps://host:465` (implicit TLS). No credentials in the URL:
+    /// use `username` and `password`.
+    pub url: Option<String>,
+    /// Instead of SMTP: the path of a local sendmail-compatible binary (`/usr/sbin/sendmail`).
+    pub sendmail: Option<PathBuf>,
+    /// SMTP user name for AUTH (PLAIN or LOGIN, as the server offers).
+    pub username: Option<String>,
+    /// SMTP password. A secret: prefer `password_file` or `F2B_NOTIFY_SINKS__NAME__PASSWORD`.
+    pub password: Option<Secret>,
+    /// A file holding the SMTP password (mode 0600; `check` warns when others can read it).
+    pub password_file: Option<PathBuf>,
+    /// An extra CA certificate (PEM) to trust, for a relay with a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// Seconds one delivery may take (default 10, at most 30).
+    pub timeout: Option<f64>,
+    /// The sender, like `Fail2Ban <fail2ban@example.com>`. Required.
+    pub from: Option<String>,
+    /// The recipients: one address or a list. Required.
+    #[serde(default)]
+    pub to: OneOrMany,
+    /// Copy recipients.
+    #[serde(default)]
+    pub cc: OneOrMany,
+    /// Where replies go.
+    pub reply_to: Option<String>,
+    /// Subject template (minijinja). Default: "[Fail2Ban] sshd: banned 203.0.113.7 from
+    /// host.example". `user` and `matches` are empty here: log text never reaches a header.
+    pub subject: Option<String>,
+    /// Also send an HTML alternative of the body. Default false (plain text only).
+    #[serde(default)]
+    pub html: bool,
+    /// Per-event templates for the first line of the body (`[sinks.NAME.templates]`).
+    #[serde(default)]
+    pub templates: Templates,
+}
+
+/// One address or a list of them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// None given.
+    #[default]
+    None,
+    /// `to = "a@example.com"`.
+    One(String),
+    /// `to = ["a@example.com", "b@example.com"]`.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn list(&self) -> Vec<&str> {
+        match self {
+            Self::None => Vec::new(),
+            Self::One(s) => vec![s.as_str()],
+            Self::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Sendmail(AsyncSendmailTransport<Tokio1Executor>),
+}
+
+/// A built email sink.
+#[derive(Debug)]
+pub struct EmailSink {
+    name: String,
+    transport: Transport,
+    password_source: Option<SecretSource>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    cc: Vec<Mailbox>,
+    reply_to: Option<Mailbox>,
+    subject: Renderer,
+    body: Renderer,
+    html: bool,
+    timeout: Duration,
+}
+
+fn address(key: &str, value: &str) -> Result<Mailbox, ConfigError> {
+    Mailbox::from_str(value.trim()).map_err(|e| ConfigError::new(format!("`{key}` = {value:?} is not a valid address: {e}")))
+}
+
+impl EmailSink {
+    /// Builds the sink: checks every address, the URL, the TLS settings and the templates
+    /// now, so `check` names what is wrong.
+    pub fn new(name: impl Into<String>, config: Config) -> Result<Self, ConfigError> {
+        let from = address("from", config.from.as_deref().ok_or_else(|| ConfigError::new("missing `from`"))?)?;
+        let to = config.to.list().into_iter().map(|a| address("to", a)).collect::<Result<Vec<_>, _>>()?;
+        if to.is_empty() {
+            return Err(ConfigError::new("missing `to` (one address or a list)"));
+        }
+        let cc = config.cc.list().into_iter().map(|a| address("cc", a)).collect::<Result<Vec<_>, _>>()?;
+        let reply_to = config.reply_to.as_deref().map(|a| address("reply_to", a)).transpose()?;
+        let timeout = match config.timeout {
+            None => DEFAULT_TIMEOUT,
+            Some(t) if t > 0.0 && t <= MAX_TIMEOUT.as_secs_f64() => Duration::from_secs_f64(t),
+            Some(t) => {
+                return Err(ConfigError::new(format!(
+                    "`timeout` = {t} must be more than 0 and at most {} seconds",
+                    MAX_TIMEOUT.as_secs()
+                )))
+            }
+        };
+        // One subject template serves every event kind (it can test `kind` itself).
+        let subject_source = config.subject.clone().unwrap_or_else(|| body::DEFAULT_SUBJECT.to_owned());
+        let subject_templates = Templates {
+            start: Some(subject_source.clone()),
+            stop: Some(subject_source.clone()),
+            ban: Some(subject_source.clone()),
+            unban: Some(subject_source),
+        };
+        let subject = Renderer::new(&subject_templates).map_err(|e| ConfigError::new(format!("`subject`: {e}")))?;
+        let body = Renderer::new(&config.templates).map_err(|e| ConfigError::new(e.to_string()))?;
+
+        let password_source = match (&config.password, &config.password_file) {
+            (None, None) => None,
+            _ => Some(SecretSource::from_pair("password", config.password.clone(), config.password_file.clone())?),
+        };
+        let transport = match (&config.url, &config.sendmail) {
+            (Some(url), None) => Transport::Smtp(smtp(url, &config, password_source.as_ref(), timeout)?),
+            (None, Some(path)) => {
+                if config.username.is_some() || password_source.is_some() || config.ca_file.is_some() {
+                    return Err(ConfigError::new("`username`, `password` and `ca_file` go with `url`, not `sendmail`"));
+                }
+                Transport::Sendmail(AsyncSendmailTransport::<Tokio1Executor>::new_with_command(path))
+            }
+            (Some(_), Some(_)) => return Err(ConfigError::new("give either `url` (SMTP) or `sendmail`, not both")),
+            (None, None) => return Err(ConfigError::new("missing `url` (an smtp:// or smtps:// URL) or `sendmail` (a path)")),
+        };
+        Ok(Self {
+            name: name.into(),
+            transport,
+            password_source,
+            from,
+            to,
+            cc,
+            reply_to,
+            subject,
+            body,
+            html: config.html,
+            timeout,
+        })
+    }
+
+    /// The message for `event`.
+    pub fn message(&self, event: &Event) -> Result<Message, SinkError> {
+        // The subject sees no log text: a header is no place for attacker input.
+        let mut header_event = event.clone();
+        header_event.user = None;
+        header_event.matches = None;
+        let subject = self.subject.render_plain(&header_event).map_err(|e| SinkError::permanent(e.to_string()))?;
+        let subject = body::header_safe(&subject);
+        let lead = self.body.render_plain(event).map_err(|e| SinkError::permanent(e.to_string()))?;
+        let text = body::plain(event, &lead);
+
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(subject)
+            .message_id(Some(body::message_id(event, &self.from)))
+            .in_reply_to(body::thread_id(event, &self.from))
+            .references(body::thread_id(event, &self.from))
+            .user_agent(concat!("f2b-notify/", env!("CARGO_PKG_VERSION")).to_owned());
+        for to in &self.to {
+            builder = builder.to(to.clone());
+        }
+        for cc in &self.cc {
+            builder = builder.cc(cc.clone());
+        }
+        if let Some(r) = &self.reply_to {
+            builder = builder.reply_to(r.clone());
+        }
+        let built = if self.html {
+            builder.multipart(MultiPart::alternative_plain_html(text, body::html(event, &lead)))
+        } else {
+            builder.singlepart(SinglePart::plain(text))
+        };
+        built.map_err(|e| SinkError::permanent(format!("cannot build the message: {e}")))
+    }
+}
+
+/// Sets up the SMTP transport from the URL.
+fn smtp(
+    url: &str,
+    config: &Config,
+    password: Option<&SecretSource>,
+    timeout: Duration,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, ConfigError> {
+    let bad = |why: &str| ConfigError::new(format!("`url` = {url:?}: {why}"));
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected smtp://host:port or smtps://host:port"))?;
+    let (authority, query) = match rest.split_once('?') {
+        Some((a, q)) => (a.trim_end_matches('/'), Some(q)),
+        None => (rest.trim_end_matches('/'), None),
+    };
+    if authority.contains('@') {
+        return Err(ConfigError::new(
+            "`url` must not hold credentials: put the user in `username` and the password in `password_file`",
+        ));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+            (h, Some(p.parse::<u16>().map_err(|_| bad("the port is not a number"))?))
+        }
+        _ => (authority, None),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let tls_mode = match query {
+        None => None,
+        Some(q) => match q.strip_prefix("tls=") {
+            Some(mode @ ("required" | "opportunistic")) => Some(mode),
+            _ => return Err(bad("the only option is tls=required or tls=opportunistic")),
+        },
+    };
+    let tls_params = || -> Result<TlsParameters, ConfigError> {
+        let mut b = TlsParameters::builder(host.to_owned());
+        if let Some(ca) = &config.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| ConfigError::new(format!("cannot read `ca_file` {}: {e}", ca.display())))?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| ConfigError::new(format!("`ca_file` {} is not a PEM certificate: {e}", ca.display())))?;
+            b = b.add_root_certificate(cert);
+        }
+        b.build_rustls().map_err(|e| ConfigError::new(format!("TLS setup failed: {e}")))
+    };
+    let (tls, default_port) = match (scheme, tls_mode) {
+        ("smtps", None) => (Tls::Wrapper(tls_params()?), 465),
+        ("smtps", Some(_)) => return Err(bad("smtps:// is always TLS; tls= goes with smtp://")),
+        ("smtp", None) => (Tls::None, 25),
+        ("smtp", Some("required")) => (Tls::Required(tls_params()?), 587),
+        ("smtp", Some(_)) => (Tls::Opportunistic(tls_params()?), 587),
+        _ => return Err(bad("the scheme must be smtp or smtps")),
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(port.unwrap_or(default_port))
+        .tls(tls)
+        .timeout(Some(timeout));
+    match (&config.username, password) {
+        (Some(user), Some(source)) => {
+            let secret = source.load("password")?;
+            builder = builder.credentials(Credentials::new(user.clone(), secret.expose().to_owned()));
+        }
+        (None, None) => {}
+        (Some(_), None) => return Err(ConfigError::new("`username` needs `password` or `password_file`")),
+        (None, Some(_)) => return Err(ConfigError::new("`password` needs `username`")),
+    }
+    Ok(builder.build())
+}
+
+/// SMTP 4xx, timeouts and broken connections may clear up; 5xx (authentication, a rejected
+/// recipient, 501) and TLS failures will not. The text is the server's reply, never the
+/// password.
+fn classify_smtp(e: &lettre::transport::smtp::Error) -> SinkError {
+    let text = one_line(&e.to_string());
+    if e.is_timeout() {
+        SinkError::transient(format!("SMTP: no answer in time ({text})"))
+    } else if e.is_permanent() {
+        SinkError::permanent(format!("SMTP: {text}"))
+    } else if e.is_transient() {
+        SinkError::transient(format!("SMTP: {text}"))
+    } else if e.is_tls() || text.contains("certificate") {
+        // A certificate the config does not trust will not become trusted by waiting; lettre
+        // reports it as a connection error, hence the look at the text.
+        SinkError::permanent(format!("SMTP TLS: {text}"))
+    } else {
+        SinkError::transient(format!("SMTP: {text}"))
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(300).collect()
+}
+
+#[async_trait]
+impl Sink for EmailSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "email"
+    }
+
+    async fn send(&self, event: &Event) -> Result<(), SinkError> {
+        let message = self.message(event)?;
+        // lettre's SMTP timeout covers each command but not a server that accepts the
+        // connection and never greets, and sendmail has none: one deadline covers it all.
+        let delivery = async {
+            match &self.transport {
+                Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| classify_smtp(&e)),
+                // sendmail exits non-zero for a bad recipient or a broken MTA setup, and a
+                // binary that cannot run will not start working by itself.
+                Transport::Sendmail(t) => t
+                    .send(message)
+                    .await
+                    .map_err(|e| SinkError::permanent(format!("sendmail: {}", one_line(&e.to_string())))),
+            }
+        };
+        match tokio::time::timeout(self.timeout, delivery).await {
+            Ok(result) => result,
+            Err(_) => Err(SinkError::transient(format!(
+                "{}: no answer within {} s",
+                match self.transport {
+                    Transport::Smtp(_) => "SMTP",
+                    Transport::Sendmail(_) => "sendmail",
+                },
+                self.timeout.as_secs_f64()
+            ))),
+        }
+    }
+
+    fn check(&self) -> Vec<String> {
+        self.password_source.as_ref().and_then(|s| s.permission_warning("password")).into_iter().collect()
+    }
+}
