@@ -49,6 +49,10 @@ fn real_fail2ban_routes_start_ban_unban_stop() {
         &format!(
             r#"
 host = "e2e.example"
+# This test is about routing and quoting; queue mode has its own tests (delivery.rs).
+[delivery]
+mode = "direct"
+
 [sinks.ssh_file]
 type = "stdout"
 format = "json"

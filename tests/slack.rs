@@ -6,7 +6,10 @@ use crate::util::{run, Dir, Slack, API_TOKEN, WEBHOOK_SECRET};
 fn config(dir: &Dir, slack: &Slack) -> std::path::PathBuf {
     dir.write(
         "config.toml",
-        &format!("host = \"h.example\"\n{}\n[jails.\"*\"]\nsinks = [\"hook\", \"api\"]\n", slack.sinks_toml(dir)),
+        &format!(
+            "host = \"h.example\"\n[delivery]\nmode = \"direct\"\n{}\n[jails.\"*\"]\nsinks = [\"hook\", \"api\"]\n",
+            slack.sinks_toml(dir)
+        ),
     )
 }
 
@@ -83,7 +86,7 @@ fn notify_failure_logs_no_secret_and_exits_0() {
     let cfg = dir.write(
         "dead.toml",
         &format!(
-            "[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"http://127.0.0.1:{port}/services/{WEBHOOK_SECRET}\"\n[jails.\"*\"]\nsinks = [\"hook\"]\n"
+            "[delivery]\nmode = \"direct\"\n[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"http://127.0.0.1:{port}/services/{WEBHOOK_SECRET}\"\n[jails.\"*\"]\nsinks = [\"hook\"]\n"
         ),
     );
     let mut c = dir.cmd();

@@ -7,4 +7,6 @@ mod util;
 mod cli;
 mod fail2ban;
 #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
+mod delivery;
+#[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
 mod slack;

@@ -380,3 +380,186 @@ impl Drop for Smtp {
         let _ = self.child.wait();
     }
 }
+
+/// One HTTP request the [`StandIn`] received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub at: Instant,
+    pub path: String,
+    pub body: String,
+}
+
+/// What the [`StandIn`] answers.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: &str) -> Self {
+        Self { status, headers: Vec::new(), body: body.to_owned() }
+    }
+
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+}
+
+/// Decides the reply from the request and how many requests that path had before it.
+pub type Responder = std::sync::Arc<dyn Fn(&Request, usize) -> Reply + Send + Sync>;
+
+/// Answers like Slack on success: `ok` for a webhook, `{"ok":true}` for chat.postMessage.
+pub fn slack_ok() -> Responder {
+    std::sync::Arc::new(|req: &Request, _| {
+        if req.path.starts_with("/api/") { Reply::new(200, r#"{"ok":true}"#) } else { Reply::new(200, "ok") }
+    })
+}
+
+/// A small HTTP/1.1 server on loopback for delivery tests, scripted per request and recording
+/// when each request came. Runs on threads; stopped when dropped.
+pub struct StandIn {
+    pub port: u16,
+    log: std::sync::Arc<std::sync::Mutex<Vec<Request>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StandIn {
+    /// On a free port (port 0).
+    pub fn start(responder: Responder) -> Self {
+        Self::start_on(0, responder)
+    }
+
+    /// A free loopback port, for a server that comes up later.
+    pub fn reserve_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    }
+
+    /// On `port` (0 for a free one).
+    pub fn start_on(port: u16, responder: Responder) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind stand-in");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let log: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (log2, stop2) = (Arc::clone(&log), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((sock, _)) => {
+                        let (log, responder, stop) = (Arc::clone(&log2), Arc::clone(&responder), Arc::clone(&stop2));
+                        std::thread::spawn(move || serve(sock, &log, &responder, &stop));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Self { port, log, stop, thread: Some(thread) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Requests to paths starting with `prefix`.
+    pub fn requests_to(&self, prefix: &str) -> Vec<Request> {
+        self.requests().into_iter().filter(|r| r.path.starts_with(prefix)).collect()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves one keep-alive connection until the client closes it or the stand-in stops.
+fn serve(
+    mut sock: std::net::TcpStream,
+    log: &std::sync::Mutex<Vec<Request>>,
+    responder: &Responder,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::Read;
+    let _ = sock.set_nonblocking(false);
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        // Read a full request: headers, then Content-Length bytes of body.
+        let request = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
+                    .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
+                    buf.drain(..end + 4 + len);
+                    let path = head.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("/").to_owned();
+                    break Request { at: Instant::now(), path, body };
+                }
+            }
+            match sock.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        };
+        let seen = {
+            let mut log = log.lock().expect("log");
+            let seen = log.iter().filter(|r| r.path == request.path).count();
+            log.push(request.clone());
+            seen
+        };
+        let reply = responder(&request, seen);
+        let mut out = format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\n", reply.status, reply.body.len());
+        for (k, v) in &reply.headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.push_str(&reply.body);
+        if sock.write_all(out.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Kills the spool's delivery worker, if one runs, by the PID in its lock file.
+pub fn kill_worker(spool: &Path, signal: &str) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(spool.join("worker.lock")).ok()?.trim().parse().ok()?;
+    // Only a live f2b-notify worker: the PID may be stale.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    if !String::from_utf8_lossy(&cmdline).contains("deliver") {
+        return None;
+    }
+    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+    Some(pid)
+}
+
+/// Stops the spool's worker when a test ends, however it ends.
+pub struct WorkerGuard(pub PathBuf);
+
+impl Drop for WorkerGuard {
+    fn drop(&mut self) {
+        kill_worker(&self.0, "KILL");
+    }
+}

@@ -35,6 +35,39 @@ pub enum Command {
     Test(TestArgs),
     /// Print the Fail2Ban action file (config/action.d/f2b-notify.conf).
     Action,
+    /// Deliver what is in the spool (started by `notify` in queue mode; exits when idle).
+    Deliver(DeliverArgs),
+    /// Show pending and dead events; `retry` or `purge` the dead ones.
+    Queue(QueueArgs),
+}
+
+/// `deliver`'s arguments.
+#[derive(Debug, Args)]
+pub struct DeliverArgs {
+    /// Keep running and watching the spool (for a service manager) instead of exiting when
+    /// idle.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+/// `queue`'s arguments.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// list (default), retry (move dead events back to their queues) or purge (delete the
+    /// dead events).
+    #[arg(value_enum, default_value = "list")]
+    pub action: QueueAction,
+}
+
+/// What `queue` does.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum QueueAction {
+    /// List pending and dead events with each sink's state and last error.
+    List,
+    /// Move the dead events back into their sinks' queues.
+    Retry,
+    /// Delete the dead events, after saying how many.
+    Purge,
 }
 
 /// The event word on the command line.

@@ -1,5 +1,6 @@
 //! What each subcommand does.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,10 +8,12 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use f2b_notify_core::{Event, EventKind, Sink, SinkError};
 
-use crate::cli::{Cli, Command, NotifyArgs, TestArgs};
-use crate::config::{self, Loaded, Sources};
+use crate::cli::{Cli, Command, DeliverArgs, NotifyArgs, QueueAction, QueueArgs, TestArgs};
+use crate::config::{self, Loaded, Mode, Sources};
 use crate::registry;
 use crate::route::{Decision, Table};
+use crate::spool::{Entry, Spool};
+use crate::worker;
 
 /// The Fail2Ban action file, shipped in the binary so `f2b-notify action` needs no files.
 pub const ACTION_FILE: &str = include_str!("../../config/action.d/f2b-notify.conf");
@@ -18,6 +21,8 @@ pub const ACTION_FILE: &str = include_str!("../../config/action.d/f2b-notify.con
 /// An upper bound on one delivery in the action path, far below Fail2Ban's 60 s action
 /// timeout, in case a sink's own timeout misbehaves.
 const DELIVERY_DEADLINE: Duration = Duration::from_secs(30);
+/// The bound when the spool cannot be written and the action delivers itself instead.
+const FALLBACK_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -30,6 +35,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => check(&sources),
         Command::Notify(args) => notify(&sources, args),
         Command::Test(args) => test(&sources, args),
+        Command::Deliver(args) => deliver_command(&sources, args),
+        Command::Queue(args) => queue(&sources, args),
     }
 }
 
@@ -109,15 +116,15 @@ fn build_sinks(loaded: &Loaded, names: &[String]) -> anyhow::Result<Vec<Arc<dyn 
 }
 
 /// Sends `event` to every sink at once and returns each sink's result, in order.
-async fn deliver(sinks: &[Arc<dyn Sink>], event: &Event) -> Vec<Result<(), SinkError>> {
+async fn deliver(sinks: &[Arc<dyn Sink>], event: &Event, deadline: Duration) -> Vec<Result<(), SinkError>> {
     let mut set = tokio::task::JoinSet::new();
     for (i, sink) in sinks.iter().enumerate() {
         let sink = Arc::clone(sink);
         let event = event.clone();
         set.spawn(async move {
-            let result = match tokio::time::timeout(DELIVERY_DEADLINE, sink.send(&event)).await {
+            let result = match tokio::time::timeout(deadline, sink.send(&event)).await {
                 Ok(r) => r,
-                Err(_) => Err(SinkError::transient(format!("no answer within {} s", DELIVERY_DEADLINE.as_secs()))),
+                Err(_) => Err(SinkError::transient(format!("no answer within {} s", deadline.as_secs()))),
             };
             (i, result)
         });
@@ -144,13 +151,163 @@ fn notify(sources: &Sources, args: NotifyArgs) -> anyhow::Result<ExitCode> {
         }
         Decision::Filtered | Decision::Restored => return Ok(ExitCode::SUCCESS),
     };
-    let sinks = build_sinks(&loaded, names)?;
-    let results = runtime()?.block_on(deliver(&sinks, &event));
+    let names = names.to_vec();
+    if loaded.config.delivery.mode == Mode::Direct {
+        deliver_and_report(&loaded, &names, &event, DELIVERY_DEADLINE)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Queue mode: stdout and file sinks are written here (as cheap as spooling, and stdout
+    // exists only here); everything that needs the network goes through the spool.
+    let (inline, queued): (Vec<String>, Vec<String>) = names
+        .into_iter()
+        .partition(|n| loaded.config.sinks.get(n).is_some_and(|c| c.delivered_inline()));
+    if !inline.is_empty() {
+        deliver_and_report(&loaded, &inline, &event, DELIVERY_DEADLINE)?;
+    }
+    if queued.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let spool = Spool::new(&loaded.config.delivery.spool);
+    match spool.enqueue(&Entry::new(event.clone(), queued.clone())) {
+        Ok(_) => {
+            if let Err(e) = ensure_worker(&spool, sources) {
+                // The event is safe in the spool; the next event or `f2b-notify deliver`
+                // picks it up.
+                tracing::error!("event spooled, but the delivery worker could not be started: {e:#}");
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "f2b-notify: cannot write to the spool {}: {e}; delivering directly instead",
+                spool.root().display()
+            );
+            deliver_and_report(&loaded, &queued, &event, FALLBACK_DEADLINE)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Delivers `event` to `names` now; failures are logged, not fatal: a non-zero exit would
+/// make Fail2Ban run the action again.
+fn deliver_and_report(loaded: &Loaded, names: &[String], event: &Event, deadline: Duration) -> anyhow::Result<()> {
+    let sinks = build_sinks(loaded, names)?;
+    let results = runtime()?.block_on(deliver(&sinks, event, deadline));
     for (sink, result) in sinks.iter().zip(results) {
         if let Err(e) = result {
-            // Reported, not fatal: a non-zero exit would make Fail2Ban run us again.
             let class = if e.is_transient() { "transient" } else { "permanent" };
             tracing::error!("sink `{}`: {} not delivered ({class}): {e}", sink.name(), event.kind);
+        }
+    }
+    Ok(())
+}
+
+/// Starts a delivery worker unless one holds the spool. The worker is detached: its own
+/// session (it calls setsid), no inherited stdin/stdout (Fail2Ban reads the action's pipes
+/// until every holder closes them), stderr to the spool's worker.log.
+fn ensure_worker(spool: &Spool, sources: &Sources) -> anyhow::Result<()> {
+    let Some(lock) = spool.try_lock()? else { return Ok(()) };
+    drop(lock);
+    let exe = std::env::current_exe().context("cannot find the f2b-notify binary")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(spool.log_path())
+        .with_context(|| format!("cannot open {}", spool.log_path().display()))?;
+    if log.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false) {
+        let _ = log.set_len(0);
+    }
+    let mut cmd = std::process::Command::new(exe);
+    if let Sources::Explicit(files) = sources {
+        // The worker runs in `/`: hand it the files by absolute path.
+        for f in files {
+            cmd.arg("--config").arg(std::path::absolute(f).unwrap_or_else(|_| f.clone()));
+        }
+    }
+    cmd.arg("deliver")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .current_dir("/");
+    cmd.spawn().context("cannot start `f2b-notify deliver`")?;
+    Ok(())
+}
+
+fn deliver_command(sources: &Sources, args: DeliverArgs) -> anyhow::Result<ExitCode> {
+    // Leave Fail2Ban's process group and session: when an action times out, Fail2Ban kills
+    // the action's whole process group. Fails harmlessly when already a session leader.
+    let _ = rustix::process::setsid();
+    let loaded = load(sources)?;
+    let ran = runtime()?.block_on(worker::run(&loaded, args.follow))?;
+    if !ran {
+        tracing::info!("another worker is delivering from {}", loaded.config.delivery.spool.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn queue(sources: &Sources, args: QueueArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load(sources)?;
+    let spool = Spool::new(&loaded.config.delivery.spool);
+    if !spool.root().exists() {
+        println!("spool {}: empty (nothing was ever queued)", spool.root().display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    match args.action {
+        QueueAction::Retry => {
+            let n = spool.retry_dead()?;
+            println!("moved {n} dead event(s) back to their queues");
+            if n > 0 {
+                ensure_worker(&spool, sources)?;
+            }
+        }
+        QueueAction::Purge => {
+            let n = spool.purge_dead()?;
+            println!("purged {n} dead event(s)");
+        }
+        QueueAction::List => {
+            let mut out = String::new();
+            match spool.worker()? {
+                Some(pid) => out.push_str(&format!("spool {}: worker running (pid {pid})\n", spool.root().display())),
+                None => out.push_str(&format!("spool {}: no worker running\n", spool.root().display())),
+            }
+            let unrouted = spool.unrouted()?.len();
+            if unrouted > 0 {
+                out.push_str(&format!("new: {unrouted} event(s) not yet handed to their sinks\n"));
+            }
+            let mut names: Vec<String> = spool.sink_names()?;
+            names.extend(spool.dead_sinks()?);
+            names.sort();
+            names.dedup();
+            for name in &names {
+                let pending = spool.pending(name)?.len();
+                let dead = spool.dead(name)?.len();
+                out.push_str(&format!("sink `{name}`: {pending} pending, {dead} dead"));
+                if let Some(state) = spool.load_state(name) {
+                    if let Some(err) = &state.last_error {
+                        out.push_str(&format!("; last error: {err}"));
+                    }
+                    if let Some(at) = state.next_try_at {
+                        let wait = (at - crate::spool::now_epoch()).max(0.0);
+                        if pending > 0 {
+                            out.push_str(&format!("; next try in {wait:.0} s"));
+                        }
+                    }
+                }
+                out.push('\n');
+            }
+            for name in spool.dead_sinks()? {
+                for f in spool.dead(&name)? {
+                    let what = match Spool::load(&f) {
+                        Ok(e) => format!("{} {} {}", e.event.jail, e.event.kind, e.event.id.unwrap_or_default()),
+                        Err(_) => "(unreadable)".to_owned(),
+                    };
+                    out.push_str(&format!("  dead `{name}`: {what}: {}\n", Spool::reason_of(&f)));
+                }
+            }
+            for f in spool.corrupt()? {
+                out.push_str(&format!("  corrupt {}: {}\n", f.display(), Spool::reason_of(&f)));
+            }
+            print!("{out}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -229,7 +386,7 @@ fn test(sources: &Sources, args: TestArgs) -> anyhow::Result<ExitCode> {
         println!("note: this route does not send {kind} events from Fail2Ban; sending the sample anyway");
     }
     let sinks = build_sinks(&loaded, &route.config.sinks)?;
-    let results = runtime()?.block_on(deliver(&sinks, &event));
+    let results = runtime()?.block_on(deliver(&sinks, &event, DELIVERY_DEADLINE));
     let mut failed = false;
     for (sink, result) in sinks.iter().zip(results) {
         match result {

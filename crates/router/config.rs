@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use f2b_notify_core::EventKind;
 use figment::providers::{Env, Format, Toml};
@@ -39,6 +40,113 @@ pub struct Config {
     /// Routes: `[jails.PATTERN]` where PATTERN is a jail name, a glob, or `*`.
     #[serde(default)]
     pub jails: BTreeMap<String, RouteConfig>,
+    /// How events are delivered: `[delivery]`.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+}
+
+/// `[delivery]`: whether the action waits for the network, and how the background worker
+/// retries, folds and paces messages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// `queue` (default): the action writes the event to the spool and returns at once; a
+    /// background worker delivers. `direct`: deliver inside the action, with the sinks'
+    /// timeouts (Fail2Ban waits, under its global lock).
+    #[serde(default)]
+    pub mode: Mode,
+    /// The spool directory (created with mode 0700). Default `/var/spool/f2b-notify`. Each
+    /// config file set needs its own spool.
+    #[serde(default = "default_spool")]
+    pub spool: PathBuf,
+    /// Events older than this go to the dead-letter directory instead of out. Seconds or a
+    /// duration like "6h". Default 1 day.
+    #[serde(default = "default_max_age")]
+    pub max_age: Seconds,
+    /// The longest wait between two tries of a failing sink (exponential backoff with jitter
+    /// grows up to it; a `Retry-After` is obeyed as given). Default 300 s.
+    #[serde(default = "default_retry_max")]
+    pub retry_max: Seconds,
+    /// The worker exits after this long with nothing to do; the next event starts a new one.
+    /// Default 30 s.
+    #[serde(default = "default_idle_exit")]
+    pub idle_exit: Seconds,
+    /// Most events folded into one digest message. Default 500.
+    #[serde(default = "default_batch_max")]
+    pub batch_max: usize,
+    /// Least time between two messages of a sink, by sink name, overriding the sink's own
+    /// default (Slack sinks: 1 s; others: none). `min_interval = { ops = 2 }`.
+    #[serde(default)]
+    pub min_interval: BTreeMap<String, Seconds>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::default(),
+            spool: default_spool(),
+            max_age: default_max_age(),
+            retry_max: default_retry_max(),
+            idle_exit: default_idle_exit(),
+            batch_max: default_batch_max(),
+            min_interval: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[delivery] mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Spool and deliver in the background.
+    #[default]
+    Queue,
+    /// Deliver inside the action.
+    Direct,
+}
+
+fn default_spool() -> PathBuf {
+    PathBuf::from("/var/spool/f2b-notify")
+}
+fn default_max_age() -> Seconds {
+    Seconds(Duration::from_secs(86_400))
+}
+fn default_retry_max() -> Seconds {
+    Seconds(Duration::from_secs(300))
+}
+fn default_idle_exit() -> Seconds {
+    Seconds(Duration::from_secs(30))
+}
+fn default_batch_max() -> usize {
+    500
+}
+
+/// A duration given as seconds (`30`, `0.5`) or in words (`"5m"`, `"1h 30m"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Float(f64),
+            Text(String),
+        }
+        let bad = |what: &dyn std::fmt::Display| {
+            serde::de::Error::custom(format!("`{what}` is not a duration (seconds, or like \"5m\", \"1h 30m\")"))
+        };
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(Self(Duration::from_secs(n))),
+            Raw::Float(f) if f.is_finite() && f >= 0.0 && f < 1e12 => Ok(Self(Duration::from_secs_f64(f))),
+            Raw::Float(f) => Err(bad(&f)),
+            Raw::Text(t) => match t.trim().parse::<f64>() {
+                Ok(f) if f.is_finite() && f >= 0.0 && f < 1e12 => Ok(Self(Duration::from_secs_f64(f))),
+                _ => humantime::parse_duration(t.trim()).map(Self).map_err(|_| bad(&t)),
+            },
+        }
+    }
 }
 
 /// One route: where a jail's events go.
@@ -105,6 +213,12 @@ impl SinkConfig {
             Self::SlackApi(_) => "slack-api",
             Self::Email(_) => "email",
         }
+    }
+
+    /// Whether the action delivers to this sink itself even in queue mode: writing a line to
+    /// stdout or a local file is as cheap as spooling it, and stdout only exists there.
+    pub fn delivered_inline(&self) -> bool {
+        matches!(self, Self::Stdout(_))
     }
 
     /// Whether this build has the code for this sink type.
@@ -293,6 +407,22 @@ fn validate(config: &Config, figment: &Figment) -> Result<(), String> {
                 place_of(figment, &format!("{key}.type"))
             ));
         }
+    }
+    for name in config.delivery.min_interval.keys() {
+        if !config.sinks.contains_key(name) {
+            let key = format!("delivery.min_interval.{name}");
+            return Err(format!("{}: key `{key}`: no sink named `{name}`", place_of(figment, &key)));
+        }
+    }
+    if !config.delivery.spool.is_absolute() {
+        return Err(format!(
+            "{}: key `delivery.spool`: `{}` must be an absolute path",
+            place_of(figment, "delivery.spool"),
+            config.delivery.spool.display()
+        ));
+    }
+    if config.delivery.batch_max == 0 {
+        return Err(format!("{}: key `delivery.batch_max`: must be at least 1", place_of(figment, "delivery.batch_max")));
     }
     for (pattern, route) in &config.jails {
         let key = format!("jails.{pattern}");

@@ -11,6 +11,8 @@ mod commands;
 mod config;
 mod registry;
 mod route;
+mod spool;
+mod worker;
 
 use std::process::ExitCode;
 

@@ -5,12 +5,14 @@
 //! This crate has no network dependency on purpose: a sink crate brings its own transport, and
 //! a minimal build of the router carries none.
 
+mod digest;
 mod error;
 mod event;
 mod render;
 mod secret;
 mod sink;
 
+pub use digest::{chunk_list, Digest, JailSummary};
 pub use error::{ConfigError, SinkError};
 pub use event::{Event, EventKind, ParseEventKindError};
 pub use render::{escape_slack, human_duration, truncate_chars, Renderer, Templates, TemplateError};

@@ -1,10 +1,11 @@
 //! The trait every notification target implements.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Event, SinkError};
+use crate::{Digest, Event, SinkError};
 
 /// A place notifications go: a Slack channel, a mailbox, a file.
 ///
@@ -21,6 +22,22 @@ pub trait Sink: Send + Sync {
 
     /// Delivers one event.
     async fn send(&self, event: &Event) -> Result<(), SinkError>;
+
+    /// Delivers several events as one message (a storm, or what piled up while the sink was
+    /// rate-limited). The default sends them one by one, for sinks that have no digest layout;
+    /// a failure part-way means the router may send the first ones again.
+    async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
+        for event in &digest.events {
+            self.send(event).await?;
+        }
+        Ok(())
+    }
+
+    /// The least time between two messages, which the router keeps (Slack: about one message
+    /// per second per channel). Default: none.
+    fn min_interval(&self) -> Duration {
+        Duration::ZERO
+    }
 
     /// Extra lines for `f2b-notify check` (for example a secret file others can read).
     /// Most sinks have nothing to say.
@@ -40,6 +57,12 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     async fn send(&self, event: &Event) -> Result<(), SinkError> {
         (**self).send(event).await
     }
+    async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
+        (**self).send_digest(digest).await
+    }
+    fn min_interval(&self) -> Duration {
+        (**self).min_interval()
+    }
     fn check(&self) -> Vec<String> {
         (**self).check()
     }
@@ -55,6 +78,12 @@ impl<S: Sink + ?Sized> Sink for Arc<S> {
     }
     async fn send(&self, event: &Event) -> Result<(), SinkError> {
         (**self).send(event).await
+    }
+    async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
+        (**self).send_digest(digest).await
+    }
+    fn min_interval(&self) -> Duration {
+        (**self).min_interval()
     }
     fn check(&self) -> Vec<String> {
         (**self).check()

@@ -150,11 +150,11 @@ fn domain(from: &Mailbox) -> String {
 }
 
 /// A unique Message-ID for this mail.
-pub fn message_id(event: &Event, from: &Mailbox) -> String {
+pub fn message_id(what: &str, from: &Mailbox) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("<f2b-notify.{}.{nanos}.{}.{n}@{}>", event.kind, std::process::id(), domain(from))
+    format!("<f2b-notify.{what}.{nanos}.{}.{n}@{}>", std::process::id(), domain(from))
 }
 
 /// The id every mail about one address in one jail refers to (start/stop: about one jail), so

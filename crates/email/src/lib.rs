@@ -10,10 +10,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use f2b_notify_core::{async_trait, ConfigError, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates};
+use f2b_notify_core::{async_trait, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::message::MessageBuilder;
 use lettre::{AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
@@ -178,6 +179,35 @@ impl EmailSink {
         })
     }
 
+    /// From, To, Cc, Reply-To, Subject, Message-ID: what every mail of this sink has.
+    fn headers(&self, subject: String, message_id: String) -> MessageBuilder {
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(subject)
+            .message_id(Some(message_id))
+            .user_agent(concat!("f2b-notify/", env!("CARGO_PKG_VERSION")).to_owned());
+        for to in &self.to {
+            builder = builder.to(to.clone());
+        }
+        for cc in &self.cc {
+            builder = builder.cc(cc.clone());
+        }
+        if let Some(r) = &self.reply_to {
+            builder = builder.reply_to(r.clone());
+        }
+        builder
+    }
+
+    /// One mail for a digest: the title as subject, every address in the body.
+    pub fn digest_message(&self, digest: &Digest) -> Result<Message, SinkError> {
+        let subject = body::header_safe(&format!("[Fail2Ban] {}", digest.title()));
+        let mut text = digest.plain_text();
+        text.push_str("\n-- \nsent by f2b-notify\n");
+        self.headers(subject, body::message_id("digest", &self.from))
+            .singlepart(SinglePart::plain(text))
+            .map_err(|e| SinkError::permanent(format!("cannot build the message: {e}")))
+    }
+
     /// The message for `event`.
     pub fn message(&self, event: &Event) -> Result<Message, SinkError> {
         // The subject sees no log text: a header is no place for attacker input.
@@ -189,22 +219,10 @@ impl EmailSink {
         let lead = self.body.render_plain(event).map_err(|e| SinkError::permanent(e.to_string()))?;
         let text = body::plain(event, &lead);
 
-        let mut builder = Message::builder()
-            .from(self.from.clone())
-            .subject(subject)
-            .message_id(Some(body::message_id(event, &self.from)))
+        let builder = self
+            .headers(subject, body::message_id(event.kind.as_str(), &self.from))
             .in_reply_to(body::thread_id(event, &self.from))
-            .references(body::thread_id(event, &self.from))
-            .user_agent(concat!("f2b-notify/", env!("CARGO_PKG_VERSION")).to_owned());
-        for to in &self.to {
-            builder = builder.to(to.clone());
-        }
-        for cc in &self.cc {
-            builder = builder.cc(cc.clone());
-        }
-        if let Some(r) = &self.reply_to {
-            builder = builder.reply_to(r.clone());
-        }
+            .references(body::thread_id(event, &self.from));
         let built = if self.html {
             builder.multipart(MultiPart::alternative_plain_html(text, body::html(event, &lead)))
         } else {
@@ -319,7 +337,21 @@ impl Sink for EmailSink {
     }
 
     async fn send(&self, event: &Event) -> Result<(), SinkError> {
-        let message = self.message(event)?;
+        self.deliver(self.message(event)?).await
+    }
+
+    async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
+        self.deliver(self.digest_message(digest)?).await
+    }
+
+    fn check(&self) -> Vec<String> {
+        self.password_source.as_ref().and_then(|s| s.permission_warning("password")).into_iter().collect()
+    }
+}
+
+impl EmailSink {
+    /// Hands one message to the transport, within the sink's deadline.
+    async fn deliver(&self, message: Message) -> Result<(), SinkError> {
         // lettre's SMTP timeout covers each command but not a server that accepts the
         // connection and never greets, and sendmail has none: one deadline covers it all.
         let delivery = async {
@@ -344,9 +376,5 @@ impl Sink for EmailSink {
                 self.timeout.as_secs_f64()
             ))),
         }
-    }
-
-    fn check(&self) -> Vec<String> {
-        self.password_source.as_ref().and_then(|s| s.permission_warning("password")).into_iter().collect()
     }
 }

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use f2b_notify_core::{async_trait, ConfigError, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates};
+use f2b_notify_core::{async_trait, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates};
 use f2b_notify_slack::{classify_api_body, classify_status, classify_transport, MessageOptions, Timeout};
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use serde::Deserialize;
@@ -91,6 +91,27 @@ impl ApiSink {
     }
 }
 
+impl ApiSink {
+    /// Calls chat.postMessage; success is HTTP 200 with `"ok": true`.
+    async fn post(&self, body: &serde_json::Value) -> Result<(), SinkError> {
+        let response = self
+            .client
+            .post(self.endpoint.clone())
+            .header(AUTHORIZATION, self.auth.clone())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| classify_transport(e, self.timeout))?;
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let text = response.text().await.map_err(|e| classify_transport(e, self.timeout))?;
+        if status != 200 {
+            return Err(classify_status(status, retry_after.as_deref(), &text));
+        }
+        classify_api_body(&text, retry_after.as_deref())
+    }
+}
+
 #[async_trait]
 impl Sink for ApiSink {
     fn name(&self) -> &str {
@@ -104,21 +125,15 @@ impl Sink for ApiSink {
     async fn send(&self, event: &Event) -> Result<(), SinkError> {
         let body = f2b_notify_slack::build(event, &self.renderer, &self.options)
             .map_err(|e| SinkError::permanent(e.to_string()))?;
-        let response = self
-            .client
-            .post(self.endpoint.clone())
-            .header(AUTHORIZATION, self.auth.clone())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| classify_transport(e, self.timeout))?;
-        let status = response.status().as_u16();
-        let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let text = response.text().await.map_err(|e| classify_transport(e, self.timeout))?;
-        if status != 200 {
-            return Err(classify_status(status, retry_after.as_deref(), &text));
-        }
-        classify_api_body(&text, retry_after.as_deref())
+        self.post(&body).await
+    }
+
+    async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
+        self.post(&f2b_notify_slack::build_digest(digest, &self.options)).await
+    }
+
+    fn min_interval(&self) -> std::time::Duration {
+        f2b_notify_slack::MIN_INTERVAL
     }
 
     fn check(&self) -> Vec<String> {

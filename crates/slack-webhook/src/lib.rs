@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use f2b_notify_core::{async_trait, ConfigError, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates};
+use f2b_notify_core::{async_trait, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates};
 use f2b_notify_slack::{classify_status, classify_transport, MessageOptions, Timeout};
 use serde::Deserialize;
 
@@ -78,23 +78,13 @@ fn check_url(url: &Secret, key: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-#[async_trait]
-impl Sink for WebhookSink {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "slack-webhook"
-    }
-
-    async fn send(&self, event: &Event) -> Result<(), SinkError> {
-        let body = f2b_notify_slack::build(event, &self.renderer, &self.options)
-            .map_err(|e| SinkError::permanent(e.to_string()))?;
+impl WebhookSink {
+    /// Posts one message; success is HTTP 200 with the body `ok`.
+    async fn post(&self, body: &serde_json::Value) -> Result<(), SinkError> {
         let response = self
             .client
             .post(self.url.expose())
-            .json(&body)
+            .json(body)
             .send()
             .await
             .map_err(|e| classify_transport(e, self.timeout))?;
@@ -115,6 +105,31 @@ impl Sink for WebhookSink {
             )));
         }
         Err(classify_status(status, retry_after.as_deref(), &text))
+    }
+}
+
+#[async_trait]
+impl Sink for WebhookSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "slack-webhook"
+    }
+
+    async fn send(&self, event: &Event) -> Result<(), SinkError> {
+        let body = f2b_notify_slack::build(event, &self.renderer, &self.options)
+            .map_err(|e| SinkError::permanent(e.to_string()))?;
+        self.post(&body).await
+    }
+
+    async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
+        self.post(&f2b_notify_slack::build_digest(digest, &self.options)).await
+    }
+
+    fn min_interval(&self) -> std::time::Duration {
+        f2b_notify_slack::MIN_INTERVAL
     }
 
     fn check(&self) -> Vec<String> {

@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use f2b_notify_core::{escape_slack, human_duration, truncate_chars, Event, EventKind, Renderer, TemplateError};
+use f2b_notify_core::{chunk_list, escape_slack, human_duration, truncate_chars, Digest, Event, EventKind, Renderer, TemplateError};
 use serde_json::{json, Value};
 
 /// Slack cuts `text` at 40,000 characters; a notification needs far less.
@@ -44,28 +44,15 @@ pub struct MessageOptions {
     pub icon_emoji: Option<String>,
 }
 
-/// The JSON body for `event`.
-pub fn build(event: &Event, renderer: &Renderer, options: &MessageOptions) -> Result<Value, TemplateError> {
-    let text = renderer.render(event, escape_slack)?;
-    let text = truncate_chars(&text, MAX_TEXT).into_owned();
-    let mut blocks = vec![json!({
-        "type": "section",
-        "text": { "type": "mrkdwn", "text": truncate_chars(&text, MAX_SECTION) },
-    })];
-    let fields = fields(event);
-    if !fields.is_empty() {
-        blocks.push(json!({ "type": "section", "fields": fields }));
-    }
-    if let Some(m) = event.matches.as_deref().filter(|m| !m.trim().is_empty()) {
-        blocks.push(json!({
-            "type": "section",
-            "text": { "type": "mrkdwn", "text": matches_block(m) },
-        }));
-    }
+/// Slack accepts at most 50 blocks per message (and attachment); keep one for the "more" note.
+pub const MAX_BLOCKS: usize = 49;
+
+/// The top-level `text`, the attachment and the poster options, shared by both layouts.
+fn envelope(text: &str, kind: EventKind, blocks: Vec<Value>, options: &MessageOptions) -> Value {
     let mut body = json!({
         "text": text,
         "attachments": [{
-            "color": color(event.kind),
+            "color": color(kind),
             "fallback": text,
             "blocks": blocks,
         }],
@@ -80,7 +67,67 @@ pub fn build(event: &Event, renderer: &Renderer, options: &MessageOptions) -> Re
             obj.insert(key.to_owned(), Value::from(v));
         }
     }
-    Ok(body)
+    body
+}
+
+fn section(text: &str) -> Value {
+    json!({ "type": "section", "text": { "type": "mrkdwn", "text": truncate_chars(text, MAX_SECTION) } })
+}
+
+/// The JSON body for a digest: the title, then per jail what happened and every address, in
+/// as many sections as the list needs. Past Slack's block limit the rest is counted, not
+/// dropped silently.
+pub fn build_digest(digest: &Digest, options: &MessageOptions) -> Value {
+    let title = escape_slack(&digest.title()).into_owned();
+    let mut blocks = vec![section(&format!("*{title}*"))];
+    let mut unlisted = 0usize;
+    for jail in digest.jails() {
+        let mut head = format!("*{}*", escape_slack(&jail.jail));
+        let events = jail.jail_events();
+        if !events.is_empty() {
+            head.push_str(&format!(": jail {events}"));
+        }
+        let lists = [("banned", &jail.banned), ("unbanned", &jail.unbanned)];
+        if lists.iter().all(|(_, ids)| ids.is_empty()) {
+            if blocks.len() < MAX_BLOCKS {
+                blocks.push(section(&head));
+            }
+            continue;
+        }
+        for (verb, ids) in lists {
+            if ids.is_empty() {
+                continue;
+            }
+            let spans: Vec<String> = ids.iter().map(|id| code_span(id, 200)).collect();
+            let lead = format!("{head} {verb} {}:\n", ids.len());
+            for (i, chunk) in chunk_list(&spans, MAX_SECTION - lead.chars().count() - 10).into_iter().enumerate() {
+                if blocks.len() >= MAX_BLOCKS {
+                    unlisted += chunk.matches(", ").count() + 1;
+                    continue;
+                }
+                blocks.push(section(&if i == 0 { format!("{lead}{chunk}") } else { chunk }));
+            }
+        }
+    }
+    if unlisted > 0 {
+        blocks.push(section(&format!("… and {unlisted} more not listed here (Slack's block limit)")));
+    }
+    envelope(&truncate_chars(&title, MAX_TEXT), digest.dominant_kind(), blocks, options)
+}
+
+/// The JSON body for `event`.
+pub fn build(event: &Event, renderer: &Renderer, options: &MessageOptions) -> Result<Value, TemplateError> {
+    let text = renderer.render(event, escape_slack)?;
+    let text = truncate_chars(&text, MAX_TEXT).into_owned();
+    let mut blocks = vec![section(&text)];
+    let fields = fields(event);
+    if !fields.is_empty() {
+        blocks.push(json!({ "type": "section", "fields": fields }));
+    }
+    if let Some(m) = event.matches.as_deref().filter(|m| !m.trim().is_empty()) {
+        blocks.push(section(&matches_block(m)));
+    }
+    Ok(envelope(&text, event.kind, blocks, options))
 }
 
 /// Labelled fields: jail, address (in a code span), failures, ban time, host, user.
@@ -228,6 +275,40 @@ mod tests {
         assert!(block.contains("9992 earlier line(s) not shown"), "{block}");
         assert!(block.contains("line 9999"));
         assert!(!block.contains("line 9991\n"));
+    }
+
+    #[test]
+    fn digest_names_every_address_within_limits() {
+        let mut events: Vec<Event> = (0..1000)
+            .map(|i| Event::target_event(EventKind::Ban, "sshd", format!("203.0.{}.{}", i / 256, i % 256), "h"))
+            .collect();
+        events.push(Event::target_event(EventKind::Unban, "<!here>", "198.51.100.1", "h"));
+        events.push(Event::jail_event(EventKind::Stop, "web", "h"));
+        let body = build_digest(&Digest::new(events), &MessageOptions::default());
+        assert_eq!(body["text"], "Fail2Ban on h: 1000 bans, 1 unban, 1 jail stop in 3 jails");
+        assert_eq!(body["attachments"][0]["color"], "#d50200");
+        let blocks = body["attachments"][0]["blocks"].as_array().unwrap();
+        assert!(blocks.len() <= 50);
+        let mut all = String::new();
+        for b in blocks {
+            let t = b["text"]["text"].as_str().unwrap();
+            assert!(t.chars().count() <= MAX_SECTION);
+            assert!(!t.contains('<'), "{t}");
+            all.push_str(t);
+            all.push('\n');
+        }
+        for i in 0..1000 {
+            assert!(all.contains(&format!("`203.0.{}.{}`", i / 256, i % 256)), "address {i} missing");
+        }
+        assert!(all.contains("*sshd* banned 1000:"));
+        assert!(all.contains("*&lt;!here&gt;* unbanned 1:\n`198.51.100.1`"), "{all}");
+        assert!(all.contains("*web*: jail stopped"));
+        // Past the block limit, the rest is counted.
+        let many: Vec<Event> = (0..20_000).map(|i| Event::target_event(EventKind::Ban, "sshd", format!("2001:db8::{i:x}"), "h")).collect();
+        let body = build_digest(&Digest::new(many), &MessageOptions::default());
+        let blocks = body["attachments"][0]["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), 50);
+        assert!(blocks[49]["text"]["text"].as_str().unwrap().contains("more not listed"));
     }
 
     #[test]

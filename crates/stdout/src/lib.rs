@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::io::Write;
 use std::path::PathBuf;
 
-use f2b_notify_core::{async_trait, truncate_chars, ConfigError, Event, Renderer, Sink, SinkError, Templates};
+use f2b_notify_core::{async_trait, truncate_chars, ConfigError, Digest, Event, Renderer, Sink, SinkError, Templates};
 use serde::Deserialize;
 
 /// Longest `matches` text written (characters).
@@ -109,18 +109,34 @@ impl Sink for StdoutSink {
     async fn send(&self, event: &Event) -> Result<(), SinkError> {
         let mut line = self.line(event)?;
         line.push('\n');
-        // One write call per line, so concurrent writers appending to one file do not
-        // interleave inside a line.
+        self.write(&line)
+    }
+
+    /// A log keeps every event: a digest is written as its events' lines, in one write.
+    async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
+        let mut text = String::new();
+        for event in &digest.events {
+            text.push_str(&self.line(event)?);
+            text.push('\n');
+        }
+        self.write(&text)
+    }
+}
+
+impl StdoutSink {
+    /// One write call per batch of lines, so concurrent writers appending to one file do not
+    /// interleave inside a line.
+    fn write(&self, text: &str) -> Result<(), SinkError> {
         match &self.config.path {
             Some(path) => std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
-                .and_then(|mut f| f.write_all(line.as_bytes()))
+                .and_then(|mut f| f.write_all(text.as_bytes()))
                 .map_err(|e| classify_io(&format!("cannot append to {}", path.display()), e)),
             None => {
                 let mut out = std::io::stdout().lock();
-                out.write_all(line.as_bytes())
+                out.write_all(text.as_bytes())
                     .and_then(|()| out.flush())
                     .map_err(|e| classify_io("cannot write to stdout", e))
             }

@@ -1,0 +1,205 @@
+//! A digest: several events folded into one message, for a storm of bans or a burst that
+//! arrived while a sink was busy or rate-limited. It names every address, per jail, so
+//! nothing is lost by folding; sinks lay it out within their own limits.
+
+use serde::Serialize;
+
+use crate::{Event, EventKind};
+
+/// Several events for one sink, in the order they happened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Digest {
+    /// The folded events.
+    pub events: Vec<Event>,
+}
+
+/// What one jail did within a digest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JailSummary {
+    /// The jail.
+    pub jail: String,
+    /// Banned ids, in order.
+    pub banned: Vec<String>,
+    /// Unbanned ids, in order.
+    pub unbanned: Vec<String>,
+    /// How often the jail started.
+    pub started: usize,
+    /// How often the jail stopped.
+    pub stopped: usize,
+}
+
+impl JailSummary {
+    /// "2 started, 1 stopped": the jail events in words, or empty.
+    pub fn jail_events(&self) -> String {
+        let mut parts = Vec::new();
+        if self.started > 0 {
+            parts.push(if self.started == 1 { "started".to_owned() } else { format!("started {} times", self.started) });
+        }
+        if self.stopped > 0 {
+            parts.push(if self.stopped == 1 { "stopped".to_owned() } else { format!("stopped {} times", self.stopped) });
+        }
+        parts.join(", ")
+    }
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+impl Digest {
+    /// Folds `events` (at least one).
+    pub fn new(events: Vec<Event>) -> Self {
+        Self { events }
+    }
+
+    /// The host the events came from (the first event's).
+    pub fn host(&self) -> &str {
+        self.events.first().map(|e| e.host.as_str()).unwrap_or("")
+    }
+
+    /// Per jail, in order of first appearance.
+    pub fn jails(&self) -> Vec<JailSummary> {
+        let mut out: Vec<JailSummary> = Vec::new();
+        for e in &self.events {
+            let i = match out.iter().position(|j| j.jail == e.jail) {
+                Some(i) => i,
+                None => {
+                    out.push(JailSummary { jail: e.jail.clone(), ..JailSummary::default() });
+                    out.len() - 1
+                }
+            };
+            let j = &mut out[i];
+            let id = || e.id.clone().unwrap_or_default();
+            match e.kind {
+                EventKind::Ban => j.banned.push(id()),
+                EventKind::Unban => j.unbanned.push(id()),
+                EventKind::Start => j.started += 1,
+                EventKind::Stop => j.stopped += 1,
+            }
+        }
+        out
+    }
+
+    /// Counts of each kind: (bans, unbans, starts, stops).
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let n = |k| self.events.iter().filter(|e| e.kind == k).count();
+        (n(EventKind::Ban), n(EventKind::Unban), n(EventKind::Start), n(EventKind::Stop))
+    }
+
+    /// The most important kind in the digest, for a colour: ban > unban > start/stop.
+    pub fn dominant_kind(&self) -> EventKind {
+        let (b, u, s, _) = self.counts();
+        if b > 0 {
+            EventKind::Ban
+        } else if u > 0 {
+            EventKind::Unban
+        } else if s > 0 {
+            EventKind::Start
+        } else {
+            EventKind::Stop
+        }
+    }
+
+    /// One line: "Fail2Ban on host.example: 150 bans, 3 unbans in 2 jails".
+    pub fn title(&self) -> String {
+        let (b, u, s, t) = self.counts();
+        let mut parts = Vec::new();
+        if b > 0 {
+            parts.push(count(b, "ban", "bans"));
+        }
+        if u > 0 {
+            parts.push(count(u, "unban", "unbans"));
+        }
+        if s > 0 {
+            parts.push(count(s, "jail start", "jail starts"));
+        }
+        if t > 0 {
+            parts.push(count(t, "jail stop", "jail stops"));
+        }
+        let jails = self.jails().len();
+        format!("Fail2Ban on {}: {} in {}", self.host(), parts.join(", "), count(jails, "jail", "jails"))
+    }
+
+    /// The whole digest as plain text: the title, then per jail what happened and every id.
+    pub fn plain_text(&self) -> String {
+        let mut out = self.title();
+        out.push('\n');
+        for j in self.jails() {
+            out.push('\n');
+            out.push_str(&j.jail);
+            out.push_str(":\n");
+            let events = j.jail_events();
+            if !events.is_empty() {
+                out.push_str(&format!("  jail {events}\n"));
+            }
+            if !j.banned.is_empty() {
+                out.push_str(&format!("  banned {}: {}\n", j.banned.len(), j.banned.join(", ")));
+            }
+            if !j.unbanned.is_empty() {
+                out.push_str(&format!("  unbanned {}: {}\n", j.unbanned.len(), j.unbanned.join(", ")));
+            }
+        }
+        out
+    }
+}
+
+/// Splits `items` (already formatted) into chunks joined by ", " of at most `max_chars`
+/// characters each, so a long list spreads over several blocks instead of being cut.
+pub fn chunk_list(items: &[String], max_chars: usize) -> Vec<String> {
+    let mut chunks = Vec::new();
+    let mut current = String::new();
+    let mut len = 0;
+    for item in items {
+        let n = item.chars().count();
+        let extra = if current.is_empty() { n } else { n + 2 };
+        if !current.is_empty() && len + extra > max_chars {
+            chunks.push(std::mem::take(&mut current));
+            len = 0;
+        }
+        if !current.is_empty() {
+            current.push_str(", ");
+            len += 2;
+        }
+        current.push_str(item);
+        len += n;
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_per_jail() {
+        let mut events = Vec::new();
+        events.push(Event::jail_event(EventKind::Start, "web", "h"));
+        for i in 0..3 {
+            events.push(Event::target_event(EventKind::Ban, "sshd", format!("192.0.2.{i}"), "h"));
+        }
+        events.push(Event::target_event(EventKind::Unban, "sshd", "192.0.2.0", "h"));
+        events.push(Event::target_event(EventKind::Ban, "web", "198.51.100.1", "h"));
+        let d = Digest::new(events);
+        assert_eq!(d.title(), "Fail2Ban on h: 4 bans, 1 unban, 1 jail start in 2 jails");
+        let jails = d.jails();
+        assert_eq!(jails[0].jail, "web");
+        assert_eq!(jails[0].jail_events(), "started");
+        assert_eq!(jails[1].banned, ["192.0.2.0", "192.0.2.1", "192.0.2.2"]);
+        assert_eq!(jails[1].unbanned, ["192.0.2.0"]);
+        assert_eq!(d.dominant_kind(), EventKind::Ban);
+        let text = d.plain_text();
+        assert!(text.contains("sshd:\n  banned 3: 192.0.2.0, 192.0.2.1, 192.0.2.2\n  unbanned 1: 192.0.2.0\n"), "{text}");
+    }
+
+    #[test]
+    fn chunks_keep_every_item() {
+        let items: Vec<String> = (0..200).map(|i| format!("203.0.113.{i}")).collect();
+        let chunks = chunk_list(&items, 100);
+        assert!(chunks.iter().all(|c| c.chars().count() <= 100));
+        let back: Vec<&str> = chunks.iter().flat_map(|c| c.split(", ")).collect();
+        assert_eq!(back, items.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+}

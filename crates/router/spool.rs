@@ -1,0 +1,470 @@
+//! The spool: where `notify` leaves events for the background worker, durably.
+//!
+//! ```text
+//! SPOOL/              mode 0700
+//!   tmp/              events being written (then fsync, then rename into new/)
+//!   new/              events not yet handed to their sinks
+//!   sinks/NAME/       each sink's own queue: a hard link per event, removed once delivered,
+//!                     so a broken sink never delays or duplicates the others
+//!   dead/NAME/        what a sink gave up on, each with a `.reason` file beside it
+//!   corrupt/          files that could not be read, with a `.reason` file
+//!   state/NAME.json   each sink's progress and last error, for `f2b-notify queue`
+//!   worker.lock       held (flock) by the one worker; holds its PID
+//!   worker.log        the detached worker's stderr
+//! ```
+//!
+//! Every file is created with mode 0600. A file name is the enqueue time in nanoseconds, the
+//! writer's PID and a counter, so names sort in arrival order and never collide.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use f2b_notify_core::Event;
+use serde::{Deserialize, Serialize};
+
+/// One spooled event and the sinks it is for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Format version, for upgrades.
+    pub version: u32,
+    /// When `notify` wrote it, seconds since the epoch.
+    pub enqueued_at: f64,
+    /// The sinks the route chose when the event happened.
+    pub sinks: Vec<String>,
+    /// The event itself.
+    pub event: Event,
+}
+
+impl Entry {
+    /// A new entry for `event`, stamped now.
+    pub fn new(event: Event, sinks: Vec<String>) -> Self {
+        Self { version: 1, enqueued_at: now_epoch(), sinks, event }
+    }
+}
+
+/// A sink's progress as the worker last saw it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SinkState {
+    /// Failed tries in a row.
+    pub attempts: u32,
+    /// The last error, if the last try failed.
+    pub last_error: Option<String>,
+    /// When the next try is due (epoch seconds), if waiting.
+    pub next_try_at: Option<f64>,
+    /// When a message last went out (epoch seconds).
+    pub last_delivered_at: Option<f64>,
+    /// Events delivered by this worker run.
+    pub delivered: u64,
+}
+
+/// Seconds since the epoch, now.
+pub fn now_epoch() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Sink names are `[a-z0-9_]+` (checked when the config loads); anything else in a spool file
+/// is not trusted as a directory name.
+pub fn valid_sink_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// A spool directory.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    root: PathBuf,
+}
+
+fn mkdir(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// The `.json` files of a directory, sorted by name (arrival order).
+fn json_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    files.sort();
+    Ok(files)
+}
+
+fn unique_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{nanos:020}-{}-{}.json", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Writes `text` to `path` (0600) via a temporary file in the same directory and a rename.
+fn write_atomic(path: &Path, text: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(text)?;
+    fs::rename(&tmp, path)
+}
+
+impl Spool {
+    /// The spool at `root` (nothing is created yet).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The spool directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// The queue directory of one sink.
+    pub fn sink_dir(&self, sink: &str) -> PathBuf {
+        self.root.join("sinks").join(sink)
+    }
+
+    /// The dead-letter directory of one sink.
+    pub fn dead_dir(&self, sink: &str) -> PathBuf {
+        self.root.join("dead").join(sink)
+    }
+
+    /// Creates the spool's directories (mode 0700) if missing.
+    pub fn ensure(&self) -> io::Result<()> {
+        for d in ["tmp", "new", "sinks", "dead", "corrupt", "state"] {
+            mkdir(&self.dir(d))?;
+        }
+        Ok(())
+    }
+
+    /// Writes an event durably: temp file, fsync, rename into `new/`, fsync the directory.
+    /// Once this returns, a crash or a SIGKILL of anything cannot lose the event.
+    pub fn enqueue(&self, entry: &Entry) -> io::Result<PathBuf> {
+        self.ensure()?;
+        let name = unique_name();
+        let tmp = self.dir("tmp").join(&name);
+        let body = serde_json::to_vec(entry).map_err(io::Error::other)?;
+        {
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+        }
+        let dest = self.dir("new").join(&name);
+        fs::rename(&tmp, &dest)?;
+        sync_dir(&self.dir("new"))?;
+        Ok(dest)
+    }
+
+    /// Reads one spooled file.
+    pub fn load(path: &Path) -> Result<Entry, String> {
+        let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+        let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| format!("not a spooled event: {e}"))?;
+        if entry.version != 1 {
+            return Err(format!("unknown spool format version {}", entry.version));
+        }
+        if let Some(bad) = entry.sinks.iter().find(|s| !valid_sink_name(s)) {
+            return Err(format!("bad sink name {bad:?}"));
+        }
+        Ok(entry)
+    }
+
+    /// Hands every event in `new/` to its sinks' queues (hard links, idempotent, so a crash
+    /// half-way only means doing it again). Unreadable files are moved aside. Returns how many
+    /// events were handed out.
+    pub fn fan_out(&self) -> io::Result<usize> {
+        let files = json_files(&self.dir("new"))?;
+        if files.is_empty() {
+            return Ok(0);
+        }
+        let mut done = Vec::new();
+        let mut touched = std::collections::BTreeSet::new();
+        for file in files {
+            let entry = match Self::load(&file) {
+                Ok(e) => e,
+                Err(reason) => {
+                    self.quarantine(&file, &reason)?;
+                    continue;
+                }
+            };
+            let name = file.file_name().map(PathBuf::from).unwrap_or_default();
+            for sink in &entry.sinks {
+                let dir = self.sink_dir(sink);
+                mkdir(&dir)?;
+                match fs::hard_link(&file, dir.join(&name)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+                touched.insert(dir);
+            }
+            done.push(file);
+        }
+        // The links must be on disk before the original goes.
+        for dir in &touched {
+            sync_dir(dir)?;
+        }
+        let n = done.len();
+        for file in done {
+            fs::remove_file(file)?;
+        }
+        sync_dir(&self.dir("new"))?;
+        Ok(n)
+    }
+
+    /// The sinks that have a queue directory.
+    pub fn sink_names(&self) -> io::Result<Vec<String>> {
+        let mut names: Vec<String> = match fs::read_dir(self.dir("sinks")) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| valid_sink_name(n))
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        names.sort();
+        Ok(names)
+    }
+
+    /// A sink's pending event files, oldest first.
+    pub fn pending(&self, sink: &str) -> io::Result<Vec<PathBuf>> {
+        json_files(&self.sink_dir(sink))
+    }
+
+    /// Files in `new/` not yet handed out.
+    pub fn unrouted(&self) -> io::Result<Vec<PathBuf>> {
+        json_files(&self.dir("new"))
+    }
+
+    /// A sink's dead letters.
+    pub fn dead(&self, sink: &str) -> io::Result<Vec<PathBuf>> {
+        json_files(&self.dead_dir(sink))
+    }
+
+    /// Every sink that has dead letters.
+    pub fn dead_sinks(&self) -> io::Result<Vec<String>> {
+        let mut names: Vec<String> = match fs::read_dir(self.dir("dead")) {
+            Ok(rd) => rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).filter(|n| valid_sink_name(n)).collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        names.sort();
+        Ok(names)
+    }
+
+    /// Files moved aside as unreadable.
+    pub fn corrupt(&self) -> io::Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = match fs::read_dir(self.dir("corrupt")) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_none_or(|x| x != "reason"))
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        files.sort();
+        Ok(files)
+    }
+
+    /// Moves a sink's files to its dead-letter directory, each with the reason beside it.
+    pub fn bury(&self, sink: &str, files: &[PathBuf], reason: &str) -> io::Result<()> {
+        let dir = self.dead_dir(sink);
+        mkdir(&dir)?;
+        for f in files {
+            let Some(name) = f.file_name() else { continue };
+            let dest = dir.join(name);
+            write_atomic(&dest.with_extension("json.reason"), format!("{reason}\n").as_bytes())?;
+            match fs::rename(f, &dest) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves an unreadable file to `corrupt/` with the reason beside it.
+    pub fn quarantine(&self, file: &Path, reason: &str) -> io::Result<()> {
+        let dir = self.dir("corrupt");
+        mkdir(&dir)?;
+        let name = file.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(unique_name()));
+        let dest = dir.join(&name);
+        write_atomic(&dir.join(format!("{}.reason", name.display())), format!("{reason}\n").as_bytes())?;
+        match fs::rename(file, &dest) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// The reason a dead letter or corrupt file was moved aside.
+    pub fn reason_of(file: &Path) -> String {
+        let mut p = file.as_os_str().to_owned();
+        p.push(".reason");
+        fs::read_to_string(PathBuf::from(p)).map(|s| s.trim().to_owned()).unwrap_or_default()
+    }
+
+    /// Moves every dead letter back into its sink's queue; returns how many.
+    pub fn retry_dead(&self) -> io::Result<usize> {
+        let mut n = 0;
+        for sink in self.dead_sinks()? {
+            let queue = self.sink_dir(&sink);
+            mkdir(&queue)?;
+            for f in self.dead(&sink)? {
+                let Some(name) = f.file_name() else { continue };
+                let reason = f.with_extension("json.reason");
+                fs::rename(&f, queue.join(name))?;
+                let _ = fs::remove_file(reason);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Deletes every dead letter; returns how many.
+    pub fn purge_dead(&self) -> io::Result<usize> {
+        let mut n = 0;
+        for sink in self.dead_sinks()? {
+            for f in self.dead(&sink)? {
+                let _ = fs::remove_file(f.with_extension("json.reason"));
+                fs::remove_file(f)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Saves a sink's state for `f2b-notify queue`.
+    pub fn save_state(&self, sink: &str, state: &SinkState) -> io::Result<()> {
+        mkdir(&self.dir("state"))?;
+        let body = serde_json::to_vec(state).map_err(io::Error::other)?;
+        write_atomic(&self.dir("state").join(format!("{sink}.json")), &body)
+    }
+
+    /// A sink's last saved state.
+    pub fn load_state(&self, sink: &str) -> Option<SinkState> {
+        let bytes = fs::read(self.dir("state").join(format!("{sink}.json"))).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Tries to become the spool's one worker: `Some(lock)` if no other worker holds it.
+    /// The lock file then holds this process's PID.
+    pub fn try_lock(&self) -> io::Result<Option<File>> {
+        self.ensure()?;
+        let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(self.dir("worker.lock"))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(f)),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Whether a worker holds the lock now, and its PID.
+    pub fn worker(&self) -> io::Result<Option<u32>> {
+        let path = self.dir("worker.lock");
+        if !path.exists() {
+            return Ok(None);
+        }
+        match self.try_lock()? {
+            Some(_free) => Ok(None),
+            None => Ok(Some(fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0))),
+        }
+    }
+
+    /// The file the detached worker's stderr goes to.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir("worker.log")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use f2b_notify_core::EventKind;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn entry(ip: &str, sinks: &[&str]) -> Entry {
+        Entry::new(
+            Event::target_event(EventKind::Ban, "sshd", ip, "h"),
+            sinks.iter().map(|s| s.to_string()).collect(),
+        )
+    }
+
+    #[test]
+    fn enqueue_fan_out_and_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("spool"));
+        let a = spool.enqueue(&entry("192.0.2.1", &["hook", "api"])).unwrap();
+        spool.enqueue(&entry("192.0.2.2", &["hook"])).unwrap();
+        assert_eq!(fs::metadata(spool.root()).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(spool.fan_out().unwrap(), 2);
+        assert!(spool.unrouted().unwrap().is_empty());
+        assert_eq!(spool.sink_names().unwrap(), ["api", "hook"]);
+        let hook = spool.pending("hook").unwrap();
+        assert_eq!(hook.len(), 2);
+        assert_eq!(Spool::load(&hook[0]).unwrap().event.id.as_deref(), Some("192.0.2.1"));
+        assert_eq!(spool.pending("api").unwrap().len(), 1);
+        // Idempotent: nothing new, nothing doubled.
+        assert_eq!(spool.fan_out().unwrap(), 0);
+        assert_eq!(spool.pending("hook").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn corrupt_files_are_moved_aside_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        spool.ensure().unwrap();
+        fs::write(dir.path().join("new/00000000000000000001-1-0.json"), b"{ not json").unwrap();
+        let evil = serde_json::to_vec(&entry("192.0.2.1", &["../../etc"])).unwrap();
+        fs::write(dir.path().join("new/00000000000000000002-1-0.json"), evil).unwrap();
+        spool.enqueue(&entry("192.0.2.3", &["hook"])).unwrap();
+        assert_eq!(spool.fan_out().unwrap(), 1);
+        let corrupt = spool.corrupt().unwrap();
+        assert_eq!(corrupt.len(), 2);
+        assert!(Spool::reason_of(&corrupt[0]).contains("not a spooled event"));
+        assert!(Spool::reason_of(&corrupt[1]).contains("bad sink name"));
+        assert_eq!(spool.pending("hook").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn dead_letters_retry_and_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        spool.enqueue(&entry("192.0.2.1", &["api"])).unwrap();
+        spool.enqueue(&entry("192.0.2.2", &["api"])).unwrap();
+        spool.fan_out().unwrap();
+        let pending = spool.pending("api").unwrap();
+        spool.bury("api", &pending, "channel_not_found").unwrap();
+        assert!(spool.pending("api").unwrap().is_empty());
+        let dead = spool.dead("api").unwrap();
+        assert_eq!(dead.len(), 2);
+        assert_eq!(Spool::reason_of(&dead[0]), "channel_not_found");
+        assert_eq!(spool.retry_dead().unwrap(), 2);
+        assert_eq!(spool.pending("api").unwrap().len(), 2);
+        spool.bury("api", &spool.pending("api").unwrap(), "again").unwrap();
+        assert_eq!(spool.purge_dead().unwrap(), 2);
+        assert!(spool.dead("api").unwrap().is_empty());
+    }
+
+    #[test]
+    fn one_worker_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        let held = spool.try_lock().unwrap().expect("free");
+        assert!(spool.try_lock().unwrap().is_none());
+        drop(held);
+        assert!(spool.try_lock().unwrap().is_some());
+    }
+}

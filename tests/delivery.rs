@@ -1,0 +1,266 @@
+//! Queue mode with the real Fail2Ban and a loopback Slack stand-in: the action only spools,
+//! a detached worker delivers, folds storms into digests, paces, retries, obeys Retry-After,
+//! buries permanent failures, survives SIGKILL and moves corrupt files aside.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::util::{bin, kill_worker, run, slack_ok, Dir, Fail2Ban, Reply, Request, StandIn, WorkerGuard};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A private Fail2Ban whose `sshd` jail sends bans to two Slack sinks (`hook`, `api`) at
+/// `base` through f2b-notify in queue mode.
+struct Setup {
+    dir: Dir,
+    f2b: Fail2Ban,
+    spool: PathBuf,
+    config: PathBuf,
+    _worker: WorkerGuard,
+}
+
+fn setup(dir: Dir, base: &str) -> Setup {
+    let spool = dir.path().join("spool");
+    let config = dir.write(
+        "notify.toml",
+        &format!(
+            r##"
+host = "storm.example"
+[delivery]
+spool = "{spool}"
+idle_exit = 2
+retry_max = 5
+
+[sinks.hook]
+type = "slack-webhook"
+url = "{base}/services/T0/B0/X"
+
+[sinks.api]
+type = "slack-api"
+token = "xoxb-test"
+channel = "#security"
+url = "{base}/api/"
+
+[jails.sshd]
+sinks = ["hook", "api"]
+events = ["ban"]
+"##,
+            spool = spool.display()
+        ),
+    );
+    let log = dir.write("auth.log", "");
+    let jail_local = format!(
+        "[DEFAULT]\nbackend = polling\nmaxretry = 2\nfindtime = 600\nbantime = 3600\n\n[sshd]\nenabled = true\nfilter = sshd\nlogpath = {log}\naction = dummy[target=\"{d}/dummy\"]\n         f2b-notify[bin=\"{bin}\", args=\"--config {cfg}\"]\n",
+        log = log.display(),
+        d = dir.path().display(),
+        bin = bin().display(),
+        cfg = config.display(),
+    );
+    let f2b = Fail2Ban::start(dir.path(), &jail_local);
+    Setup { _worker: WorkerGuard(spool.clone()), dir, f2b, spool, config }
+}
+
+fn addresses(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("198.18.{}.{}", i / 256, i % 256)).collect()
+}
+
+/// Bans every address with one `fail2ban-client set sshd banip …` (Fail2Ban runs the action
+/// once per address, one after another).
+fn ban(setup: &Setup, ips: &[String]) {
+    let mut args = vec!["set", "sshd", "banip"];
+    args.extend(ips.iter().map(String::as_str));
+    setup.f2b.client(&args);
+}
+
+/// Whether `requests` together name every address (each shown in a code span).
+fn missing(requests: &[Request], ips: &[String]) -> Vec<String> {
+    let all: String = requests.iter().map(|r| r.body.as_str()).collect::<Vec<_>>().join("\n");
+    ips.iter().filter(|ip| !all.contains(&format!("`{ip}`"))).cloned().collect()
+}
+
+fn wait_named(server: &StandIn, prefix: &str, ips: &[String]) -> Vec<Request> {
+    crate::util::wait_for(&format!("{prefix} to name all {} addresses", ips.len()), WAIT, || {
+        let reqs = server.requests_to(prefix);
+        missing(&reqs, ips).is_empty().then_some(reqs)
+    })
+}
+
+#[test]
+fn storm_of_200_bans_becomes_a_few_paced_digests() {
+    let server = StandIn::start(slack_ok());
+    let setup = setup(Dir::new(), &server.url(""));
+    let ips = addresses(200);
+    ban(&setup, &ips);
+    for prefix in ["/services/", "/api/"] {
+        let reqs = wait_named(&server, prefix, &ips);
+        assert!(reqs.len() >= 2 && reqs.len() <= 15, "{prefix}: {} requests for 200 bans", reqs.len());
+        assert!(reqs.iter().skip(1).any(|r| r.body.contains("bans in 1 jail")), "{prefix}: no digest");
+        // Slack's pace: about one message per second per sink.
+        for pair in reqs.windows(2) {
+            let gap = pair[1].at - pair[0].at;
+            assert!(gap >= Duration::from_millis(950), "{prefix}: {gap:?} between two messages");
+        }
+    }
+    // The worker exits on its own once idle.
+    crate::util::wait_for("the worker to exit when idle", Duration::from_secs(30), || {
+        let mut c = std::process::Command::new(bin());
+        c.arg("-c").arg(&setup.config).arg("queue");
+        run(c).stdout.contains("no worker running").then_some(())
+    });
+    assert!(std::fs::read_dir(setup.spool.join("sinks/hook")).unwrap().next().is_none());
+}
+
+#[test]
+fn retry_after_is_obeyed() {
+    let responder: crate::util::Responder = Arc::new(|req: &Request, seen: usize| {
+        if req.path.starts_with("/services/") && seen == 0 {
+            Reply::new(429, "rate_limited").header("Retry-After", "2")
+        } else if req.path.starts_with("/api/") {
+            Reply::new(200, r#"{"ok":true}"#)
+        } else {
+            Reply::new(200, "ok")
+        }
+    });
+    let server = StandIn::start(responder);
+    let setup = setup(Dir::new(), &server.url(""));
+    let ips = addresses(1);
+    ban(&setup, &ips);
+    let reqs = crate::util::wait_for("the retry", WAIT, || {
+        let r = server.requests_to("/services/");
+        (r.len() >= 2).then_some(r)
+    });
+    let gap = reqs[1].at - reqs[0].at;
+    assert!(gap >= Duration::from_secs(2), "retried {gap:?} after a 429 with Retry-After: 2");
+    assert!(missing(&reqs[1..2], &ips).is_empty());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(server.requests_to("/services/").len(), 2, "sent again after success");
+    assert_eq!(server.requests_to("/api/").len(), 1);
+}
+
+#[test]
+fn two_500s_then_200_delivers_once() {
+    let responder: crate::util::Responder = Arc::new(|req: &Request, seen: usize| match (req.path.starts_with("/api/"), seen) {
+        (true, _) => Reply::new(200, r#"{"ok":true}"#),
+        (false, 0 | 1) => Reply::new(500, "rollup_error"),
+        (false, _) => Reply::new(200, "ok"),
+    });
+    let server = StandIn::start(responder);
+    let setup = setup(Dir::new(), &server.url(""));
+    let ips = addresses(1);
+    ban(&setup, &ips);
+    let reqs = crate::util::wait_for("three tries", WAIT, || {
+        let r = server.requests_to("/services/");
+        (r.len() >= 3).then_some(r)
+    });
+    assert!(reqs[1].at - reqs[0].at >= Duration::from_millis(700), "no backoff");
+    std::thread::sleep(Duration::from_secs(3));
+    let reqs = server.requests_to("/services/");
+    assert_eq!(reqs.len(), 3, "delivered more than once");
+    assert!(reqs.iter().all(|r| missing(std::slice::from_ref(r), &ips).is_empty()));
+    let _ = &setup.dir;
+}
+
+#[test]
+fn permanent_failure_goes_to_dead_letters_while_others_deliver() {
+    let responder: crate::util::Responder = Arc::new(|req: &Request, _| {
+        if req.path.starts_with("/api/") {
+            Reply::new(200, r#"{"ok":false,"error":"channel_not_found"}"#)
+        } else {
+            Reply::new(200, "ok")
+        }
+    });
+    let server = StandIn::start(responder);
+    let setup = setup(Dir::new(), &server.url(""));
+    let ips = addresses(3);
+    ban(&setup, &ips);
+    wait_named(&server, "/services/", &ips);
+    let dead = setup.spool.join("dead/api");
+    crate::util::wait_for("3 dead letters", WAIT, || {
+        let n = std::fs::read_dir(&dead).ok()?.filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))).count();
+        (n == 3).then_some(())
+    });
+    let queue = |action: &str| {
+        let mut c = std::process::Command::new(bin());
+        c.arg("-c").arg(&setup.config).args(["queue", action]);
+        run(c)
+    };
+    let listed = queue("list");
+    assert!(listed.stdout.contains("sink `api`: 0 pending, 3 dead; last error: channel_not_found"), "{}", listed.stdout);
+    assert!(listed.stdout.contains("dead `api`: sshd ban 198.18.0.0: permanent failure: channel_not_found"), "{}", listed.stdout);
+    assert!(listed.stdout.contains("sink `hook`: 0 pending, 0 dead"), "{}", listed.stdout);
+    // The webhook got each address exactly once.
+    let hook = server.requests_to("/services/");
+    for ip in &ips {
+        assert_eq!(hook.iter().filter(|r| r.body.contains(&format!("`{ip}`"))).count(), 1, "{ip}");
+    }
+    // retry moves them back (Slack still says no: they return to the dead letters); purge
+    // empties the directory and says how many.
+    assert!(queue("retry").stdout.contains("moved 3 dead event(s) back"));
+    crate::util::wait_for("the retried events to be dead again", WAIT, || {
+        let r = server.requests_to("/api/");
+        (r.len() >= 2).then_some(())
+    });
+    crate::util::wait_for("dead again", WAIT, || queue("list").stdout.contains("3 dead").then_some(()));
+    assert!(queue("purge").stdout.contains("purged 3 dead event(s)"));
+    assert!(queue("list").stdout.contains("sink `api`: 0 pending, 0 dead"));
+}
+
+#[test]
+fn server_down_for_20_s_then_back_delivers_everything() {
+    let port = StandIn::reserve_port();
+    let setup = setup(Dir::new(), &format!("http://127.0.0.1:{port}"));
+    let ips = addresses(3);
+    ban(&setup, &ips);
+    std::thread::sleep(Duration::from_secs(20));
+    let mut c = std::process::Command::new(bin());
+    c.arg("-c").arg(&setup.config).arg("queue");
+    let listed = run(c).stdout;
+    assert!(listed.contains("sink `hook`: 3 pending") && listed.contains("cannot connect"), "{listed}");
+    let server = StandIn::start_on(port, slack_ok());
+    for prefix in ["/services/", "/api/"] {
+        let reqs = wait_named(&server, prefix, &ips);
+        assert!(reqs.len() <= 2, "{prefix}: {} requests", reqs.len());
+    }
+}
+
+#[test]
+fn sigkill_of_the_worker_mid_storm_loses_nothing() {
+    // A slow Slack, so the storm is still being delivered when the worker dies.
+    let slow: crate::util::Responder = Arc::new(|req: &Request, _| {
+        std::thread::sleep(Duration::from_millis(300));
+        if req.path.starts_with("/api/") { Reply::new(200, r#"{"ok":true}"#) } else { Reply::new(200, "ok") }
+    });
+    let server = StandIn::start(slow);
+    let setup = setup(Dir::new(), &server.url(""));
+    let mut ips = addresses(200);
+    ban(&setup, &ips);
+    crate::util::wait_for("the first delivery", WAIT, || (!server.requests().is_empty()).then_some(()));
+    let killed = kill_worker(&setup.spool, "KILL");
+    assert!(killed.is_some(), "no worker to kill");
+    // The next ban starts a new worker, which resumes the queue.
+    let late = "198.19.0.1".to_owned();
+    ban(&setup, std::slice::from_ref(&late));
+    ips.push(late);
+    for prefix in ["/services/", "/api/"] {
+        wait_named(&server, prefix, &ips);
+    }
+}
+
+#[test]
+fn corrupt_spool_file_is_moved_aside() {
+    let server = StandIn::start(slack_ok());
+    let dir = Dir::new();
+    dir.write("spool/new/00000000000000000001-1-0.json", "{ this is not an event");
+    let setup = setup(dir, &server.url(""));
+    let ips = addresses(1);
+    ban(&setup, &ips);
+    wait_named(&server, "/services/", &ips);
+    let aside = setup.spool.join("corrupt/00000000000000000001-1-0.json");
+    assert!(aside.exists(), "corrupt file not moved aside");
+    let reason = std::fs::read_to_string(setup.spool.join("corrupt/00000000000000000001-1-0.json.reason")).unwrap();
+    assert!(reason.contains("not a spooled event"), "{reason}");
+    let mut c = std::process::Command::new(bin());
+    c.arg("-c").arg(&setup.config).arg("queue");
+    assert!(run(c).stdout.contains("corrupt"), "queue does not list the corrupt file");
+}
