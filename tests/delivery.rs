@@ -21,6 +21,10 @@ struct Setup {
 }
 
 fn setup(dir: Dir, base: &str) -> Setup {
+    setup_with(dir, base, r#"["ban"]"#)
+}
+
+fn setup_with(dir: Dir, base: &str, events: &str) -> Setup {
     let spool = dir.path().join("spool");
     let config = dir.write(
         "notify.toml",
@@ -44,7 +48,7 @@ url = "{base}/api/"
 
 [jails.sshd]
 sinks = ["hook", "api"]
-events = ["ban"]
+events = {events}
 "##,
             spool = spool.display()
         ),
@@ -89,7 +93,7 @@ fn wait_named(server: &StandIn, prefix: &str, ips: &[String]) -> Vec<Request> {
 #[test]
 fn storm_of_200_bans_becomes_a_few_paced_digests() {
     let server = StandIn::start(slack_ok());
-    let setup = setup(Dir::new(), &server.url(""));
+    let mut setup = setup_with(Dir::new(), &server.url(""), r#"["ban", "unban", "stop"]"#);
     let ips = addresses(200);
     ban(&setup, &ips);
     for prefix in ["/services/", "/api/"] {
@@ -102,6 +106,16 @@ fn storm_of_200_bans_becomes_a_few_paced_digests() {
             assert!(gap >= Duration::from_millis(950), "{prefix}: {gap:?} between two messages");
         }
     }
+    // Stopping Fail2Ban unbans all 200 one action at a time: a few digests again.
+    let before = server.requests_to("/services/").len();
+    setup.f2b.stop();
+    let unbans = crate::util::wait_for("the stop-time unbans", WAIT, || {
+        let reqs: Vec<Request> = server.requests_to("/services/").into_iter().skip(before).collect();
+        let all: String = reqs.iter().map(|r| r.body.as_str()).collect();
+        (missing(&reqs, &ips).is_empty() && all.contains("jail stop")).then_some(reqs)
+    });
+    assert!(unbans.len() <= 15, "{} messages for 200 unbans and a stop", unbans.len());
+    assert!(unbans.iter().all(|r| !r.body.contains("banned IP")), "a stop-time unban went out alone among the digests");
     // The worker exits on its own once idle.
     crate::util::wait_for("the worker to exit when idle", Duration::from_secs(30), || {
         let mut c = std::process::Command::new(bin());
@@ -263,4 +277,63 @@ fn corrupt_spool_file_is_moved_aside() {
     let mut c = std::process::Command::new(bin());
     c.arg("-c").arg(&setup.config).arg("queue");
     assert!(run(c).stdout.contains("corrupt"), "queue does not list the corrupt file");
+}
+
+#[test]
+fn unwritable_spool_falls_back_to_direct_delivery() {
+    let server = StandIn::start(slack_ok());
+    let dir = Dir::new();
+    // The spool's parent is a file: the spool cannot be created.
+    dir.write("not-a-dir", "");
+    let cfg = dir.write(
+        "c.toml",
+        &format!(
+            "[delivery]\nspool = \"{}/not-a-dir/spool\"\n[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"{}\"\n[jails.\"*\"]\nsinks = [\"hook\"]\n",
+            dir.path().display(),
+            server.url("/services/T0/B0/X")
+        ),
+    );
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail=sshd", "--ip=198.18.9.9"]);
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stderr.contains("cannot write to the spool") && r.stderr.contains("delivering directly"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let reqs = server.requests_to("/services/");
+    assert_eq!(reqs.len(), 1);
+    assert!(missing(&reqs, &["198.18.9.9".to_owned()]).is_empty());
+}
+
+#[test]
+fn follow_worker_keeps_running_and_notify_starts_no_second_one() {
+    let server = StandIn::start(slack_ok());
+    let dir = Dir::new();
+    let spool = dir.path().join("spool");
+    let cfg = dir.write(
+        "c.toml",
+        &format!(
+            "[delivery]\nspool = \"{}\"\nidle_exit = 1\n[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"{}\"\n[jails.\"*\"]\nsinks = [\"hook\"]\n",
+            spool.display(),
+            server.url("/services/T0/B0/X")
+        ),
+    );
+    let mut service = dir.cmd();
+    service.arg("-c").arg(&cfg).args(["deliver", "--follow"]);
+    let mut service = service.spawn().expect("start deliver --follow");
+    let _guard = WorkerGuard(spool.clone());
+    crate::util::wait_for("the service to take the spool", Duration::from_secs(10), || {
+        std::fs::read_to_string(spool.join("worker.lock")).ok().filter(|p| p.trim() == service.id().to_string())
+    });
+    for (i, ip) in ["198.18.7.1", "198.18.7.2"].iter().enumerate() {
+        let mut c = dir.cmd();
+        c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail=sshd"]).arg(format!("--ip={ip}"));
+        assert_eq!(run(c).code, Some(0));
+        crate::util::wait_for("delivery", WAIT, || (server.requests_to("/services/").len() > i).then_some(()));
+        // Well past idle_exit: a --follow worker stays.
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(service.try_wait().unwrap().is_none(), "deliver --follow exited");
+    }
+    assert_eq!(std::fs::read_to_string(spool.join("worker.lock")).unwrap().trim(), service.id().to_string());
+    service.kill().unwrap();
+    service.wait().unwrap();
 }
