@@ -148,21 +148,29 @@ impl Spool {
         Ok(())
     }
 
-    /// Writes an event durably: temp file, fsync, rename into `new/`, fsync the directory.
-    /// Once this returns, a crash or a SIGKILL of anything cannot lose the event.
+    /// Writes an event durably: temp file, fsync, rename into `new/`. Once this returns, a
+    /// crash or SIGKILL of any process cannot lose the event. (The directory is not fsynced
+    /// here: that would cost every ban a second disk flush under Fail2Ban's lock; the worker
+    /// fsyncs the directories it links into before it removes anything.)
     pub fn enqueue(&self, entry: &Entry) -> io::Result<PathBuf> {
-        self.ensure()?;
         let name = unique_name();
         let tmp = self.dir("tmp").join(&name);
         let body = serde_json::to_vec(entry).map_err(io::Error::other)?;
-        {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-        }
+        let open = || OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp);
+        // The directories exist after the first event: create them only when missing, so the
+        // action path makes no needless system calls.
+        let mut f = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.ensure()?;
+                open()?
+            }
+            other => other?,
+        };
+        f.write_all(&body)?;
+        f.sync_all()?;
+        drop(f);
         let dest = self.dir("new").join(&name);
         fs::rename(&tmp, &dest)?;
-        sync_dir(&self.dir("new"))?;
         Ok(dest)
     }
 
@@ -361,8 +369,14 @@ impl Spool {
     /// Tries to become the spool's one worker: `Some(lock)` if no other worker holds it.
     /// The lock file then holds this process's PID.
     pub fn try_lock(&self) -> io::Result<Option<File>> {
-        self.ensure()?;
-        let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(self.dir("worker.lock"))?;
+        let open = || OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(self.dir("worker.lock"));
+        let f = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.ensure()?;
+                open()?
+            }
+            other => other?,
+        };
         match f.try_lock() {
             Ok(()) => Ok(Some(f)),
             Err(fs::TryLockError::WouldBlock) => Ok(None),
