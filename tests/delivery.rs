@@ -250,7 +250,7 @@ fn sigkill_of_the_worker_mid_storm_loses_nothing() {
     let mut ips = addresses(200);
     ban(&setup, &ips);
     crate::util::wait_for("the first delivery", WAIT, || (!server.requests().is_empty()).then_some(()));
-    let killed = kill_worker(&setup.spool, "KILL");
+    let killed = kill_worker(&setup.spool);
     assert!(killed.is_some(), "no worker to kill");
     // The next ban starts a new worker, which resumes the queue.
     let late = "198.19.0.1".to_owned();

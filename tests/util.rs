@@ -544,14 +544,15 @@ fn serve(
 }
 
 /// Kills the spool's delivery worker, if one runs, by the PID in its lock file.
-pub fn kill_worker(spool: &Path, signal: &str) -> Option<u32> {
+pub fn kill_worker(spool: &Path) -> Option<u32> {
     let pid: u32 = std::fs::read_to_string(spool.join("worker.lock")).ok()?.trim().parse().ok()?;
     // Only a live f2b-notify worker: the PID may be stale.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     if !String::from_utf8_lossy(&cmdline).contains("deliver") {
         return None;
     }
-    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+    let target = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
+    rustix::process::kill_process(target, rustix::process::Signal::KILL).ok()?;
     Some(pid)
 }
 
@@ -560,6 +561,6 @@ pub struct WorkerGuard(pub PathBuf);
 
 impl Drop for WorkerGuard {
     fn drop(&mut self) {
-        kill_worker(&self.0, "KILL");
+        kill_worker(&self.0);
     }
 }

@@ -83,10 +83,6 @@ fn mkdir(path: &Path) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
 }
 
-fn sync_dir(path: &Path) -> io::Result<()> {
-    File::open(path)?.sync_all()
-}
-
 /// The `.json` files of a directory, sorted by name (arrival order).
 fn json_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
@@ -149,9 +145,9 @@ impl Spool {
     }
 
     /// Writes an event durably: temp file, fsync, rename into `new/`. Once this returns, a
-    /// crash or SIGKILL of any process cannot lose the event. (The directory is not fsynced
-    /// here: that would cost every ban a second disk flush under Fail2Ban's lock; the worker
-    /// fsyncs the directories it links into before it removes anything.)
+    /// crash or SIGKILL of any process cannot lose the event. (The directory is not fsynced:
+    /// that would cost every ban a second journal commit under Fail2Ban's lock, and the
+    /// rename is journaled in order after the file's data.)
     pub fn enqueue(&self, entry: &Entry) -> io::Result<PathBuf> {
         let name = unique_name();
         let tmp = self.dir("tmp").join(&name);
@@ -196,7 +192,6 @@ impl Spool {
             return Ok(0);
         }
         let mut done = Vec::new();
-        let mut touched = std::collections::BTreeSet::new();
         for file in files {
             let entry = match Self::load(&file) {
                 Ok(e) => e,
@@ -214,19 +209,17 @@ impl Spool {
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(e),
                 }
-                touched.insert(dir);
             }
             done.push(file);
         }
-        // The links must be on disk before the original goes.
-        for dir in &touched {
-            sync_dir(dir)?;
-        }
+        // No fsync here: the event's data was fsynced by `notify`, a killed process cannot
+        // undo a link or an unlink, and journaling filesystems commit these metadata changes
+        // in order (the link before the unlink that follows it). A directory fsync per poll
+        // would also stall every `notify` fsync behind a journal commit during a storm.
         let n = done.len();
         for file in done {
             fs::remove_file(file)?;
         }
-        sync_dir(&self.dir("new"))?;
         Ok(n)
     }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: the whole-process cost of one `f2b-notify notify ban …` (config with several sinks
-# and routes, direct delivery to a loopback Slack stand-in) beside one `curl` POST to the same
-# stand-in, the classic action's cost. Wall time with hyperfine, peak memory with
+# and routes; queue mode, and direct delivery to a loopback Slack stand-in) beside one `curl`
+# POST to the same stand-in, the classic action's cost. Wall time with hyperfine, peak memory with
 # /usr/bin/time -v, and the stripped binary sizes of the stdout-only and the full build.
 # Not a test: it prints figures for the README.
 set -euo pipefail
@@ -20,13 +20,18 @@ min=target/min/release/f2b-notify
 work=$(mktemp -d)
 python3 tests/bench/slack_standin.py "$work/port" &
 standin=$!
-trap 'kill $standin 2>/dev/null; wait $standin 2>/dev/null; rm -rf "$work"' EXIT
+stop_all() {
+  # The queue-mode runs started a delivery worker: stop it by the PID in its lock file.
+  if [ -s "$work/spool/worker.lock" ]; then kill "$(cat "$work/spool/worker.lock")" 2>/dev/null || true; fi
+  kill $standin 2>/dev/null; wait $standin 2>/dev/null; rm -rf "$work"
+}
+trap stop_all EXIT
 for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done
 port=$(cat "$work/port")
 printf 'http://127.0.0.1:%s/services/T0/B0/X\n' "$port" > "$work/hook.url"
 printf 'xoxb-bench\n' > "$work/token"
 chmod 600 "$work/hook.url" "$work/token"
-cat > "$work/config.toml" <<TOML
+cat > "$work/sinks.toml" <<TOML
 host = "bench.example"
 [sinks.audit]
 type = "stdout"
@@ -50,6 +55,10 @@ sinks = ["audit", "hook"]
 [jails."*"]
 sinks = ["console"]
 TOML
+# The same sinks and routes, delivered inside the action (direct) or spooled (queue, the
+# default; the worker it starts delivers in the background while the runs go on).
+{ cat "$work/sinks.toml"; printf '[delivery]\nmode = "direct"\n'; } > "$work/direct.toml"
+{ cat "$work/sinks.toml"; printf '[delivery]\nspool = "%s/spool"\n' "$work"; } > "$work/queue.toml"
 cat > "$work/min.toml" <<TOML
 [sinks.audit]
 type = "stdout"
@@ -66,7 +75,8 @@ curl_cmd="curl -s -o /dev/null -X POST -H 'Content-Type: application/json' --dat
 echo "== wall time (hyperfine, 3 warm-up runs)"
 hyperfine -N --warmup 3 --runs 200 --export-markdown "$work/hyperfine.md" \
   -n "curl POST (baseline)" "$curl_cmd" \
-  -n "f2b-notify full build: stdout file + webhook + api" "$full --config $work/config.toml $args_str" \
+  -n "f2b-notify full build, queue mode: JSON file written, webhook + api spooled" "$full --config $work/queue.toml $args_str" \
+  -n "f2b-notify full build, direct mode: JSON file + webhook + api (2 POSTs)" "$full --config $work/direct.toml $args_str" \
   -n "f2b-notify stdout-only build: one JSON file sink" "$min --config $work/min.toml $args_str"
 cat "$work/hyperfine.md"
 
@@ -81,9 +91,11 @@ peak() {
   echo "$max"
 }
 c=$(peak sh -c "$curl_cmd")
-f=$(peak "$full" --config "$work/config.toml" "${args[@]}")
+q=$(peak "$full" --config "$work/queue.toml" "${args[@]}")
+f=$(peak "$full" --config "$work/direct.toml" "${args[@]}")
 m=$(peak "$min" --config "$work/min.toml" "${args[@]}")
-echo "curl: ${c} KiB   full: ${f} KiB ($(awk "BEGIN{printf \"%.2f\", $f/$c}")x)   stdout-only: ${m} KiB ($(awk "BEGIN{printf \"%.2f\", $m/$c}")x)"
+ratio() { awk "BEGIN{printf \"%.2f\", $1/$2}"; }
+echo "curl: ${c} KiB   queue: ${q} KiB ($(ratio "$q" "$c")x)   direct: ${f} KiB ($(ratio "$f" "$c")x)   stdout-only: ${m} KiB ($(ratio "$m" "$c")x)"
 
 echo "== stripped binary size (release profile strips symbols)"
 fs=$(stat -c %s "$full"); ms=$(stat -c %s "$min")
