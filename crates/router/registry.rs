@@ -14,10 +14,10 @@ pub fn build(name: &str, config: &SinkConfig) -> anyhow::Result<Arc<dyn Sink>> {
         SinkConfig::Stdout(c) => f2b_notify_stdout::StdoutSink::new(name, c.clone()).map(|s| Arc::new(s) as _),
         #[cfg(feature = "slack-webhook")]
         SinkConfig::SlackWebhook(c) => {
-            f2b_notify_slack_webhook::WebhookSink::new(name, c.clone()).map(|s| Arc::new(s) as _)
+            f2b_notify_slack_webhook::new(name, c.clone()).map(|s| Arc::new(s) as _)
         }
         #[cfg(feature = "slack-api")]
-        SinkConfig::SlackApi(c) => f2b_notify_slack_api::ApiSink::new(name, c.clone()).map(|s| Arc::new(s) as _),
+        SinkConfig::SlackApi(c) => f2b_notify_slack_api::new(name, c.clone()).map(|s| Arc::new(s) as _),
         #[cfg(feature = "email")]
         SinkConfig::Email(c) => f2b_notify_email::EmailSink::new(name, c.clone()).map(|s| Arc::new(s) as _),
         #[allow(unreachable_patterns)]

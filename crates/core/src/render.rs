@@ -190,6 +190,12 @@ pub fn escape_slack(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// One line of text: every control character (newline, carriage return, tab, escape) becomes
+/// a space, so a value from a log line cannot start a new line, header or record.
+pub fn flatten(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
 /// Cuts `s` to at most `max` characters (on a char boundary), ending with a visible marker
 /// that says how much was cut, so nobody mistakes a cut text for the whole.
 pub fn truncate_chars(s: &str, max: usize) -> Cow<'_, str> {
@@ -284,6 +290,11 @@ mod tests {
         assert_eq!(escape_slack("<!here> <http://x|bank> a&b"), "&lt;!here&gt; &lt;http://x|bank&gt; a&amp;b");
         // Only the three: quotes and already-escaped text are left for Slack to show as is.
         assert_eq!(escape_slack("\"'&amp;"), "\"'&amp;amp;");
+    }
+
+    #[test]
+    fn flattening() {
+        assert_eq!(flatten("a\r\nBcc: x\t\u{1b}[1m"), "a  Bcc: x  [1m");
     }
 
     #[test]

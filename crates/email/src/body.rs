@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use f2b_notify_core::{human_duration, truncate_chars, Event, EventKind};
+use f2b_notify_core::{flatten as flat, human_duration, truncate_chars, Event, EventKind};
 use lettre::message::Mailbox;
 
 /// The default subject, worded like "[Fail2Ban] sshd: banned 203.0.113.7 from host.example".
@@ -26,13 +26,8 @@ const MAX_SUBJECT: usize = 200;
 /// One line of text fit for a header: control characters (a newline that would start a new
 /// header) become spaces, runs of space collapse, and the length is capped.
 pub fn header_safe(s: &str) -> String {
-    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let collapsed = flat.split_whitespace().collect::<Vec<_>>().join(" ");
+    let collapsed = flat(s).split_whitespace().collect::<Vec<_>>().join(" ");
     truncate_chars(&collapsed, MAX_SUBJECT).into_owned()
-}
-
-fn flat(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }).collect()
 }
 
 /// The labelled fields, in reading order.

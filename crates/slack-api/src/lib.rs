@@ -4,12 +4,13 @@
 //! read: `ok:false` is an error with Slack's string (`channel_not_found`, `not_in_channel`,
 //! `invalid_auth`, `missing_scope`, …), classified for the router. The token travels only in
 //! the `Authorization: Bearer` header (marked sensitive) and never appears in errors, logs or
-//! `Debug` output.
+//! `Debug` output. The message layout and pacing are shared with the webhook sink
+//! (`f2b_notify_slack::SlackSink`); this crate only posts.
 
 use std::path::PathBuf;
 
-use f2b_notify_core::{async_trait, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates};
-use f2b_notify_slack::{classify_api_body, classify_status, classify_transport, MessageOptions, Timeout};
+use f2b_notify_core::{async_trait, ConfigError, Secret, SecretSource, SinkError, Templates};
+use f2b_notify_slack::{classify_api_body, classify_status, classify_transport, MessageOptions, Post, SlackSink, Timeout};
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use serde::Deserialize;
 
@@ -44,55 +45,51 @@ pub struct Config {
 }
 
 /// A built Web API sink.
+pub type ApiSink = SlackSink<ChatPostMessage>;
+
+/// Calling chat.postMessage with a bearer token.
 #[derive(Debug)]
-pub struct ApiSink {
-    name: String,
+pub struct ChatPostMessage {
     source: SecretSource,
     auth: HeaderValue,
     endpoint: reqwest::Url,
     client: reqwest::Client,
-    renderer: Renderer,
-    options: MessageOptions,
     timeout: Timeout,
 }
 
-impl ApiSink {
-    /// Builds the sink: reads the token, checks the channel and URL, compiles the templates.
-    pub fn new(name: impl Into<String>, config: Config) -> Result<Self, ConfigError> {
-        let source = SecretSource::from_pair("token", config.token, config.token_file)?;
-        let token = source.load("token")?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-            .map_err(|_| ConfigError::new("`token` holds characters that cannot go in an HTTP header"))?;
-        // Keeps the value out of reqwest's and hyper's debug output.
-        auth.set_sensitive(true);
-        let channel = config
-            .channel
-            .filter(|c| !c.trim().is_empty())
-            .ok_or_else(|| ConfigError::new("missing `channel` (a channel name like #security, or an id)"))?;
-        let base = config.url.as_deref().unwrap_or(DEFAULT_URL);
-        let base = if base.ends_with('/') { base.to_owned() } else { format!("{base}/") };
-        let endpoint = reqwest::Url::parse(&base)
-            .and_then(|b| b.join("chat.postMessage"))
-            .map_err(|e| ConfigError::new(format!("`url` = {base:?} is not a valid URL ({e})")))?;
-        if !matches!(endpoint.scheme(), "https" | "http") {
-            return Err(ConfigError::new(format!("`url` = {base:?} must be an https:// URL")));
-        }
-        let timeout = Timeout::from_config(config.timeout)?;
-        Ok(Self {
-            name: name.into(),
-            source,
-            auth,
-            endpoint,
-            client: f2b_notify_slack::client(timeout)?,
-            renderer: Renderer::new(&config.templates).map_err(|e| ConfigError::new(e.to_string()))?,
-            options: MessageOptions { channel: Some(channel), username: config.username, icon_emoji: config.icon_emoji },
-            timeout,
-        })
+/// Builds the sink: reads the token, checks the channel and URL, compiles the templates.
+pub fn new(name: impl Into<String>, config: Config) -> Result<ApiSink, ConfigError> {
+    let source = SecretSource::from_pair("token", config.token, config.token_file)?;
+    let token = source.load("token")?;
+    let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        .map_err(|_| ConfigError::new("`token` holds characters that cannot go in an HTTP header"))?;
+    // Keeps the value out of reqwest's and hyper's debug output.
+    auth.set_sensitive(true);
+    let channel = config
+        .channel
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| ConfigError::new("missing `channel` (a channel name like #security, or an id)"))?;
+    let base = config.url.as_deref().unwrap_or(DEFAULT_URL);
+    let base = if base.ends_with('/') { base.to_owned() } else { format!("{base}/") };
+    let endpoint = reqwest::Url::parse(&base)
+        .and_then(|b| b.join("chat.postMessage"))
+        .map_err(|e| ConfigError::new(format!("`url` = {base:?} is not a valid URL ({e})")))?;
+    if !matches!(endpoint.scheme(), "https" | "http") {
+        return Err(ConfigError::new(format!("`url` = {base:?} must be an https:// URL")));
     }
+    let timeout = Timeout::from_config(config.timeout)?;
+    let poster = ChatPostMessage { source, auth, endpoint, client: f2b_notify_slack::client(timeout)?, timeout };
+    let options = MessageOptions { channel: Some(channel), username: config.username, icon_emoji: config.icon_emoji };
+    SlackSink::new(name, &config.templates, options, poster)
 }
 
-impl ApiSink {
-    /// Calls chat.postMessage; success is HTTP 200 with `"ok": true`.
+#[async_trait]
+impl Post for ChatPostMessage {
+    fn kind(&self) -> &'static str {
+        "slack-api"
+    }
+
+    /// Success is HTTP 200 with `"ok": true`.
     async fn post(&self, body: &serde_json::Value) -> Result<(), SinkError> {
         let response = self
             .client
@@ -109,31 +106,6 @@ impl ApiSink {
             return Err(classify_status(status, retry_after.as_deref(), &text));
         }
         classify_api_body(&text, retry_after.as_deref())
-    }
-}
-
-#[async_trait]
-impl Sink for ApiSink {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "slack-api"
-    }
-
-    async fn send(&self, event: &Event) -> Result<(), SinkError> {
-        let body = f2b_notify_slack::build(event, &self.renderer, &self.options)
-            .map_err(|e| SinkError::permanent(e.to_string()))?;
-        self.post(&body).await
-    }
-
-    async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
-        self.post(&f2b_notify_slack::build_digest(digest, &self.options)).await
-    }
-
-    fn min_interval(&self) -> std::time::Duration {
-        f2b_notify_slack::MIN_INTERVAL
     }
 
     fn check(&self) -> Vec<String> {

@@ -13,7 +13,7 @@ use super::{ApiSink, Config};
 const TOKEN: &str = "xoxb-SECRET-token-42";
 
 fn sink_for(base: String, timeout: Option<f64>) -> ApiSink {
-    ApiSink::new(
+    super::new(
         "api",
         Config {
             token: Some(Secret::new(TOKEN)),
@@ -137,25 +137,25 @@ async fn config_errors_and_debug_never_show_the_token() {
     let sink = sink_for("http://127.0.0.1:9/api".into(), None);
     assert!(!format!("{sink:?}").contains("SECRET"), "{sink:?}");
 
-    let no_channel = ApiSink::new("api", Config { token: Some(Secret::new(TOKEN)), ..Config::default() }).unwrap_err();
+    let no_channel = super::new("api", Config { token: Some(Secret::new(TOKEN)), ..Config::default() }).unwrap_err();
     assert!(no_channel.to_string().contains("missing `channel`"));
-    let bad_header = ApiSink::new(
+    let bad_header = super::new(
         "api",
         Config { token: Some(Secret::new(format!("{TOKEN}\nX-Evil: 1"))), channel: Some("#c".into()), ..Config::default() },
     )
     .unwrap_err();
     assert!(bad_header.to_string().contains("`token`") && !bad_header.to_string().contains("SECRET"), "{bad_header}");
-    let missing = ApiSink::new("api", Config { channel: Some("#c".into()), ..Config::default() }).unwrap_err();
+    let missing = super::new("api", Config { channel: Some("#c".into()), ..Config::default() }).unwrap_err();
     assert!(missing.to_string().contains("missing `token`"));
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
     std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
-    let from_file = ApiSink::new(
+    let from_file = super::new(
         "api",
         Config { token_file: Some(file), channel: Some("#c".into()), url: Some("http://127.0.0.1:9".into()), ..Config::default() },
     )
     .unwrap();
-    assert_eq!(from_file.auth.to_str().unwrap(), format!("Bearer {TOKEN}"));
+    assert_eq!(from_file.poster().auth.to_str().unwrap(), format!("Bearer {TOKEN}"));
     assert!(!format!("{from_file:?}").contains("SECRET"));
 }

@@ -3,12 +3,13 @@
 //! Success is HTTP 200 with the body `ok`; anything else is an error carrying Slack's own error
 //! string (`invalid_payload`, `action_prohibited`, `channel_not_found`, …), classified for the
 //! router as transient or permanent. The URL is the secret: it never appears in errors, logs
-//! or `Debug` output.
+//! or `Debug` output. The message layout and pacing are shared with the Web API sink
+//! (`f2b_notify_slack::SlackSink`); this crate only posts.
 
 use std::path::PathBuf;
 
-use f2b_notify_core::{async_trait, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates};
-use f2b_notify_slack::{classify_status, classify_transport, MessageOptions, Timeout};
+use f2b_notify_core::{async_trait, ConfigError, Secret, SecretSource, SinkError, Templates};
+use f2b_notify_slack::{classify_status, classify_transport, MessageOptions, Post, SlackSink, Timeout};
 use serde::Deserialize;
 
 #[cfg(test)]
@@ -37,35 +38,27 @@ pub struct Config {
 }
 
 /// A built webhook sink.
+pub type WebhookSink = SlackSink<Webhook>;
+
+/// Posting to an incoming webhook.
 #[derive(Debug)]
-pub struct WebhookSink {
-    name: String,
+pub struct Webhook {
     source: SecretSource,
     url: Secret,
     client: reqwest::Client,
-    renderer: Renderer,
-    options: MessageOptions,
     timeout: Timeout,
 }
 
-impl WebhookSink {
-    /// Builds the sink: reads the URL (from the file, if so configured), checks it, compiles
-    /// the templates. Errors name the key, never the URL.
-    pub fn new(name: impl Into<String>, config: Config) -> Result<Self, ConfigError> {
-        let source = SecretSource::from_pair("url", config.url, config.url_file)?;
-        let url = source.load("url")?;
-        check_url(&url, "url")?;
-        let timeout = Timeout::from_config(config.timeout)?;
-        Ok(Self {
-            name: name.into(),
-            source,
-            url,
-            client: f2b_notify_slack::client(timeout)?,
-            renderer: Renderer::new(&config.templates).map_err(|e| ConfigError::new(e.to_string()))?,
-            options: MessageOptions { channel: config.channel, username: config.username, icon_emoji: config.icon_emoji },
-            timeout,
-        })
-    }
+/// Builds the sink: reads the URL (from the file, if so configured), checks it, compiles the
+/// templates. Errors name the key, never the URL.
+pub fn new(name: impl Into<String>, config: Config) -> Result<WebhookSink, ConfigError> {
+    let source = SecretSource::from_pair("url", config.url, config.url_file)?;
+    let url = source.load("url")?;
+    check_url(&url, "url")?;
+    let timeout = Timeout::from_config(config.timeout)?;
+    let poster = Webhook { source, url, client: f2b_notify_slack::client(timeout)?, timeout };
+    let options = MessageOptions { channel: config.channel, username: config.username, icon_emoji: config.icon_emoji };
+    SlackSink::new(name, &config.templates, options, poster)
 }
 
 /// Checks that a secret is an http(s) URL, without ever quoting it.
@@ -78,8 +71,13 @@ fn check_url(url: &Secret, key: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-impl WebhookSink {
-    /// Posts one message; success is HTTP 200 with the body `ok`.
+#[async_trait]
+impl Post for Webhook {
+    fn kind(&self) -> &'static str {
+        "slack-webhook"
+    }
+
+    /// Success is HTTP 200 with the body `ok`.
     async fn post(&self, body: &serde_json::Value) -> Result<(), SinkError> {
         let response = self
             .client
@@ -105,31 +103,6 @@ impl WebhookSink {
             )));
         }
         Err(classify_status(status, retry_after.as_deref(), &text))
-    }
-}
-
-#[async_trait]
-impl Sink for WebhookSink {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "slack-webhook"
-    }
-
-    async fn send(&self, event: &Event) -> Result<(), SinkError> {
-        let body = f2b_notify_slack::build(event, &self.renderer, &self.options)
-            .map_err(|e| SinkError::permanent(e.to_string()))?;
-        self.post(&body).await
-    }
-
-    async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
-        self.post(&f2b_notify_slack::build_digest(digest, &self.options)).await
-    }
-
-    fn min_interval(&self) -> std::time::Duration {
-        f2b_notify_slack::MIN_INTERVAL
     }
 
     fn check(&self) -> Vec<String> {

@@ -13,7 +13,7 @@ use super::{Config, WebhookSink};
 const SECRET: &str = "T000/B000/SECRETxyzzy";
 
 fn sink_for(url: String, timeout: Option<f64>) -> WebhookSink {
-    WebhookSink::new("ops", Config { url: Some(Secret::new(url)), timeout, ..Config::default() }).unwrap()
+    super::new("ops", Config { url: Some(Secret::new(url)), timeout, ..Config::default() }).unwrap()
 }
 
 async fn server_answering(status: u16, body: &str, retry_after: Option<&str>) -> MockServer {
@@ -57,7 +57,7 @@ fn assert_no_secret(e: &SinkError) {
 #[tokio::test]
 async fn exact_json_for_each_event_kind() {
     let server = server_answering(200, "ok", None).await;
-    let sink = WebhookSink::new(
+    let sink = super::new(
         "ops",
         Config {
             url: Some(Secret::new(url(&server))),
@@ -213,17 +213,17 @@ async fn secret_stays_out_of_debug_and_config_errors() {
     assert!(!format!("{cfg:?}").contains("SECRET"));
 
     for bad in [format!("not a url {SECRET}"), format!("ftp://x/{SECRET}")] {
-        let err = WebhookSink::new("ops", Config { url: Some(Secret::new(bad)), ..Config::default() }).unwrap_err();
+        let err = super::new("ops", Config { url: Some(Secret::new(bad)), ..Config::default() }).unwrap_err();
         assert!(!err.to_string().contains("SECRET"), "{err}");
         assert!(err.to_string().contains("`url`"), "{err}");
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("url");
     std::fs::write(&file, [b"https://hooks.example/".as_slice(), SECRET.as_bytes(), b"\xff"].concat()).unwrap();
-    let err = WebhookSink::new("ops", Config { url_file: Some(file.clone()), ..Config::default() }).unwrap_err();
+    let err = super::new("ops", Config { url_file: Some(file.clone()), ..Config::default() }).unwrap_err();
     assert!(err.to_string().contains("not valid UTF-8") && !err.to_string().contains("SECRET"), "{err}");
     let both = Config { url: Some(Secret::new("https://x/")), url_file: Some(file), ..Config::default() };
-    assert!(WebhookSink::new("ops", both).unwrap_err().to_string().contains("not both"));
+    assert!(super::new("ops", both).unwrap_err().to_string().contains("not both"));
 }
 
 #[cfg(unix)]
@@ -234,7 +234,7 @@ async fn check_reports_a_readable_secret_file() {
     let file = dir.path().join("url");
     std::fs::write(&file, format!("https://hooks.example/services/{SECRET}\n")).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let sink = WebhookSink::new("ops", Config { url_file: Some(file.clone()), ..Config::default() }).unwrap();
+    let sink = super::new("ops", Config { url_file: Some(file.clone()), ..Config::default() }).unwrap();
     let warnings = sink.check();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("mode 644") && !warnings[0].contains("SECRET"), "{warnings:?}");
@@ -259,7 +259,7 @@ async fn channel_override_is_sent() {
         .expect(1)
         .mount(&server)
         .await;
-    let sink = WebhookSink::new(
+    let sink = super::new(
         "ops",
         Config { url: Some(Secret::new(url(&server))), channel: Some("#security".into()), ..Config::default() },
     )

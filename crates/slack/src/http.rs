@@ -79,8 +79,7 @@ fn transient_code(code: &str) -> bool {
 
 /// The error string as safe, one-line text of sane length.
 fn clean(body: &str) -> String {
-    let one_line: String = body.trim().chars().take(200).map(|c| if c.is_control() { ' ' } else { c }).collect();
-    one_line
+    f2b_notify_core::flatten(&body.trim().chars().take(200).collect::<String>())
 }
 
 fn describe(code: &str, status: Option<u16>) -> String {

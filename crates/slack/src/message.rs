@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use f2b_notify_core::{chunk_list, escape_slack, human_duration, truncate_chars, Digest, Event, EventKind, Renderer, TemplateError};
+use f2b_notify_core::{chunk_list, escape_slack, flatten, human_duration, truncate_chars, Digest, Event, EventKind, Renderer, TemplateError};
 use serde_json::{json, Value};
 
 /// Slack cuts `text` at 40,000 characters; a notification needs far less.
@@ -165,7 +165,7 @@ fn fields(event: &Event) -> Vec<Value> {
 /// A value shown verbatim in a code span: escaped, cut, and with backticks swapped for a
 /// look-alike so the value cannot close the span and format the rest of the message.
 fn code_span(value: &str, max: usize) -> String {
-    let flat: String = value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let flat = flatten(value);
     let cut = truncate_chars(&flat, max);
     format!("`{}`", escape_slack(&cut.replace('`', "\u{2CB}")))
 }
@@ -178,10 +178,7 @@ fn matches_block(matches: &str) -> String {
         .rev()
         .take(MAX_MATCH_LINES)
         .rev()
-        .map(|l| {
-            let flat: String = l.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-            truncate_chars(&flat, MAX_MATCH_LINE).replace('`', "\u{2CB}")
-        })
+        .map(|l| truncate_chars(&flatten(l), MAX_MATCH_LINE).replace('`', "\u{2CB}"))
         .collect();
     let mut body = shown.join("\n");
     if lines.len() > shown.len() {

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::io::Write;
 use std::path::PathBuf;
 
-use f2b_notify_core::{async_trait, truncate_chars, ConfigError, Digest, Event, Renderer, Sink, SinkError, Templates};
+use f2b_notify_core::{async_trait, flatten, truncate_chars, ConfigError, Digest, Event, Renderer, Sink, SinkError, Templates};
 use serde::Deserialize;
 
 /// Longest `matches` text written (characters).
@@ -80,7 +80,7 @@ impl StdoutSink {
         let line = match self.config.format {
             // One event, one line: control characters (a newline from a template or a log
             // line) must not forge a second line.
-            Format::Text => message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect(),
+            Format::Text => flatten(&message),
             Format::Json => {
                 #[derive(serde::Serialize)]
                 struct Line<'a> {
