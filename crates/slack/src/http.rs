@@ -78,7 +78,7 @@ fn transient_code(code: &str) -> bool {
 }
 
 /// The error string as safe, one-line text of sane length.
-fn clean(body: &str) -> String {
+pub(crate) fn clean(body: &str) -> String {
     f2b_notify_core::flatten(&body.trim().chars().take(200).collect::<String>())
 }
 
@@ -146,12 +146,13 @@ pub fn classify_transport(err: reqwest::Error, timeout: Timeout) -> SinkError {
     if err.is_timeout() {
         return SinkError::transient(format!("no answer within {:.1} s", timeout.0.as_secs_f64()));
     }
-    // The innermost I/O error says what happened ("Connection refused") without the address.
+    // The innermost I/O error says what happened ("Connection refused (os error 111)",
+    // "failed to lookup address information: …") and names no URL.
     let mut cause: Option<String> = None;
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&err);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            cause = Some(io.kind().to_string());
+            cause = Some(clean(&io.to_string()));
         }
         source = s.source();
     }
