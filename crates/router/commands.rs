@@ -318,6 +318,14 @@ fn check(sources: &Sources) -> anyhow::Result<ExitCode> {
     let mut out = String::new();
     out.push_str(&format!("config: {}\n", config::describe_files(&loaded.files)));
     out.push_str(&format!("host: {}\n", host_name(&loaded)));
+    let delivery = &loaded.config.delivery;
+    match delivery.mode {
+        Mode::Queue => out.push_str(&format!(
+            "delivery: queue (spool {}; stdout and file sinks are written by the action itself)\n",
+            delivery.spool.display()
+        )),
+        Mode::Direct => out.push_str("delivery: direct (inside the action; Fail2Ban waits for every sink)\n"),
+    }
     let mut warnings = Vec::new();
     out.push_str("sinks:\n");
     if loaded.config.sinks.is_empty() {
