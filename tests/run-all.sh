@@ -53,8 +53,8 @@ grep -qw ring <<<"$full_tree" || { echo "full build lost rustls' ring provider" 
 log "tests: full build (all sinks), every crate, examples built"
 cargo test --locked --workspace
 
-log "tests: minimal build (stdout only)"
-cargo test --locked --no-default-features --features stdout
-
 log "the example sink runs"
 cargo run --locked --quiet --example custom_sink
+
+log "tests: minimal build (stdout only)"
+cargo test --locked --no-default-features --features stdout
