@@ -139,10 +139,10 @@ impl<'de> Deserialize<'de> for Seconds {
         };
         match Raw::deserialize(d)? {
             Raw::Int(n) => Ok(Self(Duration::from_secs(n))),
-            Raw::Float(f) if f.is_finite() && f >= 0.0 && f < 1e12 => Ok(Self(Duration::from_secs_f64(f))),
+            Raw::Float(f) if (0.0..1e12).contains(&f) => Ok(Self(Duration::from_secs_f64(f))),
             Raw::Float(f) => Err(bad(&f)),
             Raw::Text(t) => match t.trim().parse::<f64>() {
-                Ok(f) if f.is_finite() && f >= 0.0 && f < 1e12 => Ok(Self(Duration::from_secs_f64(f))),
+                Ok(f) if (0.0..1e12).contains(&f) => Ok(Self(Duration::from_secs_f64(f))),
                 _ => humantime::parse_duration(t.trim()).map(Self).map_err(|_| bad(&t)),
             },
         }
@@ -456,6 +456,7 @@ pub fn describe_files(files: &[PathBuf]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err, clippy::type_complexity)] // figment::Jail's API; test tables
 mod tests {
     use super::*;
     use figment::Jail;

@@ -142,7 +142,7 @@ fn context(event: &Event, escape: fn(&str) -> Cow<'_, str>) -> BTreeMap<&'static
 }
 
 fn time_iso(epoch: f64) -> String {
-    if !epoch.is_finite() || epoch < 0.0 || epoch > 1e11 {
+    if !(0.0..=1e11).contains(&epoch) {
         return String::new();
     }
     let t = UNIX_EPOCH + Duration::from_secs(epoch as u64);

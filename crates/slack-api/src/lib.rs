@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 
 use f2b_notify_core::{async_trait, ConfigError, Secret, SecretSource, SinkError, Templates};
-use f2b_notify_slack::{classify_api_body, classify_status, classify_transport, MessageOptions, Post, SlackSink, Timeout};
-use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use f2b_notify_slack::{classify_api_body, classify_status, classify_transport, read_answer, MessageOptions, Post, SlackSink, Timeout};
+use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde::Deserialize;
 
 #[cfg(test)]
@@ -99,9 +99,7 @@ impl Post for ChatPostMessage {
             .send()
             .await
             .map_err(|e| classify_transport(e, self.timeout))?;
-        let status = response.status().as_u16();
-        let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let text = response.text().await.map_err(|e| classify_transport(e, self.timeout))?;
+        let (status, retry_after, text) = read_answer(response, self.timeout).await?;
         if status != 200 {
             return Err(classify_status(status, retry_after.as_deref(), &text));
         }

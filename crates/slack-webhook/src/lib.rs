@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use f2b_notify_core::{async_trait, ConfigError, Secret, SecretSource, SinkError, Templates};
-use f2b_notify_slack::{classify_status, classify_transport, MessageOptions, Post, SlackSink, Timeout};
+use f2b_notify_slack::{classify_status, classify_transport, read_answer, MessageOptions, Post, SlackSink, Timeout};
 use serde::Deserialize;
 
 #[cfg(test)]
@@ -86,13 +86,7 @@ impl Post for Webhook {
             .send()
             .await
             .map_err(|e| classify_transport(e, self.timeout))?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let text = response.text().await.map_err(|e| classify_transport(e, self.timeout))?;
+        let (status, retry_after, text) = read_answer(response, self.timeout).await?;
         if status == 200 && text.trim() == "ok" {
             return Ok(());
         }

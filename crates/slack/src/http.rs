@@ -94,6 +94,18 @@ fn describe(code: &str, status: Option<u16>) -> String {
     s
 }
 
+/// Slack's answer as the sinks need it: the status, the `Retry-After` header, the body.
+pub async fn read_answer(response: reqwest::Response, timeout: Timeout) -> Result<(u16, Option<String>, String), SinkError> {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = response.text().await.map_err(|e| classify_transport(e, timeout))?;
+    Ok((status, retry_after, text))
+}
+
 /// Parses `Retry-After` in seconds (Slack sends whole seconds).
 pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
     value.and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
