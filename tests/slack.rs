@@ -122,3 +122,32 @@ fn check_warns_about_readable_secret_files_and_never_prints_secrets() {
     assert!(r.stderr.contains("sink `api`"), "{}", r.stderr);
     assert_no_secret(&r.stderr);
 }
+
+#[test]
+fn proxies_from_the_environment_are_honoured() {
+    use crate::util::{slack_ok, StandIn};
+    let dir = Dir::new();
+    let proxy = StandIn::start(slack_ok());
+    let direct = StandIn::start(slack_ok());
+    // `slack.invalid` is never resolved: the proxy on loopback receives the request.
+    let cfg = dir.write(
+        "proxy.toml",
+        &format!(
+            "[delivery]\nmode = \"direct\"\n[sinks.via_proxy]\ntype = \"slack-webhook\"\nurl = \"http://slack.invalid/services/T0/B0/X\"\n[sinks.bypass]\ntype = \"slack-webhook\"\nurl = \"{}\"\n[jails.\"*\"]\nsinks = [\"via_proxy\", \"bypass\"]\n",
+            direct.url("/services/T1/B1/Y")
+        ),
+    );
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail=sshd", "--ip=198.18.1.1"]);
+    c.env("HTTP_PROXY", proxy.url("")).env("NO_PROXY", "127.0.0.1");
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stderr, "");
+    let via = proxy.requests();
+    assert_eq!(via.len(), 1, "{via:?}");
+    assert_eq!(via[0].path, "http://slack.invalid/services/T0/B0/X");
+    // NO_PROXY: the loopback sink went straight to its server.
+    let straight = direct.requests();
+    assert_eq!(straight.len(), 1);
+    assert_eq!(straight[0].path, "/services/T1/B1/Y");
+}
