@@ -102,6 +102,11 @@ impl Digest {
 
     /// One line: "Fail2Ban on host.example: 150 bans, 3 unbans in 2 jails".
     pub fn title(&self) -> String {
+        format!("Fail2Ban on {}: {}", self.host(), self.summary())
+    }
+
+    /// What happened, counted: "150 bans, 3 unbans in 2 jails".
+    pub fn summary(&self) -> String {
         let (b, u, s, t) = self.counts();
         let mut parts = Vec::new();
         if b > 0 {
@@ -117,7 +122,7 @@ impl Digest {
             parts.push(count(t, "jail stop", "jail stops"));
         }
         let jails = self.jails().len();
-        format!("Fail2Ban on {}: {} in {}", self.host(), parts.join(", "), count(jails, "jail", "jails"))
+        format!("{} in {}", parts.join(", "), count(jails, "jail", "jails"))
     }
 
     /// The whole digest as plain text: the title, then per jail what happened and every id.

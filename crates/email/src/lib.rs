@@ -200,7 +200,7 @@ impl EmailSink {
 
     /// One mail for a digest: the title as subject, every address in the body.
     pub fn digest_message(&self, digest: &Digest) -> Result<Message, SinkError> {
-        let subject = body::header_safe(&format!("[Fail2Ban] {}", digest.title()));
+        let subject = body::header_safe(&format!("[Fail2Ban] {}: {}", digest.host(), digest.summary()));
         let mut text = digest.plain_text();
         text.push_str("\n-- \nsent by f2b-notify\n");
         self.headers(subject, body::message_id("digest", &self.from))

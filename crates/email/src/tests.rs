@@ -161,6 +161,24 @@ async fn plain_smtp_message_parsed_back() {
 }
 
 #[tokio::test]
+async fn a_digest_is_one_mail_naming_every_address() {
+    let server = Smtp::start(&[]);
+    let sink = EmailSink::new("mail", base(format!("smtp://127.0.0.1:{}", server.port))).unwrap();
+    let mut events: Vec<Event> =
+        (0..120).map(|i| Event::target_event(EventKind::Ban, "sshd", format!("198.18.0.{i}"), "host.example")).collect();
+    events.push(Event::target_event(EventKind::Unban, "web", "198.18.1.1", "host.example"));
+    sink.send_digest(&f2b_notify_core::Digest::new(events)).await.unwrap();
+    let msgs = server.messages();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(header(&msgs[0], "Subject"), ["[Fail2Ban] host.example: 120 bans, 1 unban in 2 jails"]);
+    let text = msgs[0]["text"].as_str().unwrap();
+    for i in 0..120 {
+        assert!(text.contains(&format!("198.18.0.{i},")) || text.contains(&format!("198.18.0.{i}\n")), "{i} missing");
+    }
+    assert!(text.contains("web:\n  unbanned 1: 198.18.1.1\n"), "{text}");
+}
+
+#[tokio::test]
 async fn log_text_never_reaches_a_header() {
     let server = Smtp::start(&[]);
     let mut cfg = base(format!("smtp://127.0.0.1:{}", server.port));

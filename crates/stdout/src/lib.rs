@@ -204,6 +204,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_digest_keeps_every_event_as_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        let sink = StdoutSink::new("c", Config { path: Some(path.clone()), ..Config::default() }).unwrap();
+        let events: Vec<Event> = (0..3).map(|i| Event::target_event(EventKind::Ban, "sshd", format!("192.0.2.{i}"), "h")).collect();
+        sink.send_digest(&Digest::new(events)).await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "Fail2Ban (sshd) banned IP 192.0.2.0\nFail2Ban (sshd) banned IP 192.0.2.1\nFail2Ban (sshd) banned IP 192.0.2.2\n"
+        );
+    }
+
+    #[tokio::test]
     async fn missing_directory_is_permanent() {
         let sink = StdoutSink::new(
             "c",
