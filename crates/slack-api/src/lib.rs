@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use f2b_notify_core::{async_trait, ConfigError, Secret, SecretSource, SinkError, Templates};
-use f2b_notify_slack::{classify_api_body, classify_status, classify_transport, read_answer, MessageOptions, Post, SlackSink, Timeout};
+use f2b_notify_slack::{classify_api_body, classify_status, exchange, MessageOptions, Post, SlackSink, Timeout};
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde::Deserialize;
 
@@ -91,15 +91,8 @@ impl Post for ChatPostMessage {
 
     /// Success is HTTP 200 with `"ok": true`.
     async fn post(&self, body: &serde_json::Value) -> Result<(), SinkError> {
-        let response = self
-            .client
-            .post(self.endpoint.clone())
-            .header(AUTHORIZATION, self.auth.clone())
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| classify_transport(e, self.timeout))?;
-        let (status, retry_after, text) = read_answer(response, self.timeout).await?;
+        let request = self.client.post(self.endpoint.clone()).header(AUTHORIZATION, self.auth.clone()).json(body);
+        let (status, retry_after, text) = exchange(request, self.timeout).await?;
         if status != 200 {
             return Err(classify_status(status, retry_after.as_deref(), &text));
         }

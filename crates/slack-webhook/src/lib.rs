@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use f2b_notify_core::{async_trait, ConfigError, Secret, SecretSource, SinkError, Templates};
-use f2b_notify_slack::{classify_status, classify_transport, read_answer, MessageOptions, Post, SlackSink, Timeout};
+use f2b_notify_slack::{classify_status, exchange, MessageOptions, Post, SlackSink, Timeout};
 use serde::Deserialize;
 
 #[cfg(test)]
@@ -79,14 +79,8 @@ impl Post for Webhook {
 
     /// Success is HTTP 200 with the body `ok`.
     async fn post(&self, body: &serde_json::Value) -> Result<(), SinkError> {
-        let response = self
-            .client
-            .post(self.url.expose())
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| classify_transport(e, self.timeout))?;
-        let (status, retry_after, text) = read_answer(response, self.timeout).await?;
+        let request = self.client.post(self.url.expose()).json(body);
+        let (status, retry_after, text) = exchange(request, self.timeout).await?;
         if status == 200 && text.trim() == "ok" {
             return Ok(());
         }

@@ -94,8 +94,10 @@ fn describe(code: &str, status: Option<u16>) -> String {
     s
 }
 
-/// Slack's answer as the sinks need it: the status, the `Retry-After` header, the body.
-pub async fn read_answer(response: reqwest::Response, timeout: Timeout) -> Result<(u16, Option<String>, String), SinkError> {
+/// Sends a request and returns Slack's answer as the sinks need it: the status, the
+/// `Retry-After` header, the body. A request that gets no answer is classified here.
+pub async fn exchange(request: reqwest::RequestBuilder, timeout: Timeout) -> Result<(u16, Option<String>, String), SinkError> {
+    let response = request.send().await.map_err(|e| classify_transport(e, timeout))?;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
