@@ -337,3 +337,30 @@ fn follow_worker_keeps_running_and_notify_starts_no_second_one() {
     service.kill().unwrap();
     service.wait().unwrap();
 }
+
+#[test]
+fn a_sink_that_cannot_be_built_keeps_its_events_and_says_why() {
+    let dir = Dir::new();
+    let spool = dir.path().join("spool");
+    let cfg = dir.write(
+        "c.toml",
+        &format!(
+            "[delivery]\nspool = \"{}\"\nidle_exit = 2\n[sinks.hook]\ntype = \"slack-webhook\"\nurl_file = \"{}/missing.url\"\n[jails.\"*\"]\nsinks = [\"hook\"]\n",
+            spool.display(),
+            dir.path().display()
+        ),
+    );
+    let _guard = WorkerGuard(spool.clone());
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail=sshd", "--ip=198.18.5.5"]);
+    // The action only spools: the broken sink cannot stall or fail it.
+    assert_eq!(run(c).code, Some(0));
+    let listed = crate::util::wait_for("the worker to report the broken sink", WAIT, || {
+        let mut c = dir.cmd();
+        c.arg("-c").arg(&cfg).arg("queue");
+        let out = run(c).stdout;
+        out.contains("cannot build the sink").then_some(out)
+    });
+    assert!(listed.contains("sink `hook`: 1 pending, 0 dead"), "{listed}");
+    assert!(listed.contains("missing.url"), "{listed}");
+}

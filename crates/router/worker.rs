@@ -77,7 +77,18 @@ pub async fn run(loaded: &Loaded, follow: bool) -> anyhow::Result<bool> {
                 continue;
             }
             busy = true;
-            let lane = lanes.entry(name.clone()).or_insert_with(|| new_lane(loaded, &delivery, &name));
+            let lane = match lanes.entry(name.clone()) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let lane = e.insert(new_lane(loaded, &delivery, &name));
+                    // A sink that cannot be built says so in `f2b-notify queue` at once, not
+                    // only when its rebuild is due.
+                    if lane.state.last_error.is_some() {
+                        let _ = spool.save_state(&name, &lane.state);
+                    }
+                    lane
+                }
+            };
             if lane.in_flight || Instant::now() < lane.ready_at {
                 continue;
             }
