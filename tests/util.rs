@@ -13,6 +13,11 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_f2b-notify"))
 }
 
+/// The action's front end (crates/fastpath), built beside the binary.
+pub fn enqueue_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_f2b-notify-enqueue"))
+}
+
 /// A scratch directory with a way to run the binary in it.
 pub struct Dir {
     pub tmp: tempfile::TempDir,
@@ -40,7 +45,16 @@ impl Dir {
     /// The binary with no inherited `F2B_NOTIFY_*` variables and a config directory that
     /// does not exist, so nothing from the machine's /etc leaks into a test.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(bin());
+        self.cmd_of(&bin())
+    }
+
+    /// The front end, set up as `cmd` sets up the binary.
+    pub fn enqueue_cmd(&self) -> Command {
+        self.cmd_of(&enqueue_bin())
+    }
+
+    fn cmd_of(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
         for (k, _) in std::env::vars_os() {
             let name = k.to_string_lossy().to_ascii_uppercase();
             // A proxy from the machine would carry loopback test traffic elsewhere.
@@ -49,6 +63,8 @@ impl Dir {
             }
         }
         c.env("F2B_NOTIFY_CONFIG_DIR", self.path().join("no-etc"));
+        // The front end's plans stay in the test's directory, not in the machine's /run.
+        c.env("F2B_NOTIFY_RUN_DIR", self.path().join("run"));
         c.current_dir(self.path());
         c.stdin(Stdio::null());
         c
@@ -143,6 +159,8 @@ impl Fail2Ban {
             .arg(&socket)
             .arg("-p")
             .arg(&pidfile)
+            // The actions inherit this: the front end's plans stay in the test's directory.
+            .env("F2B_NOTIFY_RUN_DIR", dir.join("plans"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(conf.join("server.stderr")).expect("stderr file"))

@@ -33,7 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => check(&sources),
-        Command::Notify(args) => notify(&sources, args),
+        Command::Notify(args) => notify(&sources, &cli.config, args),
         Command::Test(args) => test(&sources, args),
         Command::Deliver(args) => deliver_command(&sources, args),
         Command::Queue(args) => queue(&sources, args),
@@ -139,10 +139,12 @@ async fn deliver(sinks: &[Arc<dyn Sink>], event: &Event, deadline: Duration) -> 
     results
 }
 
-fn notify(sources: &Sources, args: NotifyArgs) -> anyhow::Result<ExitCode> {
+fn notify(sources: &Sources, configs: &[std::path::PathBuf], args: NotifyArgs) -> anyhow::Result<ExitCode> {
     let loaded = load(sources)?;
     let event = event_from_args(args, host_name(&loaded))?;
     let table = Table::new(&loaded.config.jails);
+    // Let `f2b-notify-enqueue` take this jail's next events itself.
+    crate::plan::record(configs, sources, &loaded, &table, &event, worker_args(sources));
     let names = match table.decide(&event) {
         Decision::Send(names) => names,
         Decision::NoRoute => {
@@ -218,19 +220,27 @@ fn ensure_worker(spool: &Spool, sources: &Sources) -> anyhow::Result<()> {
         let _ = log.set_len(0);
     }
     let mut cmd = std::process::Command::new(exe);
-    if let Sources::Explicit(files) = sources {
-        // The worker runs in `/`: hand it the files by absolute path.
-        for f in files {
-            cmd.arg("--config").arg(std::path::absolute(f).unwrap_or_else(|_| f.clone()));
-        }
-    }
-    cmd.arg("deliver")
+    cmd.args(worker_args(sources))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(log)
         .current_dir("/");
     cmd.spawn().context("cannot start `f2b-notify deliver`")?;
     Ok(())
+}
+
+/// The arguments that start the worker for these config files. It runs in `/`: it gets the
+/// files by absolute path.
+fn worker_args(sources: &Sources) -> Vec<std::ffi::OsString> {
+    let mut args = Vec::new();
+    if let Sources::Explicit(files) = sources {
+        for f in files {
+            args.push("--config".into());
+            args.push(std::path::absolute(f).unwrap_or_else(|_| f.clone()).into_os_string());
+        }
+    }
+    args.push("deliver".into());
+    args
 }
 
 fn deliver_command(sources: &Sources, args: DeliverArgs) -> anyhow::Result<ExitCode> {

@@ -263,6 +263,22 @@ impl Sources {
         Self::Default(dir)
     }
 
+    /// Every path whose change could change the config, given the `files` that were read:
+    /// those files, and for the default directory also `config.toml` and `conf.d` themselves
+    /// (a file added to or removed from `conf.d` changes the directory).
+    pub fn watched(&self, files: &[PathBuf]) -> Vec<PathBuf> {
+        let mut paths = match self {
+            Self::Explicit(_) => Vec::new(),
+            Self::Default(dir) => vec![dir.join("config.toml"), dir.join("conf.d")],
+        };
+        for f in files {
+            if !paths.contains(f) {
+                paths.push(f.clone());
+            }
+        }
+        paths
+    }
+
     /// The files to merge, lowest precedence first.
     fn files(&self) -> Result<Vec<PathBuf>, String> {
         match self {
@@ -327,7 +343,7 @@ pub fn load(sources: &Sources) -> Result<Loaded, String> {
 
 fn env_provider() -> Env {
     // `__` separates keys; the variables that choose the files are not config keys.
-    Env::prefixed("F2B_NOTIFY_").split("__").ignore(&["config", "config_dir", "log"])
+    Env::prefixed("F2B_NOTIFY_").split("__").ignore(&["config", "config_dir", "log", "run_dir"])
 }
 
 /// One line for a figment error: where (file or environment variable), which key, what.

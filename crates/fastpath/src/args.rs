@@ -1,0 +1,253 @@
+//! `notify`'s command line as the action file passes it, parsed and checked with the same
+//! rules as the full binary (its clap definition in crates/router/cli.rs and
+//! `event_from_args` in crates/router/commands.rs; a test in tests/fastpath.rs runs both on the
+//! same arguments and compares the spooled entries).
+//!
+//! Anything this does not accept is not an error here: `parse` says `None`, and the front end
+//! hands the arguments to `f2b-notify`, which prints the real error (or copes with a form this
+//! code does not know, such as `-c FILE`).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::net::IpAddr;
+
+/// The four events, as on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The jail started.
+    Start,
+    /// The jail stopped.
+    Stop,
+    /// An address was banned.
+    Ban,
+    /// An address was unbanned.
+    Unban,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 4] = [Kind::Start, Kind::Stop, Kind::Ban, Kind::Unban];
+
+    /// The word on the command line and in the spool.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Start => "start",
+            Kind::Stop => "stop",
+            Kind::Ban => "ban",
+            Kind::Unban => "unban",
+        }
+    }
+
+    /// This kind's bit in a plan's event mask.
+    pub fn bit(self) -> u8 {
+        match self {
+            Kind::Start => 1,
+            Kind::Stop => 2,
+            Kind::Ban => 4,
+            Kind::Unban => 8,
+        }
+    }
+
+    fn parse(word: &[u8]) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str().as_bytes() == word)
+    }
+}
+
+/// One checked `notify` event, with the fields of the core crate's `Event` except `host`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notify {
+    /// What happened.
+    pub kind: Kind,
+    /// The jail, trimmed.
+    pub jail: String,
+    /// The banned id, trimmed (ban and unban only).
+    pub id: Option<String>,
+    /// `id` as an address, when it is one.
+    pub ip: Option<IpAddr>,
+    /// `--failures`.
+    pub failures: Option<u64>,
+    /// `--time`.
+    pub time: Option<f64>,
+    /// `--bantime`.
+    pub bantime: Option<i64>,
+    /// `--restored`.
+    pub restored: bool,
+    /// `--user`, as given (attacker-controlled).
+    pub user: Option<String>,
+    /// `--matches`, as given (attacker-controlled).
+    pub matches: Option<String>,
+}
+
+/// A whole `[--config FILE]... notify KIND --name=value...` command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation<'a> {
+    /// The `--config` values, in order.
+    pub configs: Vec<&'a [u8]>,
+    /// The event.
+    pub notify: Notify,
+}
+
+/// The value options of `notify`, in the order of `Fields`.
+const OPTIONS: [&str; 8] = ["jail", "ip", "failures", "time", "bantime", "restored", "user", "matches"];
+
+/// Parses the arguments after the program name. `None` when they are not a well-formed
+/// `notify` command line of the forms the action file uses, or when the full binary would
+/// reject them.
+pub fn parse<'a>(args: &[&'a [u8]]) -> Option<Invocation<'a>> {
+    let mut configs = Vec::new();
+    let mut i = 0;
+    loop {
+        let arg = *args.get(i)?;
+        if arg == b"--config" {
+            configs.push(*args.get(i + 1)?);
+            i += 2;
+        } else if let Some(v) = arg.strip_prefix(b"--config=") {
+            configs.push(v);
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    if *args.get(i)? != b"notify" {
+        return None;
+    }
+    let kind = Kind::parse(args.get(i + 1)?)?;
+    i += 2;
+    // Every option takes a value, even one that starts with `-` (clap's
+    // `allow_hyphen_values`): `--user --help` is a user named `--help`.
+    let mut values: [Option<&str>; 8] = [None; 8];
+    while i < args.len() {
+        let rest = args[i].strip_prefix(b"--")?;
+        let (name, value, step) = match rest.iter().position(|&b| b == b'=') {
+            Some(eq) => (&rest[..eq], &rest[eq + 1..], 1),
+            None => (rest, *args.get(i + 1)?, 2),
+        };
+        let slot = OPTIONS.iter().position(|o| o.as_bytes() == name)?;
+        if values[slot].is_some() {
+            return None; // clap: "cannot be used multiple times"
+        }
+        values[slot] = Some(core::str::from_utf8(value).ok()?);
+        i += step;
+    }
+    for c in &configs {
+        core::str::from_utf8(c).ok()?;
+    }
+    Some(Invocation { configs, notify: check(kind, &values)? })
+}
+
+/// The checks of the full binary's `event_from_args`: an empty value counts as not given.
+fn check(kind: Kind, v: &[Option<&str>; 8]) -> Option<Notify> {
+    fn nonempty(s: Option<&str>) -> Option<&str> {
+        s.filter(|s| !s.trim().is_empty())
+    }
+    let jail = v[0]?.trim();
+    if jail.is_empty() || jail.chars().any(char::is_control) {
+        return None;
+    }
+    let (id, ip) = if matches!(kind, Kind::Ban | Kind::Unban) {
+        let id = nonempty(v[1])?.trim();
+        (Some(String::from(id)), parse_ip(id))
+    } else {
+        (None, None)
+    };
+    let failures = match nonempty(v[2]) {
+        Some(s) => Some(s.trim().parse::<u64>().ok()?),
+        None => None,
+    };
+    let time = match nonempty(v[3]) {
+        Some(s) => {
+            let t = s.trim().parse::<f64>().ok()?;
+            if !t.is_finite() || t < 0.0 {
+                return None;
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    let bantime = match nonempty(v[4]) {
+        Some(s) => Some(s.trim().parse::<i64>().ok()?),
+        None => None,
+    };
+    let restored = match nonempty(v[5]) {
+        None => false,
+        Some(s) => {
+            let s = s.trim();
+            if ["1", "true", "yes"].iter().any(|w| s.eq_ignore_ascii_case(w)) {
+                true
+            } else if ["0", "false", "no"].iter().any(|w| s.eq_ignore_ascii_case(w)) {
+                false
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(Notify {
+        kind,
+        jail: String::from(jail),
+        id,
+        ip,
+        failures,
+        time,
+        bantime,
+        restored,
+        user: nonempty(v[6]).map(String::from),
+        matches: nonempty(v[7]).map(String::from),
+    })
+}
+
+/// As the core crate's: an address the way Fail2Ban prints it; IPv6 may come in brackets.
+fn parse_ip(id: &str) -> Option<IpAddr> {
+    let bare = id.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(id);
+    bare.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Option<Invocation<'static>> {
+        let owned: Vec<&'static [u8]> = args.iter().map(|a| -> &'static [u8] { alloc::boxed::Box::leak(alloc::boxed::Box::from(a.as_bytes())) }).collect();
+        parse(&owned)
+    }
+
+    #[test]
+    fn the_action_files_forms() {
+        let inv = p(&["--config", "/a.toml", "--config=/b.toml", "notify", "ban", "--jail=sshd", "--ip= 2001:db8::1 ", "--failures=5", "--time=1700000000.25", "--bantime=-1", "--restored=0", "--user=--help", "--matches="]).unwrap();
+        assert_eq!(inv.configs, [&b"/a.toml"[..], b"/b.toml"]);
+        let n = inv.notify;
+        assert_eq!((n.kind, n.jail.as_str(), n.id.as_deref()), (Kind::Ban, "sshd", Some("2001:db8::1")));
+        assert!(n.ip.is_some_and(|ip| ip.is_ipv6()));
+        assert_eq!((n.failures, n.time, n.bantime, n.restored), (Some(5), Some(1_700_000_000.25), Some(-1), false));
+        assert_eq!((n.user.as_deref(), n.matches), (Some("--help"), None));
+        let start = p(&["notify", "start", "--jail", "nginx-x"]).unwrap().notify;
+        assert_eq!((start.kind, start.id), (Kind::Start, None));
+        let other = p(&["notify", "unban", "--jail=j", "--ip", "user@host", "--restored=YES"]).unwrap().notify;
+        assert_eq!((other.ip, other.restored), (None, true));
+    }
+
+    #[test]
+    fn what_the_full_binary_decides() {
+        for bad in [
+            &["notify", "ban", "--jail=sshd"][..],                      // no --ip
+            &["notify", "ban", "--jail=sshd", "--ip=  "],                // empty --ip
+            &["notify", "start", "--jail= "],                            // empty jail
+            &["notify", "start", "--jail=a\nb"],                         // control character
+            &["notify", "start"],                                        // no --jail
+            &["notify", "bann", "--jail=j"],                             // unknown event
+            &["notify", "start", "--jail=j", "--jail=k"],                // twice
+            &["notify", "start", "--jail=j", "--colour=red"],            // unknown option
+            &["notify", "start", "--jail=j", "extra"],                   // stray argument
+            &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--failures=x"],
+            &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--time=-1"],
+            &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--time=inf"],
+            &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--bantime=1.5"],
+            &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--restored=maybe"],
+            &["-c", "/a.toml", "notify", "start", "--jail=j"],           // left to clap
+            &["check"],
+            &[],
+        ] {
+            assert!(p(bad).is_none(), "{bad:?}");
+        }
+        assert!(parse(&[b"notify", b"start", b"--jail=\xff"]).is_none(), "not UTF-8");
+    }
+}

@@ -1,0 +1,122 @@
+//! A spool entry as JSON, in the shape of the router's `spool::Entry` (format version 1) so
+//! that the worker reads what the front end wrote exactly as what `f2b-notify notify` wrote.
+
+use alloc::string::String;
+use core::fmt::Write;
+
+use crate::args::Notify;
+
+/// The entry for `notify`, bound for `sinks`, from `host`, written at `enqueued_at` (seconds
+/// since the epoch).
+pub fn json(notify: &Notify, sinks: &[String], host: &str, enqueued_at: f64) -> String {
+    let mut s = String::with_capacity(256 + notify.matches.as_ref().map_or(0, |m| m.len() + m.len() / 8));
+    // `{}` of an f64 is the shortest text that reads back as the same number.
+    let _ = write!(s, "{{\"version\":1,\"enqueued_at\":{enqueued_at},\"sinks\":[");
+    for (i, sink) in sinks.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        string(&mut s, sink);
+    }
+    s.push_str("],\"event\":{\"kind\":\"");
+    s.push_str(notify.kind.as_str());
+    s.push_str("\",\"jail\":");
+    string(&mut s, &notify.jail);
+    if let Some(id) = &notify.id {
+        s.push_str(",\"id\":");
+        string(&mut s, id);
+    }
+    if let Some(ip) = notify.ip {
+        let _ = write!(s, ",\"ip\":\"{ip}\"");
+    }
+    if let Some(n) = notify.failures {
+        let _ = write!(s, ",\"failures\":{n}");
+    }
+    if let Some(t) = notify.time {
+        let _ = write!(s, ",\"time\":{t}");
+    }
+    if let Some(b) = notify.bantime {
+        let _ = write!(s, ",\"bantime\":{b}");
+    }
+    let _ = write!(s, ",\"restored\":{}", notify.restored);
+    if let Some(user) = &notify.user {
+        s.push_str(",\"user\":");
+        string(&mut s, user);
+    }
+    if let Some(matches) = &notify.matches {
+        s.push_str(",\"matches\":");
+        string(&mut s, matches);
+    }
+    s.push_str(",\"host\":");
+    string(&mut s, host);
+    s.push_str("}}");
+    s
+}
+
+/// A JSON string: quotes, backslashes and control characters escaped; everything else as is
+/// (the text is UTF-8 already).
+fn string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::args::Kind;
+    use alloc::vec;
+
+    #[test]
+    fn hostile_text_is_valid_json_and_reads_back_the_same() {
+        let nasty = "<!channel> \"quoted\" back\\slash \u{1} tab\t nl\n é 💥 $(reboot)";
+        let n = Notify {
+            kind: Kind::Ban,
+            jail: String::from("ssh\"d"),
+            id: Some(String::from("2001:db8::1")),
+            ip: "2001:db8::1".parse().ok(),
+            failures: Some(3),
+            time: Some(1_700_000_000.123_456_7),
+            bantime: Some(-1),
+            restored: true,
+            user: Some(String::from(nasty)),
+            matches: Some(String::from(nasty)),
+        };
+        let text = json(&n, &[String::from("ops"), String::from("mail")], "h\"ost", 1_764_000_000.5);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["event"]["user"], nasty);
+        assert_eq!(v["event"]["matches"], nasty);
+        assert_eq!(v["event"]["jail"], "ssh\"d");
+        assert_eq!(v["event"]["ip"], "2001:db8::1");
+        assert_eq!(v["event"]["time"].as_f64(), Some(1_700_000_000.123_456_7));
+        assert_eq!(v["event"]["bantime"], -1);
+        assert_eq!(v["event"]["restored"], true);
+        assert_eq!(v["enqueued_at"].as_f64(), Some(1_764_000_000.5));
+        assert_eq!(v["sinks"], serde_json::json!(["ops", "mail"]));
+        assert_eq!(v["event"]["host"], "h\"ost");
+    }
+
+    #[test]
+    fn absent_fields_are_left_out() {
+        let n = Notify { kind: Kind::Start, jail: String::from("j"), id: None, ip: None, failures: None, time: Some(5.0), bantime: None, restored: false, user: None, matches: None };
+        let v: serde_json::Value = serde_json::from_str(&json(&n, &[], "h", 1.0)).unwrap();
+        let event = v["event"].as_object().unwrap();
+        let mut keys: std::vec::Vec<&str> = event.keys().map(|k| k.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["host", "jail", "kind", "restored", "time"]);
+        assert_eq!(v["event"]["time"].as_f64(), Some(5.0));
+    }
+}

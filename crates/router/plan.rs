@@ -1,0 +1,119 @@
+//! Writes the plan that lets `f2b-notify-enqueue` spool the next events of a jail itself,
+//! without starting this binary (see the f2b-notify-fastpath crate for why and how).
+//!
+//! Best effort: a plan that cannot be written only means the next event takes this binary
+//! again. A plan is never written from a config file changed in the last two seconds: a
+//! further edit within the same tick of the file system's clock, keeping the size, would not
+//! change the file's identity, and the plan would go stale unnoticed.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use f2b_notify_core::Event;
+use f2b_notify_fastpath::{plan, Ident, JailRoute, Kind, Plan};
+
+use crate::config::{Loaded, Mode, Sources};
+use crate::route::Table;
+
+/// How old every config file must be before a plan may rely on it.
+const SETTLED: Duration = Duration::from_secs(2);
+
+fn ident(m: &fs::Metadata) -> Ident {
+    Ident { dev: m.dev(), ino: m.ino(), size: m.size(), mtime: m.mtime(), mtime_nsec: m.mtime_nsec(), ctime: m.ctime(), ctime_nsec: m.ctime_nsec() }
+}
+
+/// Where the plans are.
+fn run_dir() -> PathBuf {
+    std::env::var_os(plan::RUN_DIR_ENV).filter(|v| !v.is_empty()).map_or_else(|| PathBuf::from(plan::DEFAULT_RUN_DIR), PathBuf::from)
+}
+
+/// Records `event`'s jail route in the plan for this invocation (`configs`: the `--config`
+/// values as given). Says why not, at debug level, when it cannot.
+pub fn record(configs: &[PathBuf], sources: &Sources, loaded: &Loaded, table: &Table, event: &Event, worker: Vec<OsString>) {
+    if let Err(why) = try_record(configs, sources, loaded, table, event, worker) {
+        tracing::debug!("no plan for the fast path: {why}");
+    }
+}
+
+fn try_record(configs: &[PathBuf], sources: &Sources, loaded: &Loaded, table: &Table, event: &Event, worker: Vec<OsString>) -> Result<(), String> {
+    if loaded.config.delivery.mode != Mode::Queue {
+        return Err("direct mode".into());
+    }
+    let Some(route) = table.find(&event.jail) else { return Err("no route".into()) };
+    let cwd = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
+    let cwd = cwd.as_os_str().as_bytes();
+    let configs: Vec<&[u8]> = configs.iter().map(|c| c.as_os_str().as_bytes()).collect();
+    let env: Vec<Vec<u8>> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut e = k.into_vec();
+            e.push(b'=');
+            e.extend_from_slice(v.as_bytes());
+            e
+        })
+        .collect();
+    let exe = std::env::current_exe().and_then(fs::metadata).map_err(|e| format!("cannot find this binary: {e}"))?;
+    let settled = SystemTime::now() - SETTLED;
+    let mut paths = Vec::new();
+    for path in sources.watched(&loaded.files) {
+        match fs::metadata(&path) {
+            Ok(m) => {
+                let changed = m.modified().ok().max(SystemTime::UNIX_EPOCH.checked_add(Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().clamp(0, 999_999_999) as u32)));
+                if changed.is_none_or(|t| t > settled) {
+                    return Err(format!("{} changed in the last {} s", path.display(), SETTLED.as_secs()));
+                }
+                paths.push((path.into_os_string().into_vec(), Some(ident(&m))));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => paths.push((path.into_os_string().into_vec(), None)),
+            Err(e) => return Err(format!("cannot stat {}: {e}", path.display())),
+        }
+    }
+    let fresh = Plan {
+        inputs: plan::inputs_hash(cwd, &configs, env.iter().map(Vec::as_slice)),
+        exe: ident(&exe),
+        paths,
+        spool: loaded.config.delivery.spool.as_os_str().as_bytes().to_vec(),
+        host: loaded.config.host.clone().filter(|h| !h.is_empty()),
+        worker: worker.into_iter().map(OsString::into_vec).collect(),
+        jails: Vec::new(),
+    };
+    let file = run_dir().join(plan::file_name(cwd, &configs));
+    let mut plan = match fs::read(&file).ok().and_then(|t| Plan::parse(&t)) {
+        Some(old) if old.same_source(&fresh) => old,
+        _ => fresh,
+    };
+    let mut events = 0;
+    for kind in Kind::ALL {
+        if route.config.events.iter().any(|k| k.as_str() == kind.as_str()) {
+            events |= kind.bit();
+        }
+    }
+    let jail = JailRoute {
+        name: event.jail.clone(),
+        events,
+        restored: route.config.restored,
+        inline: route.config.sinks.iter().any(|n| loaded.config.sinks.get(n).is_some_and(|c| c.delivered_inline())),
+        sinks: route.config.sinks.clone(),
+    };
+    if !plan.set_jail(jail) && file.exists() {
+        return Ok(());
+    }
+    write(&file, plan.render().as_bytes()).map_err(|e| format!("cannot write {}: {e}", file.display()))
+}
+
+/// Replaces `file` (0600, in a 0700 directory) through a temporary file and a rename, so the
+/// front end reads either the old plan or the new one. Not fsynced: after a crash, a torn plan
+/// fails to parse and costs one slow event.
+fn write(file: &Path, text: &[u8]) -> std::io::Result<()> {
+    let dir = file.parent().unwrap_or(Path::new("/"));
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(text)?;
+    drop(f);
+    fs::rename(&tmp, file)
+}
