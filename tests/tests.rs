@@ -1,11 +1,13 @@
 //! The integration tests of the `f2b-notify` binary (one test binary, ripgrep style):
 //! `cli` runs the built binary directly, `slack` against a loopback Slack stand-in,
-//! `fail2ban` under the real Fail2Ban.
+//! `fail2ban` under the real Fail2Ban, `fastpath` the action's front end.
 
 mod util;
 
 mod cli;
 mod fail2ban;
+#[cfg(feature = "slack-webhook")]
+mod fastpath;
 #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
 mod delivery;
 #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]

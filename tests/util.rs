@@ -125,6 +125,12 @@ impl Fail2Ban {
     /// the stock sshd filter and dummy action, and the project's own f2b-notify action) and
     /// starts the server. Panics (never skips) when Fail2Ban is not installed.
     pub fn start(dir: &Path, jail_local: &str) -> Self {
+        Self::start_with(dir, jail_local, "INFO", &[])
+    }
+
+    /// As `start`, with Fail2Ban's log level (at DEBUG it logs what actions print on stderr)
+    /// and extra variables for the server, which its actions inherit.
+    pub fn start_with(dir: &Path, jail_local: &str, loglevel: &str, env: &[(&str, &str)]) -> Self {
         assert!(
             Path::new("/usr/bin/fail2ban-server").exists(),
             "fail2ban is not installed: the README's test command installs it (apt-get install -y fail2ban)"
@@ -143,7 +149,7 @@ impl Fail2Ban {
         std::fs::write(
             conf.join("fail2ban.conf"),
             format!(
-                "[Definition]\nloglevel = INFO\nlogtarget = {log}\nsocket = {sock}\npidfile = {pid}\ndbfile = :memory:\n",
+                "[Definition]\nloglevel = {loglevel}\nlogtarget = {log}\nsocket = {sock}\npidfile = {pid}\ndbfile = :memory:\n",
                 log = conf.join("fail2ban.log").display(),
                 sock = socket.display(),
                 pid = pidfile.display(),
@@ -161,6 +167,7 @@ impl Fail2Ban {
             .arg(&pidfile)
             // The actions inherit this: the front end's plans stay in the test's directory.
             .env("F2B_NOTIFY_RUN_DIR", dir.join("plans"))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(conf.join("server.stderr")).expect("stderr file"))

@@ -10,8 +10,9 @@ use crate::args::Notify;
 /// since the epoch).
 pub fn json(notify: &Notify, sinks: &[String], host: &str, enqueued_at: f64) -> String {
     let mut s = String::with_capacity(256 + notify.matches.as_ref().map_or(0, |m| m.len() + m.len() / 8));
-    // `{}` of an f64 is the shortest text that reads back as the same number.
-    let _ = write!(s, "{{\"version\":1,\"enqueued_at\":{enqueued_at},\"sinks\":[");
+    s.push_str("{\"version\":1,\"enqueued_at\":");
+    float(&mut s, enqueued_at);
+    s.push_str(",\"sinks\":[");
     for (i, sink) in sinks.iter().enumerate() {
         if i > 0 {
             s.push(',');
@@ -33,7 +34,8 @@ pub fn json(notify: &Notify, sinks: &[String], host: &str, enqueued_at: f64) -> 
         let _ = write!(s, ",\"failures\":{n}");
     }
     if let Some(t) = notify.time {
-        let _ = write!(s, ",\"time\":{t}");
+        s.push_str(",\"time\":");
+        float(&mut s, t);
     }
     if let Some(b) = notify.bantime {
         let _ = write!(s, ",\"bantime\":{b}");
@@ -51,6 +53,16 @@ pub fn json(notify: &Notify, sinks: &[String], host: &str, enqueued_at: f64) -> 
     string(&mut s, host);
     s.push_str("}}");
     s
+}
+
+/// A finite number as serde_json writes it: `{}` of an f64 is the shortest text that reads
+/// back as the same number, and a whole number keeps a `.0` so that it stays a float.
+fn float(out: &mut String, value: f64) {
+    let start = out.len();
+    let _ = write!(out, "{value}");
+    if !out[start..].contains(['.', 'e', 'E']) {
+        out.push_str(".0");
+    }
 }
 
 /// A JSON string: quotes, backslashes and control characters escaped; everything else as is
@@ -78,7 +90,6 @@ mod tests {
     extern crate std;
     use super::*;
     use crate::args::Kind;
-    use alloc::vec;
 
     #[test]
     fn hostile_text_is_valid_json_and_reads_back_the_same() {
