@@ -258,6 +258,18 @@ fn check_prints_sinks_and_routes() {
     assert!(routes[1].contains("nginx-*") && routes[1].contains("-> file, console") && routes[1].contains("events: ban;"), "{}", r.stdout);
     assert!(routes[2].trim_start().starts_with('*'), "{}", r.stdout);
     assert!(r.stdout.contains("  console  stdout"), "{}", r.stdout);
+    let front = crate::util::enqueue_bin();
+    assert!(r.stdout.contains(&format!("action front end: {}", front.display())), "{}", r.stdout);
+
+    // Without the front end beside the binary, check says what that costs.
+    let lone = dir.path().join("lone");
+    std::fs::create_dir(&lone).unwrap();
+    std::fs::copy(crate::util::bin(), lone.join("f2b-notify")).unwrap();
+    let mut c = std::process::Command::new(lone.join("f2b-notify"));
+    c.env("F2B_NOTIFY_CONFIG_DIR", dir.path().join("no-etc")).arg("-c").arg(&cfg).arg("check");
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("f2b-notify-enqueue is not installed beside f2b-notify"), "{}", r.stdout);
 
     // The example config in config/ is valid, once its secret files exist.
     let example = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/config.toml")).unwrap();

@@ -337,6 +337,14 @@ fn check(sources: &Sources) -> anyhow::Result<ExitCode> {
         Mode::Direct => out.push_str("delivery: direct (inside the action; Fail2Ban waits for every sink)\n"),
     }
     let mut warnings = Vec::new();
+    let front = std::env::current_exe().ok().map(|e| e.with_file_name("f2b-notify-enqueue"));
+    match front.filter(|f| f.is_file()) {
+        Some(f) => out.push_str(&format!("action front end: {} (spools queued events without starting f2b-notify)\n", f.display())),
+        None if delivery.mode == Mode::Queue => warnings.push(
+            "f2b-notify-enqueue is not installed beside f2b-notify: the action starts f2b-notify for every event, which holds Fail2Ban's action lock about twice as long".to_owned(),
+        ),
+        None => {}
+    }
     out.push_str("sinks:\n");
     if loaded.config.sinks.is_empty() {
         out.push_str("  (none)\n");
