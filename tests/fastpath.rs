@@ -293,7 +293,7 @@ fn fail2ban_bans_take_the_fast_path() {
     let config = dir.write(
         "notify.toml",
         &format!(
-            "[delivery]\nspool = \"{}\"\nidle_exit = 2\n[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"{}\"\n[jails.sshd]\nsinks = [\"hook\"]\n",
+            "[delivery]\nspool = \"{}\"\nidle_exit = 3\n[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"{}\"\n[jails.sshd]\nsinks = [\"hook\"]\n",
             spool.display(),
             slack.url("/services/T0/B0/X")
         ),
@@ -321,4 +321,23 @@ fn fail2ban_bans_take_the_fast_path() {
     });
     let fast = f2b.log().matches("spooled ban of jail sshd (fast path)").count();
     assert_eq!(fast, ips.len(), "every ban after the start event takes the fast path:\n{}", f2b.log());
+
+    // Once the worker has gone idle and exited, the front end starts the next one itself,
+    // detached: Fail2Ban (which at DEBUG reads the action's pipes until every holder closes
+    // them) is not kept waiting, and the ban is delivered.
+    crate::util::wait_for("the worker to exit when idle", Duration::from_secs(30), || (!worker_running(&spool)).then_some(()));
+    // Fail2Ban bans the second address only after the first one's f2b-notify action is done.
+    f2b.client(&["set", "sshd", "banip", "198.51.100.99", "198.51.100.100"]);
+    crate::util::wait_for("the second firewall ban", Duration::from_secs(30), || {
+        std::fs::read_to_string(dir.path().join("dummy")).unwrap_or_default().contains("198.51.100.100").then_some(())
+    });
+    crate::util::wait_for("delivery by the worker the front end started", Duration::from_secs(30), || {
+        slack.requests().into_iter().any(|r| r.body.contains("`198.51.100.99`")).then_some(())
+    });
+    // The worker holds none of the action's pipes: stdin and stdout are /dev/null, stderr its log.
+    let pid = std::fs::read_to_string(spool.join("worker.lock")).unwrap();
+    let fd = |n: u32| std::fs::read_link(format!("/proc/{}/fd/{n}", pid.trim())).unwrap_or_else(|e| panic!("worker {pid} fd {n}: {e}"));
+    assert_eq!((fd(0), fd(1)), (PathBuf::from("/dev/null"), PathBuf::from("/dev/null")));
+    assert_eq!(fd(2), spool.join("worker.log"));
+    assert_eq!(f2b.log().matches("spooled ban of jail sshd (fast path)").count(), ips.len() + 2);
 }
