@@ -81,8 +81,13 @@ mod fast {
     /// A panic is a bug here; the full binary can still do the job, unless the event is
     /// already spooled.
     pub fn on_panic() -> ! {
+        static mut PANICKED: bool = false;
         // SAFETY: one thread.
-        let (spooled, start) = unsafe { (SPOOLED, START) };
+        let (spooled, start, again) = unsafe { (SPOOLED, START, core::mem::replace(&mut *core::ptr::addr_of_mut!(PANICKED), true)) };
+        if again {
+            // Handing over panicked too (out of memory?): give up; Fail2Ban logs the failure.
+            sys::exit(70);
+        }
         match start {
             Some(start) if !spooled => full(start),
             _ => sys::exit(0),
