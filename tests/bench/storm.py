@@ -9,7 +9,11 @@ Four actions are compared, each beside the dummy firewall action:
   none        the firewall action alone
   noop        a shell action that does nothing (actionban = true): the floor for any action,
               since Fail2Ban pays a shell and a process per action
-  f2b-notify  this project's action file, queue mode, one Slack webhook sink
+  f2b-notify  this project's action file, queue mode, one Slack webhook sink (the action runs
+              f2b-notify-enqueue, the front end beside --bin)
+  also, for the breakdown: tags (the no-op with f2b-notify's eight tags, builtin `true`),
+  noop-tags (the same run by `exec true`, a glibc program), f2b-notify-filtered (a route that
+  sends nothing), f2b-notify-full (the action without the front end: f2b-notify every time)
   curl        the classic action: one curl POST per address to the stand-in (N <= --curl-max)
 
 For each: the time until the firewall action has banned all N (the dummy file has N lines),
@@ -210,7 +214,7 @@ def main():
     ap.add_argument("--curl-max", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3, help="runs per cell; the median is reported")
     ap.add_argument("--kinds", nargs="+", default=["none", "noop", "f2b-notify", "curl"],
-                    help="also: noop-tags (the no-op with f2b-notify's tags), f2b-notify-filtered (starts, loads the config, sends nothing)")
+                    help="also: tags, noop-tags, f2b-notify-filtered, f2b-notify-full (see above)")
     args = ap.parse_args()
     args.bin = os.path.abspath(args.bin)
     rows = []
