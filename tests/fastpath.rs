@@ -249,19 +249,24 @@ fn worker_running(spool: &Path) -> bool {
     rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err()
 }
 
+/// A queue-mode config: `sshd` to one webhook at `slack`; the worker exits after `idle_exit` s.
+fn hook_config(dir: &Dir, spool: &Path, slack: &StandIn, idle_exit: u32) -> PathBuf {
+    dir.write(
+        "notify.toml",
+        &format!(
+            "[delivery]\nspool = \"{}\"\nidle_exit = {idle_exit}\n[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"{}\"\n[jails.sshd]\nsinks = [\"hook\"]\n",
+            spool.display(),
+            slack.url("/services/T0/B0/X")
+        ),
+    )
+}
+
 #[test]
 fn the_fast_path_starts_the_worker_which_delivers() {
     let dir = Dir::new();
     let slack = StandIn::start(slack_ok());
     let spool = dir.path().join("spool");
-    let config = dir.write(
-        "notify.toml",
-        &format!(
-            "[delivery]\nspool = \"{}\"\nidle_exit = 1\n[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"{}\"\n[jails.sshd]\nsinks = [\"hook\"]\n",
-            spool.display(),
-            slack.url("/services/T0/B0/X")
-        ),
-    );
+    let config = hook_config(&dir, &spool, &slack, 1);
     let _worker = WorkerGuard(spool.clone());
     std::thread::sleep(SETTLE);
     let first = with_args(dir.cmd(), &config, &["notify", "ban", "--jail=sshd", "--ip=192.0.2.10"]);
@@ -290,14 +295,7 @@ fn fail2ban_bans_take_the_fast_path() {
     let dir = Dir::new();
     let slack = StandIn::start(slack_ok());
     let spool = dir.path().join("spool");
-    let config = dir.write(
-        "notify.toml",
-        &format!(
-            "[delivery]\nspool = \"{}\"\nidle_exit = 3\n[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"{}\"\n[jails.sshd]\nsinks = [\"hook\"]\n",
-            spool.display(),
-            slack.url("/services/T0/B0/X")
-        ),
-    );
+    let config = hook_config(&dir, &spool, &slack, 3);
     let _worker = WorkerGuard(spool.clone());
     std::thread::sleep(SETTLE);
     let log = dir.write("auth.log", "");

@@ -34,15 +34,8 @@ port=$(cat "$work/port")
 printf 'http://127.0.0.1:%s/services/T0/B0/X\n' "$port" > "$work/hook.url"
 printf 'xoxb-bench\n' > "$work/token"
 chmod 600 "$work/hook.url" "$work/token"
-cat > "$work/sinks.toml" <<TOML
-host = "bench.example"
-[sinks.audit]
-type = "stdout"
-format = "json"
-path = "$work/audit.jsonl"
-[sinks.console]
-type = "stdout"
-path = "$work/console.log"
+# The two network sinks, shared by every config below.
+cat > "$work/net.toml" <<TOML
 [sinks.hook]
 type = "slack-webhook"
 url_file = "$work/hook.url"
@@ -51,6 +44,16 @@ type = "slack-api"
 token_file = "$work/token"
 channel = "#security"
 url = "http://127.0.0.1:$port/api/"
+TOML
+# (`host` is a top-level key, so it comes before any table.)
+{ printf 'host = "bench.example"\n'; cat "$work/net.toml"; cat <<TOML
+[sinks.audit]
+type = "stdout"
+format = "json"
+path = "$work/audit.jsonl"
+[sinks.console]
+type = "stdout"
+path = "$work/console.log"
 [jails.sshd]
 sinks = ["audit", "hook", "api"]
 [jails."nginx-*"]
@@ -58,6 +61,7 @@ sinks = ["audit", "hook"]
 [jails."*"]
 sinks = ["console"]
 TOML
+} > "$work/sinks.toml"
 # The same sinks and routes, delivered inside the action (direct) or spooled (queue, the
 # default; the worker it starts delivers in the background while the runs go on).
 { cat "$work/sinks.toml"; printf '[delivery]\nmode = "direct"\n'; } > "$work/direct.toml"
@@ -71,20 +75,7 @@ path = "$work/audit-min.jsonl"
 sinks = ["audit"]
 TOML
 # Only spooled sinks: what the action's front end handles by itself.
-cat > "$work/spooled.toml" <<TOML
-[delivery]
-spool = "$work/spool2"
-[sinks.hook]
-type = "slack-webhook"
-url_file = "$work/hook.url"
-[sinks.api]
-type = "slack-api"
-token_file = "$work/token"
-channel = "#security"
-url = "http://127.0.0.1:$port/api/"
-[jails.sshd]
-sinks = ["hook", "api"]
-TOML
+{ printf '[delivery]\nspool = "%s/spool2"\n' "$work"; cat "$work/net.toml"; printf '[jails.sshd]\nsinks = ["hook", "api"]\n'; } > "$work/spooled.toml"
 # The front end's plans go to the scratch directory; f2b-notify writes none from a config
 # younger than 2 s.
 export F2B_NOTIFY_RUN_DIR="$work/run"
