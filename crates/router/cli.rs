@@ -1,12 +1,14 @@
-//! The command line (see DESIGN.md): `notify`, `check`, `test`, `action`.
+//! The command line: `notify`, `check`, `test`, `action`, `deliver`, `queue`.
 //!
 //! Values that Fail2Ban passes come from log lines: a user name may be `--help` or `-x`, so
 //! every value argument accepts a leading hyphen and is taken as data.
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use f2b_notify_core::EventKind;
+use f2b_notify_fastpath::Kind;
 
 /// Routes Fail2Ban's jail start/stop and ban/unban events to Slack, email and stdout.
 #[derive(Debug, Parser)]
@@ -70,28 +72,9 @@ pub enum QueueAction {
     Purge,
 }
 
-/// The event word on the command line.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Kind {
-    /// The jail started.
-    Start,
-    /// The jail stopped.
-    Stop,
-    /// An address was banned.
-    Ban,
-    /// An address was unbanned.
-    Unban,
-}
-
-impl From<Kind> for EventKind {
-    fn from(k: Kind) -> Self {
-        match k {
-            Kind::Start => EventKind::Start,
-            Kind::Stop => EventKind::Stop,
-            Kind::Ban => EventKind::Ban,
-            Kind::Unban => EventKind::Unban,
-        }
-    }
+/// The event word (start, stop, ban, unban), parsed by the action contract's rules.
+fn event_kind() -> impl clap::builder::TypedValueParser<Value = EventKind> {
+    clap::builder::PossibleValuesParser::new(Kind::ALL.map(Kind::as_str)).try_map(|word| word.parse::<EventKind>())
 }
 
 /// `notify`'s arguments, named after Fail2Ban's tags. Numbers are taken as text and checked
@@ -99,8 +82,8 @@ impl From<Kind> for EventKind {
 #[derive(Debug, Args)]
 pub struct NotifyArgs {
     /// start, stop, ban or unban.
-    #[arg(value_enum)]
-    pub event: Kind,
+    #[arg(value_parser = event_kind())]
+    pub event: EventKind,
     /// The jail (`<name>`).
     #[arg(long, allow_hyphen_values = true)]
     pub jail: String,
@@ -134,8 +117,8 @@ pub struct TestArgs {
     #[arg(long, allow_hyphen_values = true)]
     pub jail: String,
     /// The sample event's kind.
-    #[arg(long, value_enum, default_value = "ban")]
-    pub event: Kind,
+    #[arg(long, value_parser = event_kind(), default_value = "ban")]
+    pub event: EventKind,
     /// The sample address (default 192.0.2.1, a documentation address).
     #[arg(long, allow_hyphen_values = true, value_name = "ADDR", default_value = "192.0.2.1")]
     pub ip: String,

@@ -13,21 +13,30 @@
 //!   worker.log        the detached worker's stderr
 //! ```
 //!
-//! Every file is created with mode 0600. A file name is the enqueue time in nanoseconds, the
-//! writer's PID and a counter, so names sort in arrival order and never collide.
+//! Every file is created with mode 0600. What both programs write (`tmp/`, `new/`, the entry
+//! format, file names, starting the worker) is the action contract in the fastpath crate;
+//! this module reads it and keeps the worker's own directories.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use f2b_notify_core::Event;
+use f2b_notify_fastpath::spool as fastpath_spool;
+use f2b_notify_fastpath::{entry, layout, Errno};
+
+use crate::os::StdOs;
 use serde::{Deserialize, Serialize};
 
-/// One spooled event and the sinks it is for.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One spooled event and the sinks it is for, as read back. (It is written only by the
+/// action contract's writer, `f2b_notify_fastpath::entry`: tests may serialize it to forge
+/// files, the program never does.)
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     /// Format version, for upgrades.
@@ -43,7 +52,7 @@ pub struct Entry {
 impl Entry {
     /// A new entry for `event`, stamped now.
     pub fn new(event: Event, sinks: Vec<String>) -> Self {
-        Self { version: 1, enqueued_at: now_epoch(), sinks, event }
+        Self { version: entry::VERSION, enqueued_at: now_epoch(), sinks, event }
     }
 }
 
@@ -67,11 +76,7 @@ pub fn now_epoch() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-/// Sink names are `[a-z0-9_]+` (checked when the config loads); anything else in a spool file
-/// is not trusted as a directory name.
-pub fn valid_sink_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
+pub use f2b_notify_fastpath::layout::valid_sink_name;
 
 /// A spool directory.
 #[derive(Debug, Clone)]
@@ -100,7 +105,12 @@ fn json_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
 fn unique_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{nanos:020}-{}-{}.json", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    layout::entry_file_name(nanos, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The action contract's system-call error as the standard library's.
+pub fn io_error(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.0)
 }
 
 /// Writes `text` to `path` (0600) via a temporary file in the same directory and a rename.
@@ -138,7 +148,7 @@ impl Spool {
 
     /// Creates the spool's directories (mode 0700) if missing.
     pub fn ensure(&self) -> io::Result<()> {
-        for d in ["tmp", "new", "sinks", "dead", "corrupt", "state"] {
+        for d in [layout::TMP, layout::NEW, "sinks", "dead", "corrupt", "state"] {
             mkdir(&self.dir(d))?;
         }
         Ok(())
@@ -150,31 +160,25 @@ impl Spool {
     /// rename is journaled in order after the file's data.)
     pub fn enqueue(&self, entry: &Entry) -> io::Result<PathBuf> {
         let name = unique_name();
-        let tmp = self.dir("tmp").join(&name);
-        let body = serde_json::to_vec(entry).map_err(io::Error::other)?;
-        let open = || OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp);
+        let text = f2b_notify_fastpath::entry::json(&entry.event.to_notify(), &entry.sinks, &entry.event.host, entry.enqueued_at);
+        let root = self.root.as_os_str().as_bytes();
         // The directories exist after the first event: create them only when missing, so the
         // action path makes no needless system calls.
-        let mut f = match open() {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        match fastpath_spool::write(&StdOs, root, &name, text.as_bytes()) {
+            Err(e) if e == Errno::NOENT => {
                 self.ensure()?;
-                open()?
+                fastpath_spool::write(&StdOs, root, &name, text.as_bytes()).map_err(io_error)?;
             }
-            other => other?,
-        };
-        f.write_all(&body)?;
-        f.sync_all()?;
-        drop(f);
-        let dest = self.dir("new").join(&name);
-        fs::rename(&tmp, &dest)?;
-        Ok(dest)
+            other => other.map_err(io_error)?,
+        }
+        Ok(self.dir(layout::NEW).join(name))
     }
 
     /// Reads one spooled file.
     pub fn load(path: &Path) -> Result<Entry, String> {
         let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
         let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| format!("not a spooled event: {e}"))?;
-        if entry.version != 1 {
+        if entry.version != entry::VERSION {
             return Err(format!("unknown spool format version {}", entry.version));
         }
         if let Some(bad) = entry.sinks.iter().find(|s| !valid_sink_name(s)) {
@@ -187,7 +191,7 @@ impl Spool {
     /// half-way only means doing it again). Unreadable files are moved aside. Returns how many
     /// events were handed out.
     pub fn fan_out(&self) -> io::Result<usize> {
-        let files = json_files(&self.dir("new"))?;
+        let files = json_files(&self.dir(layout::NEW))?;
         if files.is_empty() {
             return Ok(0);
         }
@@ -246,7 +250,7 @@ impl Spool {
 
     /// Files in `new/` not yet handed out.
     pub fn unrouted(&self) -> io::Result<Vec<PathBuf>> {
-        json_files(&self.dir("new"))
+        json_files(&self.dir(layout::NEW))
     }
 
     /// A sink's dead letters.
@@ -362,7 +366,7 @@ impl Spool {
     /// Tries to become the spool's one worker: `Some(lock)` if no other worker holds it.
     /// The lock file then holds this process's PID.
     pub fn try_lock(&self) -> io::Result<Option<File>> {
-        let open = || OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(self.dir("worker.lock"));
+        let open = || OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(self.dir(layout::WORKER_LOCK));
         let f = match open() {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.ensure()?;
@@ -379,7 +383,7 @@ impl Spool {
 
     /// Whether a worker holds the lock now, and its PID.
     pub fn worker(&self) -> io::Result<Option<u32>> {
-        let path = self.dir("worker.lock");
+        let path = self.dir(layout::WORKER_LOCK);
         if !path.exists() {
             return Ok(None);
         }
@@ -387,11 +391,6 @@ impl Spool {
             Some(_free) => Ok(None),
             None => Ok(Some(fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0))),
         }
-    }
-
-    /// The file the detached worker's stderr goes to.
-    pub fn log_path(&self) -> PathBuf {
-        self.dir("worker.log")
     }
 }
 

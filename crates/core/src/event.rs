@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use f2b_notify_fastpath::{Kind, Notify};
 use serde::{Deserialize, Serialize};
 
 /// The four things Fail2Ban runs an action for.
@@ -26,17 +27,36 @@ impl EventKind {
 
     /// The lowercase name used on the command line, in config and in templates.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Start => "start",
-            Self::Stop => "stop",
-            Self::Ban => "ban",
-            Self::Unban => "unban",
-        }
+        Kind::from(self).as_str()
     }
 
     /// Whether this kind is about one banned id (and so needs `--ip`).
     pub fn has_target(self) -> bool {
-        matches!(self, Self::Ban | Self::Unban)
+        Kind::from(self).has_target()
+    }
+}
+
+// The action contract's `Kind` (no_std, no serde) and this serde-aware twin, tied by
+// exhaustive matches: a fifth kind cannot be added to one and not the other.
+impl From<Kind> for EventKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Start => Self::Start,
+            Kind::Stop => Self::Stop,
+            Kind::Ban => Self::Ban,
+            Kind::Unban => Self::Unban,
+        }
+    }
+}
+
+impl From<EventKind> for Kind {
+    fn from(k: EventKind) -> Self {
+        match k {
+            EventKind::Start => Kind::Start,
+            EventKind::Stop => Kind::Stop,
+            EventKind::Ban => Kind::Ban,
+            EventKind::Unban => Kind::Unban,
+        }
     }
 }
 
@@ -54,13 +74,7 @@ pub struct ParseEventKindError(pub String);
 impl FromStr for EventKind {
     type Err = ParseEventKindError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "start" => Ok(Self::Start),
-            "stop" => Ok(Self::Stop),
-            "ban" => Ok(Self::Ban),
-            "unban" => Ok(Self::Unban),
-            other => Err(ParseEventKindError(other.to_owned())),
-        }
+        Kind::parse(s.as_bytes()).map(Self::from).ok_or_else(|| ParseEventKindError(s.to_owned()))
     }
 }
 
@@ -129,7 +143,7 @@ impl Event {
     ) -> Self {
         let id = id.into();
         let mut event = Self::jail_event(kind, jail, host);
-        event.ip = parse_ip(&id);
+        event.ip = f2b_notify_fastpath::args::parse_ip(&id);
         event.id = Some(id);
         event
     }
@@ -138,16 +152,39 @@ impl Event {
     pub fn id_is_not_ip(&self) -> bool {
         self.id.is_some() && self.ip.is_none()
     }
-}
 
-/// Parses an address the way Fail2Ban prints them; IPv6 may come in brackets.
-fn parse_ip(id: &str) -> Option<IpAddr> {
-    let trimmed = id.trim();
-    let bare = trimmed
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .unwrap_or(trimmed);
-    bare.parse().ok()
+    /// The event that `notify` describes, from `host`.
+    pub fn from_notify(n: Notify, host: impl Into<String>) -> Self {
+        Self {
+            kind: n.kind.into(),
+            jail: n.jail,
+            id: n.id,
+            ip: n.ip,
+            failures: n.failures,
+            time: n.time,
+            bantime: n.bantime,
+            restored: n.restored,
+            user: n.user,
+            matches: n.matches,
+            host: host.into(),
+        }
+    }
+
+    /// The action contract's view of this event (all but `host`), for the spool's writer.
+    pub fn to_notify(&self) -> Notify {
+        Notify {
+            kind: self.kind.into(),
+            jail: self.jail.clone(),
+            id: self.id.clone(),
+            ip: self.ip,
+            failures: self.failures,
+            time: self.time,
+            bantime: self.bantime,
+            restored: self.restored,
+            user: self.user.clone(),
+            matches: self.matches.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

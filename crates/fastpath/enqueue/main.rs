@@ -40,9 +40,13 @@ mod fast {
     use alloc::vec::Vec;
     use core::fmt::Write;
 
-    use f2b_notify_fastpath::{args, entry, plan, Decision, Ident, Plan};
+    use alloc::ffi::CString;
 
-    use crate::sys::{self, Errno};
+    use f2b_notify_fastpath::layout::{c_path, entry_file_name};
+    use f2b_notify_fastpath::{args, entry, plan, spool, worker, Decision, Errno, Ident, Plan};
+    use linux_raw_sys::general::stat;
+
+    use crate::sys::{self, RawOs};
 
     /// What `run` found: done (exit 0), or hand over to `f2b-notify` and why.
     enum Next {
@@ -108,24 +112,24 @@ mod fast {
     }
 
     /// `f2b-notify` in the front end's own directory.
-    fn full_path(start: &Start) -> Vec<u8> {
+    fn full_path(start: &Start) -> CString {
         let mut buf = [0u8; 4096];
-        let mut path = match sys::readlink(b"/proc/self/exe\0", &mut buf) {
+        let mut path = match sys::readlink(c"/proc/self/exe", &mut buf) {
             Ok(p) => p.to_vec(),
             Err(_) => start.args.first().map(|a| a.to_vec()).unwrap_or_default(),
         };
         let dir = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
         path.truncate(dir);
         path.extend_from_slice(b"f2b-notify");
-        path
+        // Neither a link's target nor argv[0] can hold a NUL byte.
+        CString::new(path).unwrap_or_else(|_| CString::from(c"f2b-notify"))
     }
 
     /// Replaces this process with `f2b-notify` and the same arguments.
     fn full(start: &Start) -> ! {
-        let mut path = full_path(start);
-        path.push(0);
+        let path = full_path(start);
         let mut argv: Vec<*const u8> = Vec::with_capacity(start.args.len() + 1);
-        argv.push(path.as_ptr());
+        argv.push(path.as_ptr().cast());
         for i in 1..start.args.len() {
             // SAFETY: the kernel's argv has args.len() entries.
             argv.push(unsafe { *start.argv.add(i) });
@@ -133,22 +137,21 @@ mod fast {
         argv.push(core::ptr::null());
         let err = sys::execve(&path, &argv, start.envp);
         let mut msg = String::new();
-        let _ = writeln!(msg, "f2b-notify: cannot run {}: {err}", String::from_utf8_lossy(&path[..path.len() - 1]));
+        let _ = writeln!(msg, "f2b-notify: cannot run {}: {err}", String::from_utf8_lossy(path.to_bytes()));
         let _ = sys::write_all(2, msg.as_bytes());
         sys::exit(2)
     }
 
-    fn ident(st: &sys::Stat) -> Ident {
-        Ident { dev: st.dev, ino: st.ino, size: st.size as u64, mtime: st.mtime, mtime_nsec: st.mtime_nsec, ctime: st.ctime, ctime_nsec: st.ctime_nsec }
-    }
-
-    fn cpath(parts: &[&[u8]]) -> Vec<u8> {
-        let mut p = Vec::new();
-        for part in parts {
-            p.extend_from_slice(part);
+    fn ident(st: &stat) -> Ident {
+        Ident {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mtime: st.st_mtime as i64,
+            mtime_nsec: st.st_mtime_nsec as i64,
+            ctime: st.st_ctime as i64,
+            ctime_nsec: st.st_ctime_nsec as i64,
         }
-        p.push(0);
-        p
     }
 
     fn run(start: &Start, debug: bool) -> Next {
@@ -159,18 +162,19 @@ mod fast {
         let Ok(cwd) = sys::getcwd(&mut cwd_buf) else { return Next::Full("no working directory") };
         let run_dir = env(start, plan::RUN_DIR_ENV.as_bytes()).filter(|v| !v.is_empty()).unwrap_or(plan::DEFAULT_RUN_DIR.as_bytes());
         let name = plan::file_name(cwd, &inv.configs);
-        let Some(plan) = read_plan(&cpath(&[run_dir, b"/", name.as_bytes()])) else {
+        let Some(plan) = c_path(&[run_dir, b"/", name.as_bytes()]).and_then(|p| read_plan(&p)) else {
             return Next::Full("no plan for this config yet");
         };
         if plan.inputs != plan::inputs_hash(cwd, &inv.configs, start.env.iter().copied()) {
             return Next::Full("the F2B_NOTIFY_ variables changed");
         }
-        match sys::stat(&cpath(&[&full_path(start)])) {
+        match sys::stat(&full_path(start)) {
             Ok(st) if ident(&st) == plan.exe => {}
             _ => return Next::Full("f2b-notify changed"),
         }
         for (path, was) in &plan.paths {
-            let now = match sys::stat(&cpath(&[path])) {
+            let Some(path) = c_path(&[path]) else { return Next::Full("a config path holds a NUL byte") };
+            let now = match sys::stat(&path) {
                 Ok(st) => Some(ident(&st)),
                 Err(Errno::NOENT) => None,
                 Err(_) => return Next::Full("a config path cannot be read"),
@@ -191,20 +195,19 @@ mod fast {
         let (secs, nanos) = sys::now();
         let enqueued_at = secs as f64 + f64::from(nanos) / 1e9;
         let json = entry::json(&inv.notify, sinks, &host, enqueued_at);
-        let mut file = String::new();
-        let _ = write!(file, "{:020}-{}-0.json", u128::from(secs as u64) * 1_000_000_000 + u128::from(nanos), sys::getpid());
-        let tmp = cpath(&[&plan.spool, b"/tmp/", file.as_bytes()]);
-        let new = cpath(&[&plan.spool, b"/new/", file.as_bytes()]);
-        if let Err(why) = spool(&tmp, &new, json.as_bytes()) {
-            let _ = sys::unlink(&tmp);
-            return Next::Full(why);
+        let name = entry_file_name(u128::from(secs as u64) * 1_000_000_000 + u128::from(nanos), sys::getpid(), 0);
+        let os = RawOs { envp: start.envp };
+        if spool::write(&os, &plan.spool, &name, json.as_bytes()).is_err() {
+            return Next::Full("the spool cannot be written");
         }
         // SAFETY: one thread.
         unsafe { SPOOLED = true };
         if debug {
             say(&["f2b-notify-enqueue: spooled ", inv.notify.kind.as_str(), " of jail ", &inv.notify.jail, " (fast path)"]);
         }
-        if let Err(e) = ensure_worker(start, &plan) {
+        let exe = full_path(start);
+        let worker_args: Vec<&[u8]> = plan.worker.iter().map(Vec::as_slice).collect();
+        if let Err(e) = worker::ensure(&os, &plan.spool, &exe, &worker_args) {
             let mut msg = String::new();
             let _ = write!(msg, "event spooled, but the delivery worker could not be started: {e}");
             say(&["f2b-notify: ", &msg]);
@@ -213,23 +216,18 @@ mod fast {
     }
 
     /// The plan, if it is one, is root's (or the caller's) own and no one else can write it.
-    fn read_plan(path: &[u8]) -> Option<Plan> {
-        let fd = sys::open(path, sys::O_RDONLY, 0).ok()?;
-        let st = sys::fstat(fd).ok();
-        let ok = st.is_some_and(|st| st.uid == sys::geteuid() && st.mode & 0o022 == 0 && st.size < 1 << 20);
-        let text = if ok { sys::read_all(fd).ok() } else { None };
-        sys::close(fd);
+    fn read_plan(path: &core::ffi::CStr) -> Option<Plan> {
+        let fd = sys::open_read(path).ok()?;
+        let st = sys::fstat(&fd).ok();
+        let ok = st.is_some_and(|st| st.st_uid == sys::geteuid() && st.st_mode & 0o022 == 0 && st.st_size < 1 << 20);
+        let text = if ok { sys::read_all(&fd).ok() } else { None };
         Plan::parse(&text?)
     }
 
     fn host_name() -> String {
-        let name = sys::open(b"/proc/sys/kernel/hostname\0", sys::O_RDONLY, 0)
+        let name = sys::open_read(c"/proc/sys/kernel/hostname")
             .ok()
-            .and_then(|fd| {
-                let r = sys::read_all(fd).ok();
-                sys::close(fd);
-                r
-            })
+            .and_then(|fd| sys::read_all(&fd).ok())
             .and_then(|b| String::from_utf8(b).ok())
             .map(|s| String::from(s.trim()))
             .unwrap_or_default();
@@ -238,50 +236,6 @@ mod fast {
         } else {
             name
         }
-    }
-
-    /// Temp file, fsync, rename: once this returns, no crash loses the event.
-    fn spool(tmp: &[u8], new: &[u8], body: &[u8]) -> Result<(), &'static str> {
-        let fd = sys::open(tmp, sys::O_WRONLY | sys::O_CREAT | sys::O_EXCL, 0o600).map_err(|_| "the spool cannot be written")?;
-        let written = sys::write_all(fd, body).and_then(|()| sys::fsync(fd));
-        sys::close(fd);
-        written.map_err(|_| "the spool cannot be written")?;
-        sys::rename(tmp, new).map_err(|_| "the spool cannot be written")
-    }
-
-    /// Starts `f2b-notify deliver` (as the plan says) unless a worker holds the spool's lock,
-    /// the way the full binary does: stdin and stdout on /dev/null, stderr to worker.log, in
-    /// `/`; the worker leaves the session itself.
-    fn ensure_worker(start: &Start, plan: &Plan) -> Result<(), Errno> {
-        let lock = sys::open(&cpath(&[&plan.spool, b"/worker.lock"]), sys::O_RDWR | sys::O_CREAT, 0o600)?;
-        let free = sys::flock_try(lock);
-        sys::close(lock);
-        if !free? {
-            return Ok(());
-        }
-        let log = sys::open(&cpath(&[&plan.spool, b"/worker.log"]), sys::O_WRONLY | sys::O_CREAT | sys::O_APPEND, 0o600)?;
-        if sys::fstat(log).is_ok_and(|st| st.size > 1 << 20) {
-            let _ = sys::ftruncate(log, 0);
-        }
-        let null = sys::open(b"/dev/null\0", sys::O_RDWR, 0)?;
-        let mut path = full_path(start);
-        path.push(0);
-        let args: Vec<Vec<u8>> = plan.worker.iter().map(|a| cpath(&[a])).collect();
-        let mut argv: Vec<*const u8> = Vec::with_capacity(args.len() + 2);
-        argv.push(path.as_ptr());
-        argv.extend(args.iter().map(|a| a.as_ptr()));
-        argv.push(core::ptr::null());
-        if sys::fork()? == 0 {
-            // The child: nothing here may return into the parent's code.
-            let ok = sys::dup2(null, 0).and_then(|()| sys::dup2(null, 1)).and_then(|()| sys::dup2(log, 2)).and_then(|()| sys::chdir(b"/\0"));
-            if ok.is_ok() {
-                sys::execve(&path, &argv, start.envp);
-            }
-            sys::exit(127);
-        }
-        sys::close(log);
-        sys::close(null);
-        Ok(())
     }
 }
 

@@ -1,6 +1,12 @@
 //! What libc would have given the front end, for x86-64 Linux only: the entry point, the
-//! handful of system calls it makes, a bump allocator, and the memory functions the compiler
-//! calls. Nothing else: every extra page touched costs a fault in a short-lived process.
+//! handful of system calls it makes (the action contract's `Os` and a few more), a bump
+//! allocator, and the memory functions the compiler calls. Nothing else: every extra page
+//! touched costs a fault in a short-lived process.
+//!
+//! System call numbers, `struct stat`, flags and error numbers come from `linux-raw-sys`
+//! (generated from the kernel's headers); every path is a `&CStr`. Not rustix: its
+//! `bitflags` dependency is built with `std` for the rest of the program (features are
+//! unified across a build), and a program without libc cannot link std.
 
 extern crate alloc;
 
@@ -8,7 +14,12 @@ use alloc::vec::Vec;
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
-use core::fmt;
+use core::ffi::CStr;
+use core::mem::MaybeUninit;
+
+use f2b_notify_fastpath::{Errno, Open, Os};
+use linux_raw_sys::general as g;
+use linux_raw_sys::general as nr;
 
 // The kernel starts the process here with argc at the top of the stack; hand the stack
 // pointer to Rust with the ABI's 16-byte alignment.
@@ -23,39 +34,11 @@ global_asm!(
     main = sym crate::f2b_notify_enqueue_main,
 );
 
-/// A failed system call's error number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Errno(pub i32);
-
-impl Errno {
-    pub const NOENT: Errno = Errno(2);
-    const AGAIN: Errno = Errno(11);
-}
-
-impl fmt::Display for Errno {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = match self.0 {
-            1 => "operation not permitted",
-            2 => "no such file or directory",
-            12 => "out of memory",
-            13 => "permission denied",
-            24 => "too many open files",
-            28 => "no space left on device",
-            30 => "read-only file system",
-            _ => "",
-        };
-        if text.is_empty() {
-            write!(f, "error {}", self.0)
-        } else {
-            write!(f, "{text} (error {})", self.0)
-        }
-    }
-}
-
 type Result<T> = core::result::Result<T, Errno>;
 
+/// One system call: number and up to six arguments, the x86-64 Linux way.
 #[inline]
-unsafe fn syscall(n: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
+unsafe fn syscall(n: u32, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
     let ret: isize;
     // SAFETY: the caller passes a valid system call and arguments.
     unsafe {
@@ -80,7 +63,8 @@ macro_rules! sc {
     ($n:expr, $a:expr, $b:expr, $c:expr, $d:expr) => { sc!($n, $a, $b, $c, $d, 0, 0) };
     ($n:expr, $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
         {
-            // SAFETY: each wrapper below passes pointers to live buffers of the stated lengths.
+            // SAFETY: each wrapper below passes C strings (`&CStr`) and pointers to live
+            // buffers of the stated lengths.
             #[allow(unused_unsafe)]
             let ret = unsafe { syscall($n, $a as usize, $b as usize, $c as usize, $d as usize, $e as usize, $f as usize) };
             check(ret)
@@ -88,55 +72,90 @@ macro_rules! sc {
     };
 }
 
-const AT_FDCWD: isize = -100;
-pub const O_RDONLY: u32 = 0;
-pub const O_WRONLY: u32 = 1;
-pub const O_RDWR: u32 = 2;
-pub const O_CREAT: u32 = 0o100;
-pub const O_EXCL: u32 = 0o200;
-pub const O_APPEND: u32 = 0o2000;
-const O_CLOEXEC: u32 = 0o2_000_000;
+/// An open file descriptor, closed when dropped.
+pub struct Fd(pub i32);
 
-/// `struct stat` of x86-64 Linux.
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-pub struct Stat {
-    pub dev: u64,
-    pub ino: u64,
-    nlink: u64,
-    pub mode: u32,
-    pub uid: u32,
-    gid: u32,
-    pad: i32,
-    rdev: u64,
-    pub size: i64,
-    blksize: i64,
-    blocks: i64,
-    atime: i64,
-    atime_nsec: i64,
-    pub mtime: i64,
-    pub mtime_nsec: i64,
-    pub ctime: i64,
-    pub ctime_nsec: i64,
-    unused: [i64; 3],
+impl Drop for Fd {
+    fn drop(&mut self) {
+        let _ = sc!(nr::__NR_close, self.0);
+    }
 }
 
-/// Every path argument is NUL-terminated by the caller.
-fn z(path: &[u8]) -> *const u8 {
-    debug_assert_eq!(path.last(), Some(&0));
-    path.as_ptr()
+/// The system services of the action contract, without libc. `envp` is the environment the
+/// worker is started with (this process's own, as the kernel laid it out).
+pub struct RawOs {
+    pub envp: *const *const u8,
 }
 
-/// Opens `path` (close-on-exec always: the worker gets only what `dup2` gives it).
-pub fn open(path: &[u8], flags: u32, mode: u32) -> Result<i32> {
-    sc!(257, AT_FDCWD, z(path), flags | O_CLOEXEC, mode).map(|fd| fd as i32)
+impl Os for RawOs {
+    type File = Fd;
+
+    fn open(&self, path: &CStr, how: Open) -> Result<Fd> {
+        // Close-on-exec always: the worker gets only what `dup2` gives it.
+        let base = g::O_CLOEXEC | g::O_NOFOLLOW;
+        let flags = match how {
+            Open::CreateNew => g::O_WRONLY | g::O_CREAT | g::O_EXCL,
+            Open::Lock => g::O_RDWR | g::O_CREAT,
+            Open::Append => g::O_WRONLY | g::O_CREAT | g::O_APPEND,
+            Open::ReadWrite => g::O_RDWR,
+        };
+        sc!(nr::__NR_openat, g::AT_FDCWD as isize, path.as_ptr(), base | flags, 0o600).map(|fd| Fd(fd as i32))
+    }
+
+    fn write(&self, f: &Fd, buf: &[u8]) -> Result<usize> {
+        sc!(nr::__NR_write, f.0, buf.as_ptr(), buf.len())
+    }
+
+    fn fsync(&self, f: &Fd) -> Result<()> {
+        sc!(nr::__NR_fsync, f.0).map(drop)
+    }
+
+    fn size(&self, f: &Fd) -> Result<u64> {
+        fstat(f).map(|st| st.st_size as u64)
+    }
+
+    fn truncate(&self, f: &Fd) -> Result<()> {
+        sc!(nr::__NR_ftruncate, f.0, 0).map(drop)
+    }
+
+    fn try_lock(&self, f: &Fd) -> Result<bool> {
+        match sc!(nr::__NR_flock, f.0, g::LOCK_EX | g::LOCK_NB) {
+            Ok(_) => Ok(true),
+            Err(Errno::AGAIN) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn rename(&self, from: &CStr, to: &CStr) -> Result<()> {
+        sc!(nr::__NR_rename, from.as_ptr(), to.as_ptr()).map(drop)
+    }
+
+    fn unlink(&self, path: &CStr) -> Result<()> {
+        sc!(nr::__NR_unlink, path.as_ptr()).map(drop)
+    }
+
+    fn spawn(&self, argv: &[&CStr], null: &Fd, log: &Fd) -> Result<()> {
+        let program = *argv.first().ok_or(Errno::INVAL)?;
+        let mut ptrs: Vec<*const u8> = argv.iter().map(|a| a.as_ptr().cast()).collect();
+        ptrs.push(core::ptr::null());
+        if fork()? == 0 {
+            // The child: nothing here may return into the parent's code.
+            let ok = dup2(null, 0).and_then(|()| dup2(null, 1)).and_then(|()| dup2(log, 2)).and_then(|()| chdir(c"/"));
+            if ok.is_ok() {
+                execve(program, &ptrs, self.envp);
+            }
+            exit(127);
+        }
+        Ok(())
+    }
 }
 
-pub fn close(fd: i32) {
-    let _ = sc!(3, fd);
+/// Opens a file to read.
+pub fn open_read(path: &CStr) -> Result<Fd> {
+    sc!(nr::__NR_openat, g::AT_FDCWD as isize, path.as_ptr(), g::O_RDONLY | g::O_CLOEXEC, 0).map(|fd| Fd(fd as i32))
 }
 
-pub fn read_all(fd: i32) -> Result<Vec<u8>> {
+pub fn read_all(f: &Fd) -> Result<Vec<u8>> {
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     loop {
         if out.capacity() - out.len() < 1024 {
@@ -144,7 +163,7 @@ pub fn read_all(fd: i32) -> Result<Vec<u8>> {
         }
         let spare = out.capacity() - out.len();
         // SAFETY: the kernel writes at most `spare` bytes into the vector's spare capacity.
-        let n = sc!(0, fd, unsafe { out.as_mut_ptr().add(out.len()) }, spare)?;
+        let n = sc!(nr::__NR_read, f.0, unsafe { out.as_mut_ptr().add(out.len()) }, spare)?;
         if n == 0 {
             return Ok(out);
         }
@@ -155,84 +174,63 @@ pub fn read_all(fd: i32) -> Result<Vec<u8>> {
 
 pub fn write_all(fd: i32, mut buf: &[u8]) -> Result<()> {
     while !buf.is_empty() {
-        let n = sc!(1, fd, buf.as_ptr(), buf.len())?;
+        let n = sc!(nr::__NR_write, fd, buf.as_ptr(), buf.len())?;
         buf = &buf[n..];
     }
     Ok(())
 }
 
-pub fn fsync(fd: i32) -> Result<()> {
-    sc!(74, fd).map(drop)
+pub fn stat(path: &CStr) -> Result<g::stat> {
+    let mut st = MaybeUninit::<g::stat>::zeroed();
+    sc!(nr::__NR_newfstatat, g::AT_FDCWD as isize, path.as_ptr(), st.as_mut_ptr(), 0)?;
+    // SAFETY: the kernel filled it in (and it started zeroed).
+    Ok(unsafe { st.assume_init() })
 }
 
-pub fn ftruncate(fd: i32, len: u64) -> Result<()> {
-    sc!(77, fd, len).map(drop)
-}
-
-pub fn rename(from: &[u8], to: &[u8]) -> Result<()> {
-    sc!(82, z(from), z(to)).map(drop)
-}
-
-pub fn unlink(path: &[u8]) -> Result<()> {
-    sc!(87, z(path)).map(drop)
-}
-
-pub fn stat(path: &[u8]) -> Result<Stat> {
-    let mut st = Stat::default();
-    sc!(262, AT_FDCWD, z(path), &mut st as *mut Stat, 0).map(|_| st)
-}
-
-pub fn fstat(fd: i32) -> Result<Stat> {
-    let mut st = Stat::default();
-    sc!(5, fd, &mut st as *mut Stat).map(|_| st)
-}
-
-/// Takes the lock without waiting; `Ok(false)` when another process holds it.
-pub fn flock_try(fd: i32) -> Result<bool> {
-    const LOCK_EX: usize = 2;
-    const LOCK_NB: usize = 4;
-    match sc!(73, fd, LOCK_EX | LOCK_NB) {
-        Ok(_) => Ok(true),
-        Err(Errno::AGAIN) => Ok(false),
-        Err(e) => Err(e),
-    }
+pub fn fstat(f: &Fd) -> Result<g::stat> {
+    let mut st = MaybeUninit::<g::stat>::zeroed();
+    sc!(nr::__NR_fstat, f.0, st.as_mut_ptr())?;
+    // SAFETY: as in `stat`.
+    Ok(unsafe { st.assume_init() })
 }
 
 pub fn getcwd(buf: &mut [u8]) -> Result<&[u8]> {
-    let n = sc!(79, buf.as_mut_ptr(), buf.len())?;
+    let n = sc!(nr::__NR_getcwd, buf.as_mut_ptr(), buf.len())?;
     Ok(&buf[..n.saturating_sub(1)])
 }
 
-pub fn readlink<'a>(path: &[u8], buf: &'a mut [u8]) -> Result<&'a [u8]> {
-    let n = sc!(89, z(path), buf.as_mut_ptr(), buf.len())?;
+pub fn readlink<'a>(path: &CStr, buf: &'a mut [u8]) -> Result<&'a [u8]> {
+    let n = sc!(nr::__NR_readlink, path.as_ptr(), buf.as_mut_ptr(), buf.len())?;
     Ok(&buf[..n])
 }
 
-pub fn chdir(path: &[u8]) -> Result<()> {
-    sc!(80, z(path)).map(drop)
+fn chdir(path: &CStr) -> Result<()> {
+    sc!(nr::__NR_chdir, path.as_ptr()).map(drop)
 }
 
-pub fn dup2(from: i32, to: i32) -> Result<()> {
-    sc!(33, from, to).map(drop)
+fn dup2(from: &Fd, to: i32) -> Result<()> {
+    sc!(nr::__NR_dup2, from.0, to).map(drop)
 }
 
 pub fn getpid() -> u32 {
-    sc!(39).unwrap_or(0) as u32
+    sc!(nr::__NR_getpid).unwrap_or(0) as u32
 }
 
 pub fn geteuid() -> u32 {
-    sc!(107).unwrap_or(u32::MAX as usize) as u32
+    sc!(nr::__NR_geteuid).unwrap_or(u32::MAX as usize) as u32
 }
 
 /// `Ok(0)` in the child, the child's PID in the parent.
-pub fn fork() -> Result<usize> {
-    sc!(57)
+fn fork() -> Result<usize> {
+    sc!(nr::__NR_fork)
 }
 
-/// Only returns on failure. `argv` and `envp` are NULL-terminated arrays of C strings.
-pub fn execve(path: &[u8], argv: &[*const u8], envp: *const *const u8) -> Errno {
-    debug_assert!(argv.last().is_some_and(|p| p.is_null()));
-    match sc!(59, z(path), argv.as_ptr(), envp) {
+/// Only returns on failure. `argv` is a NULL-terminated array of C strings, as is `envp`.
+pub fn execve(path: &CStr, argv: &[*const u8], envp: *const *const u8) -> Errno {
+    if argv.last().is_none_or(|p| !p.is_null()) {
+        return Errno::INVAL;
+    }
+    match sc!(nr::__NR_execve, path.as_ptr(), argv.as_ptr(), envp) {
         Err(e) => e,
         Ok(_) => Errno(0),
     }
@@ -240,15 +238,17 @@ pub fn execve(path: &[u8], argv: &[*const u8], envp: *const *const u8) -> Errno 
 
 pub fn exit(code: i32) -> ! {
     loop {
-        let _ = sc!(231, code);
+        let _ = sc!(nr::__NR_exit_group, code);
     }
 }
 
 /// The wall clock: seconds and nanoseconds since the epoch.
 pub fn now() -> (i64, u32) {
-    let mut ts = [0i64; 2];
-    let _ = sc!(228, 0, ts.as_mut_ptr());
-    (ts[0], ts[1] as u32)
+    let mut ts = MaybeUninit::<g::__kernel_timespec>::zeroed();
+    let _ = sc!(nr::__NR_clock_gettime, g::CLOCK_REALTIME, ts.as_mut_ptr());
+    // SAFETY: zeroed, then filled in by the kernel.
+    let ts = unsafe { ts.assume_init() };
+    (ts.tv_sec, ts.tv_nsec as u32)
 }
 
 /// The bytes of a C string, without its NUL.
@@ -284,9 +284,9 @@ unsafe impl GlobalAlloc for Bump {
         // SAFETY: one thread, so no one else touches the cells.
         unsafe {
             if *self.end.get() == 0 {
-                const PROT_READ_WRITE: usize = 3;
-                const MAP_PRIVATE_ANONYMOUS_NORESERVE: usize = 0x02 | 0x20 | 0x4000;
-                let Ok(base) = sc!(9, 0, RESERVE, PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS_NORESERVE, -1isize, 0) else {
+                let prot = g::PROT_READ | g::PROT_WRITE;
+                let flags = g::MAP_PRIVATE | g::MAP_ANONYMOUS | g::MAP_NORESERVE;
+                let Ok(base) = sc!(nr::__NR_mmap, 0, RESERVE, prot, flags, -1isize, 0) else {
                     return core::ptr::null_mut();
                 };
                 *self.next.get() = base;

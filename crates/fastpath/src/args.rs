@@ -1,11 +1,10 @@
-//! `notify`'s command line as the action file passes it, parsed and checked with the same
-//! rules as the full binary (its clap definition in crates/router/cli.rs and
-//! `event_from_args` in crates/router/commands.rs; a test in tests/fastpath.rs runs both on the
-//! same arguments and compares the spooled entries).
+//! `notify`'s command line: what each argument means, decided here once for both programs.
 //!
-//! Anything this does not accept is not an error here: `parse` says `None`, and the front end
-//! hands the arguments to `f2b-notify`, which prints the real error (or copes with a form this
-//! code does not know, such as `-c FILE`).
+//! The full binary parses with clap (for `--help` and its error messages) and hands the
+//! values to `check`; the front end parses the raw arguments with `parse`, which accepts
+//! only the forms the action file uses and says `None` for anything else, so that the front
+//! end hands the arguments to `f2b-notify`, which prints the real error (or copes with a form
+//! this code does not know, such as `-c FILE`).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -48,8 +47,56 @@ impl Kind {
         }
     }
 
-    fn parse(word: &[u8]) -> Option<Kind> {
+    /// The kind a command-line word names.
+    pub fn parse(word: &[u8]) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str().as_bytes() == word)
+    }
+
+    /// Whether this kind is about one banned id (and so needs `--ip`).
+    pub fn has_target(self) -> bool {
+        matches!(self, Kind::Ban | Kind::Unban)
+    }
+}
+
+impl core::fmt::Display for Kind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why `notify`'s arguments do not make an event; the text is the full binary's error line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgError {
+    /// No `--jail` (clap says so first in the full binary).
+    NoJail,
+    /// `--jail` is empty.
+    EmptyJail,
+    /// `--jail` holds a control character.
+    JailControl,
+    /// `ban`/`unban` without a non-empty `--ip`.
+    NoId(Kind),
+    /// `--failures` is not a whole number.
+    Failures(String),
+    /// `--time` is not a finite, non-negative number.
+    Time(String),
+    /// `--bantime` is not a whole number.
+    Bantime(String),
+    /// `--restored` is not 0 or 1 (or true/false, yes/no).
+    Restored(String),
+}
+
+impl core::fmt::Display for ArgError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ArgError::NoJail => f.write_str("--jail is required"),
+            ArgError::EmptyJail => f.write_str("--jail must not be empty"),
+            ArgError::JailControl => f.write_str("--jail must not contain control characters"),
+            ArgError::NoId(kind) => write!(f, "`notify {kind}` needs --ip ADDR (a non-empty address or id)"),
+            ArgError::Failures(v) => write!(f, "--failures `{v}` is not a whole number"),
+            ArgError::Time(v) => write!(f, "--time `{v}` is not a number of seconds since the epoch"),
+            ArgError::Bantime(v) => write!(f, "--bantime `{v}` is not a whole number of seconds"),
+            ArgError::Restored(v) => write!(f, "--restored `{v}` must be 0 or 1"),
+        }
     }
 }
 
@@ -87,8 +134,8 @@ pub struct Invocation<'a> {
     pub notify: Notify,
 }
 
-/// The value options of `notify`, in the order of `Fields`.
-const OPTIONS: [&str; 8] = ["jail", "ip", "failures", "time", "bantime", "restored", "user", "matches"];
+/// The value options of `notify`, in the order `check` takes their values.
+pub const OPTIONS: [&str; 8] = ["jail", "ip", "failures", "time", "bantime", "restored", "user", "matches"];
 
 /// Parses the arguments after the program name. `None` when they are not a well-formed
 /// `notify` command line of the forms the action file uses, or when the full binary would
@@ -132,56 +179,58 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Option<Invocation<'a>> {
     for c in &configs {
         core::str::from_utf8(c).ok()?;
     }
-    Some(Invocation { configs, notify: check(kind, &values)? })
+    Some(Invocation { configs, notify: check(kind, &values).ok()? })
 }
 
-/// The checks of the full binary's `event_from_args`: an empty value counts as not given.
-fn check(kind: Kind, v: &[Option<&str>; 8]) -> Option<Notify> {
+/// The meaning of `notify`'s values (`v` in the order of `OPTIONS`): surrounding white space
+/// is trimmed from the jail, the id and the numbers, and an empty value (a tag Fail2Ban had
+/// nothing for) counts as not given; the user and the log lines are kept as given.
+pub fn check(kind: Kind, v: &[Option<&str>; 8]) -> Result<Notify, ArgError> {
     fn nonempty(s: Option<&str>) -> Option<&str> {
         s.filter(|s| !s.trim().is_empty())
     }
-    let jail = v[0]?.trim();
-    if jail.is_empty() || jail.chars().any(char::is_control) {
-        return None;
+    let jail = v[0].ok_or(ArgError::NoJail)?.trim();
+    if jail.is_empty() {
+        return Err(ArgError::EmptyJail);
     }
-    let (id, ip) = if matches!(kind, Kind::Ban | Kind::Unban) {
-        let id = nonempty(v[1])?.trim();
+    if jail.chars().any(char::is_control) {
+        return Err(ArgError::JailControl);
+    }
+    let (id, ip) = if kind.has_target() {
+        let id = nonempty(v[1]).ok_or(ArgError::NoId(kind))?.trim();
         (Some(String::from(id)), parse_ip(id))
     } else {
         (None, None)
     };
     let failures = match nonempty(v[2]) {
-        Some(s) => Some(s.trim().parse::<u64>().ok()?),
+        Some(s) => Some(s.trim().parse::<u64>().map_err(|_| ArgError::Failures(String::from(s)))?),
         None => None,
     };
     let time = match nonempty(v[3]) {
-        Some(s) => {
-            let t = s.trim().parse::<f64>().ok()?;
-            if !t.is_finite() || t < 0.0 {
-                return None;
-            }
-            Some(t)
-        }
+        Some(s) => match s.trim().parse::<f64>() {
+            Ok(t) if t.is_finite() && t >= 0.0 => Some(t),
+            _ => return Err(ArgError::Time(String::from(s))),
+        },
         None => None,
     };
     let bantime = match nonempty(v[4]) {
-        Some(s) => Some(s.trim().parse::<i64>().ok()?),
+        Some(s) => Some(s.trim().parse::<i64>().map_err(|_| ArgError::Bantime(String::from(s)))?),
         None => None,
     };
     let restored = match nonempty(v[5]) {
         None => false,
         Some(s) => {
-            let s = s.trim();
-            if ["1", "true", "yes"].iter().any(|w| s.eq_ignore_ascii_case(w)) {
+            let t = s.trim();
+            if ["1", "true", "yes"].iter().any(|w| t.eq_ignore_ascii_case(w)) {
                 true
-            } else if ["0", "false", "no"].iter().any(|w| s.eq_ignore_ascii_case(w)) {
+            } else if ["0", "false", "no"].iter().any(|w| t.eq_ignore_ascii_case(w)) {
                 false
             } else {
-                return None;
+                return Err(ArgError::Restored(String::from(s)));
             }
         }
     };
-    Some(Notify {
+    Ok(Notify {
         kind,
         jail: String::from(jail),
         id,
@@ -195,8 +244,10 @@ fn check(kind: Kind, v: &[Option<&str>; 8]) -> Option<Notify> {
     })
 }
 
-/// As the core crate's: an address the way Fail2Ban prints it; IPv6 may come in brackets.
-fn parse_ip(id: &str) -> Option<IpAddr> {
+/// An address the way Fail2Ban prints it (surrounding white space ignored); IPv6 may come in
+/// brackets.
+pub fn parse_ip(id: &str) -> Option<IpAddr> {
+    let id = id.trim();
     let bare = id.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(id);
     bare.parse().ok()
 }
@@ -204,6 +255,7 @@ fn parse_ip(id: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
 
     fn p(args: &[&str]) -> Option<Invocation<'static>> {
         let owned: Vec<&'static [u8]> = args.iter().map(|a| -> &'static [u8] { alloc::boxed::Box::leak(alloc::boxed::Box::from(a.as_bytes())) }).collect();
@@ -249,5 +301,26 @@ mod tests {
             assert!(p(bad).is_none(), "{bad:?}");
         }
         assert!(parse(&[b"notify", b"start", b"--jail=\xff"]).is_none(), "not UTF-8");
+    }
+
+    #[test]
+    fn errors_name_the_argument_and_value() {
+        let mut v: [Option<&str>; 8] = [Some("j"), None, None, None, None, None, None, None];
+        assert_eq!(check(Kind::Ban, &v).unwrap_err().to_string(), "`notify ban` needs --ip ADDR (a non-empty address or id)");
+        v[1] = Some("192.0.2.1");
+        for (slot, value, text) in [
+            (2, "-1", "--failures `-1` is not a whole number"),
+            (3, " nan", "--time ` nan` is not a number of seconds since the epoch"),
+            (4, "1.5", "--bantime `1.5` is not a whole number of seconds"),
+            (5, "maybe", "--restored `maybe` must be 0 or 1"),
+        ] {
+            let mut w = v;
+            w[slot] = Some(value);
+            assert_eq!(check(Kind::Ban, &w).unwrap_err().to_string(), text);
+        }
+        v[0] = Some(" ");
+        assert_eq!(check(Kind::Start, &v).unwrap_err(), ArgError::EmptyJail);
+        v[0] = None;
+        assert_eq!(check(Kind::Start, &v).unwrap_err(), ArgError::NoJail);
     }
 }

@@ -1,16 +1,19 @@
-//! A spool entry as JSON, in the shape of the router's `spool::Entry` (format version 1) so
-//! that the worker reads what the front end wrote exactly as what `f2b-notify notify` wrote.
+//! A spool entry as JSON: the one writer of the format, used by both programs; the worker
+//! reads it back with serde (the router's `spool::Entry`).
 
 use alloc::string::String;
 use core::fmt::Write;
 
 use crate::args::Notify;
 
+/// The format's version, the entry's first field.
+pub const VERSION: u32 = 1;
+
 /// The entry for `notify`, bound for `sinks`, from `host`, written at `enqueued_at` (seconds
 /// since the epoch).
 pub fn json(notify: &Notify, sinks: &[String], host: &str, enqueued_at: f64) -> String {
     let mut s = String::with_capacity(256 + notify.matches.as_ref().map_or(0, |m| m.len() + m.len() / 8));
-    s.push_str("{\"version\":1,\"enqueued_at\":");
+    let _ = write!(s, "{{\"version\":{VERSION},\"enqueued_at\":");
     float(&mut s, enqueued_at);
     s.push_str(",\"sinks\":[");
     for (i, sink) in sinks.iter().enumerate() {

@@ -15,9 +15,12 @@
 //! config (working directory, `--config` values, `F2B_NOTIFY_…` variables). The front end uses
 //! a plan only while all of that is unchanged.
 //!
-//! This crate holds what both sides must agree on: the plan's format, the hashes, the parsing
-//! and checking of `notify`'s arguments, and the JSON of a spool entry. It has no dependencies
-//! and uses only `core` and `alloc`, so the front end can link it without libc.
+//! This crate is the action contract, the one implementation both programs use: what
+//! `notify`'s arguments mean (`args`), the JSON of a spool entry (`entry`) and how it is
+//! written (`spool`), the spool's names (`layout`), how the delivery worker is started
+//! (`worker`), and the plan's format and hashes (`plan`). The system calls those need are a
+//! trait (`os::Os`) that each program implements its own way. It uses only `core` and
+//! `alloc` (and Linux's constants), so the front end can link it without libc.
 #![no_std]
 
 extern crate alloc;
@@ -25,7 +28,12 @@ extern crate alloc;
 pub mod args;
 pub mod entry;
 mod hex;
+pub mod layout;
+pub mod os;
 pub mod plan;
+pub mod spool;
+pub mod worker;
 
-pub use args::{Kind, Notify};
+pub use args::{ArgError, Kind, Notify};
+pub use os::{Errno, Open, Os};
 pub use plan::{Decision, Ident, JailRoute, Plan};

@@ -34,8 +34,6 @@ pub const HEADER: &str = "f2b-notify-plan 1";
 pub const DEFAULT_RUN_DIR: &str = "/run/f2b-notify";
 /// The variable that moves the plans (tests use it).
 pub const RUN_DIR_ENV: &str = "F2B_NOTIFY_RUN_DIR";
-/// Variables that do not change the config, left out of the inputs hash.
-const NOT_INPUTS: [&[u8]; 2] = [b"F2B_NOTIFY_LOG=", b"F2B_NOTIFY_RUN_DIR="];
 
 /// What identifies one state of a file or directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +133,7 @@ pub fn file_name(cwd: &[u8], configs: &[&[u8]]) -> String {
 pub fn inputs_hash<'a>(cwd: &[u8], configs: &[&[u8]], env: impl IntoIterator<Item = &'a [u8]>) -> u64 {
     let (mut sum, mut count) = (0u64, 0u64);
     for entry in env {
-        if entry.starts_with(b"F2B_NOTIFY_") && !NOT_INPUTS.iter().any(|p| entry.starts_with(p)) {
+        if crate::layout::env_changes_config(entry) {
             sum = sum.wrapping_add(fnv(FNV_OFFSET, entry));
             count += 1;
         }

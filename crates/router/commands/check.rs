@@ -1,0 +1,73 @@
+//! `f2b-notify check`: validates the config and prints what it means: the files read, the
+//! host name, the delivery mode, the sinks and the routing table, then any warnings.
+
+use std::process::ExitCode;
+
+use super::{host_name, load};
+use crate::config::{self, Mode, Sources};
+use crate::registry;
+use crate::route::Table;
+
+/// Runs `check`.
+pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
+    let loaded = load(sources)?;
+    let mut out = String::new();
+    out.push_str(&format!("config: {}\n", config::describe_files(&loaded.files)));
+    out.push_str(&format!("host: {}\n", host_name(&loaded)));
+    let delivery = &loaded.config.delivery;
+    match delivery.mode {
+        Mode::Queue => out.push_str(&format!(
+            "delivery: queue (spool {}; stdout and file sinks are written by the action itself)\n",
+            delivery.spool.display()
+        )),
+        Mode::Direct => out.push_str("delivery: direct (inside the action; Fail2Ban waits for every sink)\n"),
+    }
+    let mut warnings = Vec::new();
+    let front = std::env::current_exe().ok().map(|e| e.with_file_name("f2b-notify-enqueue"));
+    match front.filter(|f| f.is_file()) {
+        Some(f) => out.push_str(&format!("action front end: {} (spools queued events without starting f2b-notify)\n", f.display())),
+        None if delivery.mode == Mode::Queue => warnings.push(
+            "f2b-notify-enqueue is not installed beside f2b-notify: the action starts f2b-notify for every event, which holds Fail2Ban's action lock about twice as long".to_owned(),
+        ),
+        None => {}
+    }
+    out.push_str("sinks:\n");
+    if loaded.config.sinks.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    let width = loaded.config.sinks.keys().map(String::len).max().unwrap_or(0);
+    for (name, cfg) in &loaded.config.sinks {
+        let sink = registry::build(name, cfg)?;
+        out.push_str(&format!("  {name:width$}  {}\n", sink.kind()));
+        warnings.extend(sink.check().into_iter().map(|w| format!("sink `{name}`: {w}")));
+    }
+    let table = Table::new(&loaded.config.jails);
+    out.push_str("routes (first match wins):\n");
+    if table.routes().is_empty() {
+        out.push_str("  (none: every event is dropped)\n");
+        warnings.push("no [jails.…] route: every event is dropped".to_owned());
+    }
+    let width = table.routes().iter().map(|r| r.pattern.len()).max().unwrap_or(0);
+    for route in table.routes() {
+        let events: Vec<&str> = route.config.events.iter().map(|e| e.as_str()).collect();
+        out.push_str(&format!(
+            "  {:width$}  -> {}  [events: {}; restored bans: {}]\n",
+            route.pattern,
+            if route.config.sinks.is_empty() { "(no sinks)".to_owned() } else { route.config.sinks.join(", ") },
+            events.join(", "),
+            if route.config.restored { "announced" } else { "quiet" },
+        ));
+    }
+    if !table.routes().iter().any(|r| r.pattern == "*") && !table.routes().is_empty() {
+        warnings.push("no `[jails.\"*\"]` fallback: events of jails that match no route are dropped".to_owned());
+    }
+    if !warnings.is_empty() {
+        out.push_str("warnings:\n");
+        for w in &warnings {
+            out.push_str(&format!("  {w}\n"));
+        }
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+

@@ -1,0 +1,144 @@
+//! `f2b-notify notify`: what Fail2Ban's action runs for every event. In queue mode it does no
+//! network I/O: stdout and file sinks are written here, everything else is spooled for the
+//! worker, which is started if none runs. Whatever a sink does, the exit is 0 (Fail2Ban runs
+//! a failed action again, which would send everything twice).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use f2b_notify_core::Event;
+use f2b_notify_fastpath::args::{self, OPTIONS};
+
+use super::{build_sinks, deliver, ensure_worker, host_name, load, runtime, worker_args, DELIVERY_DEADLINE};
+use crate::cli::NotifyArgs;
+use crate::config::{Loaded, Mode, Sources};
+use crate::route::{Decision, Table};
+use crate::spool::{Entry, Spool};
+
+/// The bound when the spool cannot be written and the action delivers itself instead.
+const FALLBACK_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Turns `notify`'s arguments into an event, by the action contract's rules (the front end
+/// applies the very same `check`): empty values count as not given; a malformed value is an
+/// error naming the argument.
+pub fn event_from_args(a: NotifyArgs, host: String) -> anyhow::Result<Event> {
+    let values: [Option<&str>; OPTIONS.len()] = [
+        Some(a.jail.as_str()),
+        a.ip.as_deref(),
+        a.failures.as_deref(),
+        a.time.as_deref(),
+        a.bantime.as_deref(),
+        a.restored.as_deref(),
+        a.user.as_deref(),
+        a.matches.as_deref(),
+    ];
+    let notify = args::check(a.event.into(), &values).map_err(|e| anyhow!(e.to_string()))?;
+    Ok(Event::from_notify(notify, host))
+}
+
+/// Runs `notify` (`configs`: the `--config` values as given, for the fast path's plan).
+pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load(sources)?;
+    let event = event_from_args(args, host_name(&loaded))?;
+    let table = Table::new(&loaded.config.jails);
+    // Let `f2b-notify-enqueue` take this jail's next events itself.
+    crate::plan::record(configs, sources, &loaded, &table, &event, worker_args(sources));
+    let names = match table.decide(&event) {
+        Decision::Send(names) => names,
+        Decision::NoRoute => {
+            tracing::warn!("jail `{}` matches no route in the config: {} event dropped", event.jail, event.kind);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Decision::Filtered | Decision::Restored => return Ok(ExitCode::SUCCESS),
+    };
+    let names = names.to_vec();
+    if loaded.config.delivery.mode == Mode::Direct {
+        deliver_and_report(&loaded, &names, &event, DELIVERY_DEADLINE)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Queue mode: stdout and file sinks are written here (as cheap as spooling, and stdout
+    // exists only here); everything that needs the network goes through the spool.
+    let (inline, queued): (Vec<String>, Vec<String>) =
+        names.into_iter().partition(|n| loaded.config.sinks.get(n).is_some_and(|c| c.delivered_inline()));
+    if !inline.is_empty() {
+        deliver_and_report(&loaded, &inline, &event, DELIVERY_DEADLINE)?;
+    }
+    if queued.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let spool = Spool::new(&loaded.config.delivery.spool);
+    match spool.enqueue(&Entry::new(event.clone(), queued.clone())) {
+        Ok(_) => {
+            if let Err(e) = ensure_worker(&spool, sources) {
+                // The event is safe in the spool; the next event or `f2b-notify deliver`
+                // picks it up.
+                tracing::error!("event spooled, but the delivery worker could not be started: {e:#}");
+            }
+        }
+        Err(e) => {
+            eprintln!("f2b-notify: cannot write to the spool {}: {e}; delivering directly instead", spool.root().display());
+            deliver_and_report(&loaded, &queued, &event, FALLBACK_DEADLINE)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Delivers `event` to `names` now; failures are logged, not fatal: a non-zero exit would
+/// make Fail2Ban run the action again.
+fn deliver_and_report(loaded: &Loaded, names: &[String], event: &Event, deadline: Duration) -> anyhow::Result<()> {
+    let sinks = build_sinks(loaded, names)?;
+    let results = runtime()?.block_on(deliver(&sinks, event, deadline));
+    for (sink, result) in sinks.iter().zip(results) {
+        if let Err(e) = result {
+            let class = if e.is_transient() { "transient" } else { "permanent" };
+            tracing::error!("sink `{}`: {} not delivered ({class}): {e}", sink.name(), event.kind);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Event> {
+        let cli = Cli::try_parse_from(std::iter::once("f2b-notify").chain(args.iter().copied()))?;
+        match cli.command {
+            Command::Notify(a) => event_from_args(a, "h".into()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hyphen_values_are_data() {
+        let e = parse(&["notify", "ban", "--jail", "sshd", "--ip", "192.0.2.1", "--user", "--help", "--matches", "-x --y"]).unwrap();
+        assert_eq!(e.user.as_deref(), Some("--help"));
+        assert_eq!(e.matches.as_deref(), Some("-x --y"));
+        let e = parse(&["notify", "ban", "--jail=sshd", "--ip=192.0.2.1", "--bantime", "-1", "--user=-v"]).unwrap();
+        assert_eq!(e.bantime, Some(-1));
+        assert_eq!(e.user.as_deref(), Some("-v"));
+    }
+
+    #[test]
+    fn numbers_and_flags() {
+        let e = parse(&["notify", "ban", "--jail=j", "--ip= 192.0.2.1 ", "--time=1700000000.75", "--restored=1", "--failures=7"]).unwrap();
+        assert_eq!(e.id.as_deref(), Some("192.0.2.1"));
+        assert!(e.ip.is_some());
+        assert_eq!(e.time, Some(1_700_000_000.75));
+        assert!(e.restored);
+        assert_eq!(e.failures, Some(7));
+        // Restored bans come with an integer time string.
+        assert_eq!(parse(&["notify", "ban", "--jail=j", "--ip=x", "--time=1700000000"]).unwrap().time, Some(1_700_000_000.0));
+        for bad in ["--time=nan", "--time=-5", "--time=inf", "--failures=-1", "--restored=maybe"] {
+            assert!(parse(&["notify", "ban", "--jail=j", "--ip=x", bad]).is_err(), "{bad}");
+        }
+        // Start and stop need no address and ignore none they get.
+        let e = parse(&["notify", "start", "--jail=j"]).unwrap();
+        assert!(e.id.is_none());
+        assert!(parse(&["notify", "start", "--jail=a\nb"]).is_err());
+    }
+}

@@ -1,0 +1,81 @@
+//! The action contract's system services (`f2b_notify_fastpath::Os`) through the standard
+//! library, for `f2b-notify`; the front end has its own, without libc.
+
+use std::ffi::{CStr, OsStr};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::{Command, Stdio};
+
+use f2b_notify_fastpath::{Errno, Open, Os};
+
+/// The standard library's files and processes.
+pub struct StdOs;
+
+fn errno(e: io::Error) -> Errno {
+    Errno(e.raw_os_error().unwrap_or(Errno::IO.0))
+}
+
+fn path(p: &CStr) -> &std::path::Path {
+    std::path::Path::new(OsStr::from_bytes(p.to_bytes()))
+}
+
+impl Os for StdOs {
+    type File = File;
+
+    fn open(&self, p: &CStr, how: Open) -> Result<File, Errno> {
+        let mut o = OpenOptions::new();
+        match how {
+            Open::CreateNew => o.write(true).create_new(true),
+            Open::Lock => o.read(true).write(true).create(true).truncate(false),
+            Open::Append => o.append(true).create(true),
+            Open::ReadWrite => o.read(true).write(true),
+        };
+        // std opens with O_CLOEXEC already.
+        o.mode(0o600).custom_flags(linux_raw_sys::general::O_NOFOLLOW as i32).open(path(p)).map_err(errno)
+    }
+
+    fn write(&self, mut file: &File, buf: &[u8]) -> Result<usize, Errno> {
+        file.write(buf).map_err(errno)
+    }
+
+    fn fsync(&self, file: &File) -> Result<(), Errno> {
+        file.sync_all().map_err(errno)
+    }
+
+    fn size(&self, file: &File) -> Result<u64, Errno> {
+        file.metadata().map(|m| m.len()).map_err(errno)
+    }
+
+    fn truncate(&self, file: &File) -> Result<(), Errno> {
+        file.set_len(0).map_err(errno)
+    }
+
+    fn try_lock(&self, file: &File) -> Result<bool, Errno> {
+        match file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => Err(errno(e)),
+        }
+    }
+
+    fn rename(&self, from: &CStr, to: &CStr) -> Result<(), Errno> {
+        std::fs::rename(path(from), path(to)).map_err(errno)
+    }
+
+    fn unlink(&self, p: &CStr) -> Result<(), Errno> {
+        std::fs::remove_file(path(p)).map_err(errno)
+    }
+
+    fn spawn(&self, argv: &[&CStr], null: &File, log: &File) -> Result<(), Errno> {
+        let (program, args) = argv.split_first().ok_or(Errno::INVAL)?;
+        let mut cmd = Command::new(OsStr::from_bytes(program.to_bytes()));
+        cmd.args(args.iter().map(|a| OsStr::from_bytes(a.to_bytes())))
+            .stdin(Stdio::from(null.try_clone().map_err(errno)?))
+            .stdout(Stdio::from(null.try_clone().map_err(errno)?))
+            .stderr(Stdio::from(log.try_clone().map_err(errno)?))
+            .current_dir("/");
+        cmd.spawn().map(drop).map_err(errno)
+    }
+}
