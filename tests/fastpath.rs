@@ -72,7 +72,8 @@ fn take_new(spool: &Path) -> Vec<Value> {
     files
         .into_iter()
         .map(|f| {
-            let v = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+            let bytes = std::fs::read(&f).unwrap();
+            let v = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}: {}", f.display(), String::from_utf8_lossy(&bytes)));
             std::fs::remove_file(f).unwrap();
             v
         })
@@ -338,4 +339,141 @@ fn fail2ban_bans_take_the_fast_path() {
     assert_eq!((fd(0), fd(1)), (PathBuf::from("/dev/null"), PathBuf::from("/dev/null")));
     assert_eq!(fd(2), spool.join("worker.log"));
     assert_eq!(f2b.log().matches("spooled ban of jail sshd (fast path)").count(), ips.len() + 2);
+}
+
+/// A small deterministic generator (xorshift64*), so that a failing vector can be replayed:
+/// the seed and the vector are in the failure message.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len())]
+    }
+}
+
+/// One random `notify` command line: mostly well-formed (so that most take the fast path),
+/// with values drawn from valid, empty, malformed and hostile text, options in any order
+/// and either form, and now and then a repeated or unknown option, a stray word, a bad
+/// event word or a `-c`.
+fn random_vector(rng: &mut Rng, long: &str) -> Vec<String> {
+    // Each pool: values the contract accepts first, then `|`, then values it rejects.
+    const KINDS: &str = "ban ban ban ban unban unban start stop | bann";
+    let jails = ["sshd", "sshd", "sshd", "sshd", "web-1", " web-2 ", "nowhere", "local", "|", "", " ", "ss\nhd"];
+    let ids = ["203.0.113.7", "2001:db8::1", "[2001:db8::2]", " 192.0.2.1 ", "user@example", "--help", "1.2.3.4.5", "::ffff:1.2.3.4", "é💥", "a\"b\\c", "|", "", "  "];
+    let counts = ["5", "0", "", " 7 ", "18446744073709551615", "+3", "|", "-1", "x", "1.5", "18446744073709551616", "1e3"];
+    let bantimes = ["600", "-1", "0", "", " 3600 ", "9223372036854775807", "-0", "|", "1.5", "x", "9223372036854775808", "1e3"];
+    let times = ["1700000000", "1700000000.25", "1700000000.1234567891234", "", "1e9", "0.000001", " 12 ", "1.7976931348623157e308", "|", "-5", "abc", "inf", "NaN"];
+    let restored = ["0", "1", "", "YES", "no", "True", " 1 ", "|", "maybe", "2", "-1"];
+    let text = [
+        "root",
+        "",
+        "--help",
+        "-x",
+        "<!channel> @everyone <http://x|bank>",
+        "$(touch /tmp/f2b-pwned) `id` ; rm -rf /",
+        "quote \" back \\ slash",
+        "line1\nline2\r\nX-Header: y",
+        "tab\there \u{1}\u{1b}[31m\u{7f}",
+        "é 💥 \u{202e}rtl \u{feff}",
+        "a=b=c",
+        " padded ",
+        "\u{8}\u{c}",
+        "\\u0000 \\n",
+    ];
+    // A value from `pool`: now and then (one in `bad`) one that is rejected.
+    let mut value = |rng: &mut Rng, pool: &[&str], bad: usize| -> String {
+        let split = pool.iter().position(|v| *v == "|").unwrap_or(pool.len());
+        let (good, rejected) = (&pool[..split], pool.get(split + 1..).unwrap_or(&[]));
+        if !rejected.is_empty() && rng.below(bad) == 0 { rng.pick(rejected) } else { rng.pick(good) }.to_owned()
+    };
+    let kinds: Vec<&str> = KINDS.split(' ').collect();
+    let mut v = vec!["notify".to_owned(), value(rng, &kinds, 40)];
+    let mut options: Vec<(&str, String)> = vec![("jail", value(rng, &jails, 25))];
+    for (name, pool) in [("ip", &ids[..]), ("failures", &counts[..]), ("time", &times[..]), ("bantime", &bantimes[..]), ("restored", &restored[..]), ("user", &text[..]), ("matches", &text[..])] {
+        if rng.below(4) != 0 || (name == "ip" && rng.below(20) != 0) {
+            let value = if (name == "matches" || name == "user") && rng.below(20) == 0 { long.to_owned() } else { value(rng, pool, 25) };
+            options.push((name, value));
+        }
+    }
+    if rng.below(30) == 0 {
+        options.push(("jail", "again".to_owned()));
+    }
+    if rng.below(30) == 0 {
+        options.push(("colour", "red".to_owned()));
+    }
+    if rng.below(40) == 0 {
+        options.retain(|(n, _)| *n != "jail");
+    }
+    for i in (1..options.len()).rev() {
+        options.swap(i, rng.below(i + 1));
+    }
+    for (name, value) in options {
+        if rng.below(3) == 0 {
+            v.push(format!("--{name}"));
+            v.push(value);
+        } else {
+            v.push(format!("--{name}={value}"));
+        }
+    }
+    match rng.below(60) {
+        0 => v.push("stray".to_owned()),
+        1 => v.splice(0..0, ["-c".to_owned(), "/nonexistent.toml".to_owned()]).for_each(drop),
+        _ => {}
+    }
+    v
+}
+
+#[test]
+fn differential_run_of_random_and_hostile_argument_vectors() {
+    const VECTORS: usize = 2500;
+    const SEED: u64 = 0x5eed_f2b0_0000_0001;
+    let dir = Dir::new();
+    let spool = dir.path().join("spool");
+    let config = config(&dir, &spool);
+    std::thread::sleep(SETTLE);
+    let _lock = hold_worker_lock(&spool);
+    // The full binary writes each jail's route into the plan the first time it sees it.
+    for jail in ["sshd", "web-1", "web-2"] {
+        let r = with_args(dir.cmd(), &config, &["notify", "ban", &format!("--jail={jail}"), "--ip=192.0.2.1"]);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+    }
+    take_new(&spool);
+    let long = "x\u{1}\"é".repeat(2500);
+    let mut rng = Rng(SEED);
+    let mut fast_paths = 0;
+    let mut spooled = 0;
+    for i in 0..VECTORS {
+        let case = random_vector(&mut rng, &long);
+        let full = with_args(dir.cmd(), &config, &case);
+        let by_full = take_new(&spool);
+        let fast = with_args(dir.enqueue_cmd(), &config, &case);
+        let by_fast = take_new(&spool);
+        let shown = format!("vector {i} of seed {SEED:#x}: {case:?}");
+        assert_eq!((fast.code, errors(&fast), &fast.stdout), (full.code, errors(&full), &full.stdout), "{shown}");
+        assert_eq!(
+            by_fast.into_iter().map(comparable).collect::<Vec<_>>(),
+            by_full.iter().cloned().map(comparable).collect::<Vec<_>>(),
+            "{shown}"
+        );
+        // Spooled or deliberately dropped by the front end itself, without f2b-notify.
+        fast_paths += usize::from(!fast.stderr.contains("f2b-notify-enqueue: running f2b-notify"));
+        spooled += by_full.len();
+    }
+    assert!(!Path::new("/tmp/f2b-pwned").exists(), "a log line was executed");
+    // The vectors reach both sides of the contract: many are handled by the front end
+    // itself, many are handed over (bad values, unknown jails, a stdout route), many spooled.
+    assert!(fast_paths > VECTORS * 2 / 5, "only {fast_paths} of {VECTORS} were handled by the front end");
+    assert!(VECTORS - fast_paths > VECTORS / 5, "only {} of {VECTORS} were handed over", VECTORS - fast_paths);
+    assert!(spooled > VECTORS / 4, "only {spooled} of {VECTORS} were spooled ({fast_paths} handled by the front end)");
 }

@@ -7,14 +7,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use f2b_notify_core::EventKind;
+use f2b_notify_fastpath::layout::{self, valid_sink_name};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
 
 /// The environment variable that lists config files, like repeated `--config`.
-pub const CONFIG_ENV: &str = "F2B_NOTIFY_CONFIG";
+pub const CONFIG_ENV: &str = layout::CONFIG_ENV;
 /// The environment variable that moves the default config directory (tests, packagers).
-pub const CONFIG_DIR_ENV: &str = "F2B_NOTIFY_CONFIG_DIR";
+pub const CONFIG_DIR_ENV: &str = layout::CONFIG_DIR_ENV;
 /// Where the config lives unless told otherwise.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/f2b-notify";
 
@@ -342,8 +343,17 @@ pub fn load(sources: &Sources) -> Result<Loaded, String> {
 }
 
 fn env_provider() -> Env {
-    // `__` separates keys; the variables that choose the files are not config keys.
-    Env::prefixed("F2B_NOTIFY_").split("__").ignore(&["config", "config_dir", "log", "run_dir"])
+    // `__` separates keys; the program's own settings (which files, logging, the run
+    // directory) are not config keys.
+    let settings: Vec<String> = layout::SETTINGS.iter().map(|(name, _)| setting_key(name)).collect();
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    Env::prefixed(layout::ENV_PREFIX).split("__").ignore(&settings)
+}
+
+/// A setting's name as figment's environment provider sees it (`F2B_NOTIFY_RUN_DIR` →
+/// `run_dir`).
+fn setting_key(name: &str) -> String {
+    name.strip_prefix(layout::ENV_PREFIX).unwrap_or(name).to_ascii_lowercase()
 }
 
 /// One line for a figment error: where (file or environment variable), which key, what.
@@ -371,10 +381,9 @@ fn env_vars_under(key: &str) -> String {
     let mut names: Vec<String> = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
         .filter(|k| {
-            let Some(rest) = k.strip_prefix("F2B_NOTIFY_") else { return false };
+            let Some(rest) = k.strip_prefix(layout::ENV_PREFIX) else { return false };
             let path = rest.to_ascii_lowercase().replace("__", ".");
-            !matches!(path.as_str(), "config" | "config_dir" | "log")
-                && (key.is_empty() || path == key || path.starts_with(&format!("{key}.")))
+            !layout::is_setting(k) && (key.is_empty() || path == key || path.starts_with(&format!("{key}.")))
         })
         .collect();
     names.sort();
@@ -410,7 +419,7 @@ fn place_of(figment: &Figment, key: &str) -> String {
 fn validate(config: &Config, figment: &Figment) -> Result<(), String> {
     for (name, sink) in &config.sinks {
         let key = format!("sinks.{name}");
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        if !valid_sink_name(name) {
             return Err(format!(
                 "{}: key `{key}`: sink name `{name}` may hold only a-z, 0-9 and _",
                 place_of(figment, &key)

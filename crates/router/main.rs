@@ -61,7 +61,7 @@ fn clap_error(e: clap::Error) -> ExitCode {
 
 /// Warnings and errors to stderr; `F2B_NOTIFY_LOG=debug` (or info, trace) for more.
 fn init_logging() {
-    let level = std::env::var("F2B_NOTIFY_LOG")
+    let level = std::env::var(f2b_notify_fastpath::layout::LOG_ENV)
         .ok()
         .and_then(|v| v.parse::<tracing_subscriber::filter::LevelFilter>().ok())
         .unwrap_or(tracing_subscriber::filter::LevelFilter::WARN);

@@ -70,7 +70,7 @@ mod fast {
     pub fn main(start: &'static Start) -> ! {
         // SAFETY: one thread; written here once, read by the panic handler.
         unsafe { START = Some(start) };
-        let debug = env(start, b"F2B_NOTIFY_LOG").is_some_and(|v| v.starts_with(b"debug") || v.starts_with(b"trace"));
+        let debug = env(start, f2b_notify_fastpath::layout::LOG_ENV.as_bytes()).is_some_and(|v| v.starts_with(b"debug") || v.starts_with(b"trace"));
         match run(start, debug) {
             Next::Done => sys::exit(0),
             Next::Full(why) => {

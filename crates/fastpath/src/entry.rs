@@ -58,11 +58,18 @@ pub fn json(notify: &Notify, sinks: &[String], host: &str, enqueued_at: f64) -> 
     s
 }
 
-/// A finite number as serde_json writes it: `{}` of an f64 is the shortest text that reads
-/// back as the same number, and a whole number keeps a `.0` so that it stays a float.
+/// A finite number as JSON that reads back as the same `f64`: the shortest text that does
+/// (`{}` and `{:e}` of an f64 both are), in exponent form when very large or very small
+/// (serde_json's reader turns a 309-digit decimal into "number out of range"), and a whole
+/// number keeps a `.0` so that it stays a float.
 fn float(out: &mut String, value: f64) {
     let start = out.len();
-    let _ = write!(out, "{value}");
+    let magnitude = value.abs();
+    if magnitude != 0.0 && !(1e-5..1e16).contains(&magnitude) {
+        let _ = write!(out, "{value:e}");
+    } else {
+        let _ = write!(out, "{value}");
+    }
     if !out[start..].contains(['.', 'e', 'E']) {
         out.push_str(".0");
     }
@@ -121,6 +128,17 @@ mod tests {
         assert_eq!(v["enqueued_at"].as_f64(), Some(1_764_000_000.5));
         assert_eq!(v["sinks"], serde_json::json!(["ops", "mail"]));
         assert_eq!(v["event"]["host"], "h\"ost");
+    }
+
+    #[test]
+    fn numbers_read_back_exactly() {
+        for t in [0.0, 5.0, 1e9, 1_700_000_000.123_456_7, 1e-7, 0.000_012_5, 1e16, 123_456_789_012_345_680.0, f64::MAX, f64::MIN_POSITIVE, 5e-324] {
+            let n = Notify { kind: Kind::Start, jail: String::from("j"), id: None, ip: None, failures: None, time: Some(t), bantime: None, restored: false, user: None, matches: None };
+            let text = json(&n, &[], "h", t);
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{t}: {e}: {text}"));
+            assert_eq!(v["event"]["time"].as_f64(), Some(t), "{text}");
+            assert_eq!(v["enqueued_at"].as_f64(), Some(t), "{text}");
+        }
     }
 
     #[test]

@@ -39,14 +39,18 @@ pub fn valid_sink_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
 
+/// Config files to read, `:`-separated, like repeated `--config`.
+pub const CONFIG_ENV: &str = "F2B_NOTIFY_CONFIG";
+/// Moves the default config directory (tests, packagers).
+pub const CONFIG_DIR_ENV: &str = "F2B_NOTIFY_CONFIG_DIR";
+/// The log level on stderr (`info`, `debug`, …).
+pub const LOG_ENV: &str = "F2B_NOTIFY_LOG";
+/// Moves the plans' directory from `/run/f2b-notify`.
+pub const RUN_DIR_ENV: &str = "F2B_NOTIFY_RUN_DIR";
+
 /// The `F2B_NOTIFY_…` variables that are settings of the program, not config keys, and
 /// whether each one selects which config files are read.
-pub const SETTINGS: [(&str, bool); 4] = [
-    ("F2B_NOTIFY_CONFIG", true),
-    ("F2B_NOTIFY_CONFIG_DIR", true),
-    ("F2B_NOTIFY_LOG", false),
-    ("F2B_NOTIFY_RUN_DIR", false),
-];
+pub const SETTINGS: [(&str, bool); 4] = [(CONFIG_ENV, true), (CONFIG_DIR_ENV, true), (LOG_ENV, false), (RUN_DIR_ENV, false)];
 
 /// The prefix of every variable f2b-notify reads.
 pub const ENV_PREFIX: &str = "F2B_NOTIFY_";

@@ -33,7 +33,7 @@ pub const HEADER: &str = "f2b-notify-plan 1";
 /// owned by root, gone at reboot.
 pub const DEFAULT_RUN_DIR: &str = "/run/f2b-notify";
 /// The variable that moves the plans (tests use it).
-pub const RUN_DIR_ENV: &str = "F2B_NOTIFY_RUN_DIR";
+pub use crate::layout::RUN_DIR_ENV;
 
 /// What identifies one state of a file or directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
