@@ -1,6 +1,7 @@
 //! Queue mode with the real Fail2Ban and a loopback Slack stand-in: the action only spools,
 //! a detached worker delivers, folds storms into digests, paces, retries, obeys Retry-After,
-//! buries permanent failures, survives SIGKILL and moves corrupt files aside.
+//! buries permanent failures, survives SIGKILL, sets aside a batch that was in flight when the
+//! worker was killed twice, and moves corrupt files aside.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -363,4 +364,112 @@ fn a_sink_that_cannot_be_built_keeps_its_events_and_says_why() {
     });
     assert!(listed.contains("sink `hook`: 1 pending, 0 dead"), "{listed}");
     assert!(listed.contains("missing.url"), "{listed}");
+}
+
+/// Lets the hanging stand-in's connections go when a test ends, however it ends.
+struct Release(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_batch_in_flight_when_the_worker_is_killed_twice_goes_to_the_dead_letters() {
+    // The webhook's server takes the request and never answers (until the test ends); the
+    // API answers at once. The sink's own timeout is long enough to kill the worker mid-send.
+    let release = Release(Arc::default());
+    let held = Arc::clone(&release.0);
+    let responder: crate::util::Responder = Arc::new(move |req: &Request, _| {
+        if req.path.starts_with("/api/") {
+            return Reply::new(200, r#"{"ok":true}"#);
+        }
+        while !held.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Reply::new(200, "ok")
+    });
+    let server = StandIn::start(responder);
+    let dir = Dir::new();
+    let spool = dir.path().join("spool");
+    let cfg = dir.write(
+        "c.toml",
+        &format!(
+            r##"
+[delivery]
+spool = "{spool}"
+idle_exit = 2
+[sinks.hook]
+type = "slack-webhook"
+url = "{base}/services/T0/B0/X"
+timeout = 20
+[sinks.api]
+type = "slack-api"
+token = "xoxb-test"
+channel = "#security"
+url = "{base}/api/"
+[jails."*"]
+sinks = ["hook", "api"]
+"##,
+            spool = spool.display(),
+            base = server.url("")
+        ),
+    );
+    let _worker = WorkerGuard(spool.clone());
+    let queue = || {
+        let mut c = dir.cmd();
+        c.arg("-c").arg(&cfg).arg("queue");
+        run(c).stdout
+    };
+    let ips = addresses(3);
+    // `notify` spools the ban and starts a worker (the real binary, detached); then the test
+    // waits until `hook` holds the batch, `api` has recorded its delivery, and kills the
+    // worker with SIGKILL, as a panic under `panic = "abort"` would end it.
+    let ban_and_wait = |ip: &String, hook_requests: usize| {
+        let mut c = dir.cmd();
+        c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail=sshd"]).arg(format!("--ip={ip}"));
+        assert_eq!(run(c).code, Some(0));
+        crate::util::wait_for("hook to hold the batch and api to be done", WAIT, || {
+            let api_got_it = missing(&server.requests_to("/api/"), std::slice::from_ref(ip)).is_empty();
+            let api_busy = !api_got_it
+                || std::fs::read_dir(spool.join("sinks/api")).ok()?.next().is_some()
+                || spool.join("inflight/api.json").exists();
+            (server.requests_to("/services/").len() == hook_requests && !api_busy).then_some(())
+        });
+    };
+    let kill = || {
+        assert!(spool.join("inflight/hook.json").exists(), "no in-flight mark for hook");
+        assert!(kill_worker(&spool).is_some(), "no worker to kill");
+        crate::util::wait_for("the killed worker to let go of the spool", WAIT, || {
+            queue().contains("no worker running").then_some(())
+        });
+    };
+
+    ban_and_wait(&ips[0], 1);
+    kill();
+    // The next worker sends that batch again, alone, though the new event waits for hook.
+    ban_and_wait(&ips[1], 2);
+    let retry = &server.requests_to("/services/")[1];
+    let alone = missing(std::slice::from_ref(retry), &ips[..1]).is_empty();
+    assert!(alone && !retry.body.contains(&format!("`{}`", ips[1])), "{}", retry.body);
+    kill();
+    // The third worker moves it to the dead letters and goes on with the rest.
+    ban_and_wait(&ips[2], 3);
+    let third = &server.requests_to("/services/")[2];
+    let rest = missing(std::slice::from_ref(third), &ips[1..]).is_empty();
+    assert!(rest && !third.body.contains(&format!("`{}`", ips[0])), "{}", third.body);
+    let listed = queue();
+    assert!(
+        listed.contains(&format!("dead `hook`: sshd ban {}: crashed the worker twice", ips[0])),
+        "{listed}"
+    );
+    assert!(listed.contains("sink `api`: 0 pending, 0 dead"), "{listed}");
+    let log = std::fs::read_to_string(spool.join("worker.log")).unwrap_or_default();
+    assert!(log.contains("moved to the dead letters: crashed the worker twice"), "{log}");
+    // The other sink got every event, once.
+    let api = server.requests_to("/api/");
+    for ip in &ips {
+        assert_eq!(api.iter().filter(|r| r.body.contains(&format!("`{ip}`"))).count(), 1, "{ip}");
+    }
 }

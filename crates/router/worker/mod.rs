@@ -1,0 +1,589 @@
+//! The delivery worker (`f2b-notify deliver`): drains the spool in the background so that the
+//! action Fail2Ban waits for never touches the network.
+//!
+//! Per sink, independently: the first event after a quiet period goes out alone and at once;
+//! whatever piles up while the sink is busy, pacing (`min_interval`) or waiting to retry goes
+//! out as one digest. Transient failures are retried with exponential backoff and jitter, a
+//! `Retry-After` exactly as given; permanent failures and events older than `max_age` go to
+//! the dead-letter directory with the reason. Files leave a sink's queue only after that sink
+//! delivered them, so a SIGKILL at any moment loses nothing; at most the one message that was
+//! in flight is sent again.
+//!
+//! A sink cannot stall or loop the worker: a send that has not returned after
+//! [`SEND_DEADLINE`] counts as a transient failure, and a batch that was in flight when a
+//! worker died (see [`inflight`]) or whose send panicked is retried alone; if that happens to
+//! it a second time it goes to the dead letters as having crashed the worker.
+//!
+//! The scheduler runs on tokio's clock, so its tests run with a paused clock (`tests.rs`).
+
+mod inflight;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{Seek, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use f2b_notify_core::{Digest, Event, Sink, SinkError};
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::Instant;
+
+use crate::config::{DeliveryConfig, Loaded};
+use crate::registry;
+use crate::spool::{now_epoch, SinkState, Spool};
+
+/// How often the worker looks at the spool for new events.
+const POLL: Duration = Duration::from_millis(50);
+/// First retry delay; doubles per failure up to `retry_max`.
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// How long to wait before trying again to build a sink whose config is broken.
+const REBUILD_AFTER: Duration = Duration::from_secs(60);
+/// The longest one send may take. Sinks have their own timeouts (at most 30 s); this bounds
+/// a sink that ignores its own, so that its lane cannot stay in flight for ever.
+pub const SEND_DEADLINE: Duration = Duration::from_secs(60);
+/// A batch that was in flight this many times when a worker died (or its send panicked) goes
+/// to the dead letters instead of being sent again.
+const CRASHES_TO_BURY: u32 = 2;
+
+/// Builds the sink of a name: `None` when the config has no such sink, `Some(Err)` when it
+/// has one that cannot be built now (for example an unreadable secret file).
+pub type SinkFactory<'a> = Box<dyn Fn(&str) -> Option<anyhow::Result<Arc<dyn Sink>>> + 'a>;
+
+/// A batch that was in flight when a worker died or its send panicked: it is sent alone
+/// (nothing added) until its outcome is known, so that it cannot take newer events down with
+/// it, and the count says how often it crashed a worker.
+#[derive(Debug, Clone)]
+struct Suspect {
+    files: Vec<PathBuf>,
+    crashes: u32,
+}
+
+/// One sink's lane.
+struct Lane {
+    /// Whether the config still has this sink (its events are buried when it has not).
+    configured: bool,
+    sink: Option<Arc<dyn Sink>>,
+    min_interval: Duration,
+    ready_at: Instant,
+    /// The batch being sent now, and how many workers it had crashed before this send.
+    in_flight: Option<(Vec<PathBuf>, u32)>,
+    suspect: Option<Suspect>,
+    state: SinkState,
+}
+
+/// Exponential backoff with ±20% jitter, capped.
+fn backoff(attempts: u32, cap: Duration) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << attempts.saturating_sub(1).min(16));
+    let base = exp.min(cap);
+    // Jitter from the wall clock's nanoseconds (real even when tokio's clock is paused):
+    // enough to keep several workers apart.
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let factor = 0.8 + 0.4 * (f64::from(nanos % 1000) / 1000.0);
+    base.mul_f64(factor).min(cap)
+}
+
+/// "once", "twice", "3 times".
+fn times(n: u32) -> String {
+    match n {
+        1 => "once".to_owned(),
+        2 => "twice".to_owned(),
+        n => format!("{n} times"),
+    }
+}
+
+/// Runs the worker for the loaded config until it has been idle for `idle_exit` (or forever
+/// with `follow`). Returns `Ok(false)`, doing nothing, when another worker holds the spool.
+pub async fn run(loaded: &Loaded, follow: bool) -> anyhow::Result<bool> {
+    Worker::from_config(loaded).run(follow).await
+}
+
+/// The delivery worker of one spool: its lanes (one per sink) and the sends in flight.
+pub struct Worker<'a> {
+    spool: Spool,
+    delivery: DeliveryConfig,
+    build: SinkFactory<'a>,
+    lanes: BTreeMap<String, Lane>,
+    tasks: JoinSet<Result<(), SinkError>>,
+    /// Which sink each running send is for: a task that panics reports only its id.
+    running: HashMap<tokio::task::Id, String>,
+}
+
+impl<'a> Worker<'a> {
+    /// A worker for `delivery.spool` whose sinks come from `build`.
+    pub fn new(delivery: DeliveryConfig, build: SinkFactory<'a>) -> Self {
+        Self {
+            spool: Spool::new(&delivery.spool),
+            delivery,
+            build,
+            lanes: BTreeMap::new(),
+            tasks: JoinSet::new(),
+            running: HashMap::new(),
+        }
+    }
+
+    /// A worker whose sinks are built from the loaded config, as `deliver` runs it.
+    pub fn from_config(loaded: &'a Loaded) -> Self {
+        let sinks = &loaded.config.sinks;
+        Self::new(
+            loaded.config.delivery.clone(),
+            Box::new(move |name| sinks.get(name).map(|cfg| registry::build(name, cfg))),
+        )
+    }
+
+    /// Delivers until idle for `idle_exit` (or for ever with `follow`). Returns `Ok(false)`,
+    /// doing nothing, when another worker holds the spool.
+    pub async fn run(mut self, follow: bool) -> anyhow::Result<bool> {
+        let Some(mut lock) = self.spool.try_lock()? else {
+            return Ok(false);
+        };
+        write_pid(&mut lock)?;
+        let result = self.serve(lock, follow).await;
+        if result.is_err() {
+            // This worker stops on an error of its own (the spool, not a sink): the batches
+            // in flight did not crash it, so their marks must not count against them.
+            for name in self.running.values() {
+                let _ = inflight::clear(&self.spool, name);
+            }
+        }
+        result.map(|()| true)
+    }
+
+    async fn serve(&mut self, mut lock: File, follow: bool) -> anyhow::Result<()> {
+        let mut idle_since = Instant::now();
+        loop {
+            let scan = self.scan()?;
+            if scan.busy {
+                idle_since = Instant::now();
+            } else if !follow && idle_since.elapsed() >= self.delivery.idle_exit.0 {
+                // Let go of the lock first, then look once more: a `notify` that saw the lock
+                // held just before has its event in the spool, and no new worker is coming.
+                drop(lock);
+                if self.spool_is_empty()? {
+                    return Ok(());
+                }
+                match self.spool.try_lock()? {
+                    Some(l) => lock = l,
+                    None => return Ok(()),
+                }
+                write_pid(&mut lock)?;
+                idle_since = Instant::now();
+            }
+            // Wake for the next poll, or sooner when a waiting lane becomes ready, so that
+            // pacing and Retry-After are kept to the millisecond.
+            let poll = Instant::now() + POLL;
+            let wake = scan.next_ready.map_or(poll, |t| t.min(poll));
+            let joined = tokio::select! {
+                joined = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => joined,
+                () = tokio::time::sleep_until(wake) => None,
+            };
+            if let Some(joined) = joined {
+                self.finish(joined)?;
+            }
+        }
+    }
+
+    fn spool_is_empty(&self) -> anyhow::Result<bool> {
+        if !self.spool.unrouted()?.is_empty() {
+            return Ok(false);
+        }
+        for name in self.spool.sink_names()? {
+            if !self
+                .spool
+                .pending(&name)
+                .map(|p| p.is_empty())
+                .unwrap_or(true)
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// One look at the spool: hands out new events and starts every lane that is ready.
+    fn scan(&mut self) -> anyhow::Result<Scan> {
+        if let Err(e) = self.spool.fan_out() {
+            tracing::error!(
+                "cannot hand out new events in {}: {e}",
+                self.spool.root().display()
+            );
+        }
+        let mut scan = Scan {
+            busy: !self.tasks.is_empty(),
+            next_ready: None,
+        };
+        for name in self.spool.sink_names()? {
+            let pending = self.spool.pending(&name)?;
+            if pending.is_empty() {
+                continue;
+            }
+            scan.busy = true;
+            if !self.lanes.contains_key(&name) {
+                let lane = self.open_lane(&name)?;
+                self.lanes.insert(name.clone(), lane);
+            }
+            let lane = &self.lanes[&name];
+            if lane.in_flight.is_some() {
+                continue;
+            }
+            if Instant::now() < lane.ready_at {
+                scan.next_ready = Some(
+                    scan.next_ready
+                        .map_or(lane.ready_at, |t: Instant| t.min(lane.ready_at)),
+                );
+                continue;
+            }
+            self.start(&name)?;
+        }
+        Ok(scan)
+    }
+
+    /// A new lane for `name`, after looking for the mark of a batch a dead worker left in
+    /// flight (this worker holds the spool lock, so the one that wrote it is gone).
+    fn open_lane(&mut self, name: &str) -> anyhow::Result<Lane> {
+        let mut lane = Lane {
+            configured: true,
+            sink: None,
+            min_interval: Duration::ZERO,
+            ready_at: Instant::now(),
+            in_flight: None,
+            suspect: None,
+            state: SinkState::default(),
+        };
+        self.build_sink(name, &mut lane);
+        // A sink that cannot be built says so in `f2b-notify queue` at once, not only when
+        // its rebuild is due.
+        if lane.state.last_error.is_some() {
+            let _ = self.spool.save_state(name, &lane.state);
+        }
+        match inflight::read(&self.spool, name) {
+            Ok(None) => {}
+            Err(why) => {
+                tracing::warn!("sink `{name}`: ignoring its in-flight mark ({why})");
+                inflight::clear(&self.spool, name)?;
+            }
+            Ok(Some(mark)) => {
+                let files = mark.present_files(&self.spool, name);
+                if files.is_empty() {
+                    // Delivered or moved aside just before the worker died.
+                    inflight::clear(&self.spool, name)?;
+                } else {
+                    let crashes = mark.crashes + 1;
+                    tracing::warn!(
+                        "sink `{name}`: a worker died while sending it {} event(s) (pid {}; {} so far)",
+                        files.len(),
+                        mark.pid,
+                        times(crashes)
+                    );
+                    self.crashed(
+                        name,
+                        &mut lane,
+                        files,
+                        crashes,
+                        "a worker died with it in flight",
+                    )?;
+                }
+            }
+        }
+        Ok(lane)
+    }
+
+    /// (Re)builds the lane's sink and its pacing; a sink that cannot be built is tried again
+    /// after [`REBUILD_AFTER`].
+    fn build_sink(&self, name: &str, lane: &mut Lane) {
+        lane.sink = None;
+        lane.ready_at = Instant::now();
+        let built = (self.build)(name);
+        lane.configured = built.is_some();
+        match built {
+            None => {}
+            Some(Ok(sink)) => {
+                lane.sink = Some(sink);
+                if lane
+                    .state
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("cannot build the sink"))
+                {
+                    lane.state.last_error = None;
+                }
+            }
+            Some(Err(e)) => {
+                lane.state.last_error = Some(format!("cannot build the sink: {e:#}"));
+                lane.ready_at = Instant::now() + REBUILD_AFTER;
+            }
+        }
+        lane.min_interval = self
+            .delivery
+            .min_interval
+            .get(name)
+            .map(|s| s.0)
+            .or_else(|| lane.sink.as_ref().map(|s| s.min_interval()))
+            .unwrap_or_default();
+    }
+
+    /// A batch crashed a worker (or its send panicked) `crashes` times: the second time it
+    /// goes to the dead letters, before that it is sent again alone.
+    fn crashed(
+        &self,
+        name: &str,
+        lane: &mut Lane,
+        files: Vec<PathBuf>,
+        crashes: u32,
+        how: &str,
+    ) -> anyhow::Result<()> {
+        if crashes < CRASHES_TO_BURY {
+            tracing::warn!(
+                "sink `{name}`: {how}; its {} event(s) will be sent again alone (moved to the dead letters if that crashes it {} more)",
+                files.len(),
+                times(CRASHES_TO_BURY - crashes)
+            );
+            lane.suspect = Some(Suspect { files, crashes });
+            return Ok(());
+        }
+        let reason = format!(
+            "crashed the worker {}: each time this batch of {} event(s) was being sent the worker died or the send panicked (last: {how}); not sent again",
+            times(crashes),
+            files.len()
+        );
+        tracing::error!(
+            "sink `{name}`: {} event(s) moved to the dead letters: {reason}",
+            files.len()
+        );
+        self.spool.bury(name, &files, &reason)?;
+        inflight::clear(&self.spool, name)?;
+        lane.suspect = None;
+        lane.state.last_error = Some(reason);
+        let _ = self.spool.save_state(name, &lane.state);
+        Ok(())
+    }
+
+    /// Takes a sink's ready batch: too-old and unreadable files are moved aside, the rest (up
+    /// to `batch_max`, or exactly the suspect batch) is sent as one event or one digest in a
+    /// task, after marking it in flight.
+    fn start(&mut self, name: &str) -> anyhow::Result<()> {
+        let Some(lane) = self.lanes.get_mut(name) else {
+            return Ok(());
+        };
+        let mut pending = self.spool.pending(name)?;
+        let Some(sink) = lane.sink.clone() else {
+            if !lane.configured {
+                let reason = format!("sink `{name}` is not in the config any more");
+                tracing::error!(
+                    "{} event(s) moved to the dead letters: {reason}",
+                    pending.len()
+                );
+                self.spool.bury(name, &pending, &reason)?;
+                inflight::clear(&self.spool, name)?;
+                lane.suspect = None;
+                return Ok(());
+            }
+            // The config of this sink is broken (for example an unreadable secret file): try
+            // to build it again later; its events wait.
+            let mut lane = self.lanes.remove(name).expect("the lane exists");
+            self.build_sink(name, &mut lane);
+            let _ = self.spool.save_state(name, &lane.state);
+            self.lanes.insert(name.to_owned(), lane);
+            return Ok(());
+        };
+        let mut crashes = 0;
+        if let Some(suspect) = &lane.suspect {
+            let alone: Vec<PathBuf> = suspect
+                .files
+                .iter()
+                .filter(|f| pending.contains(f))
+                .cloned()
+                .collect();
+            if alone.is_empty() {
+                lane.suspect = None;
+            } else {
+                crashes = suspect.crashes;
+                pending = alone;
+            }
+        }
+        let oldest_allowed = now_epoch() - self.delivery.max_age.0.as_secs_f64();
+        let mut files = Vec::new();
+        let mut events: Vec<Event> = Vec::new();
+        let mut expired = Vec::new();
+        for file in pending {
+            if files.len() >= self.delivery.batch_max {
+                break;
+            }
+            match Spool::load(&file) {
+                Ok(entry) if entry.enqueued_at < oldest_allowed => expired.push(file),
+                Ok(entry) => {
+                    events.push(entry.event);
+                    files.push(file);
+                }
+                Err(reason) => {
+                    tracing::error!(
+                        "{}: moved to {}/corrupt: {reason}",
+                        file.display(),
+                        self.spool.root().display()
+                    );
+                    self.spool.quarantine(&file, &reason)?;
+                }
+            }
+        }
+        if !expired.is_empty() {
+            let age =
+                humantime::format_duration(Duration::from_secs(self.delivery.max_age.0.as_secs()));
+            let reason = format!(
+                "not delivered within max_age ({age}); last error: {}",
+                lane.state.last_error.as_deref().unwrap_or("none")
+            );
+            tracing::error!(
+                "sink `{name}`: {} event(s) moved to the dead letters: {reason}",
+                expired.len()
+            );
+            self.spool.bury(name, &expired, &reason)?;
+        }
+        if events.is_empty() {
+            lane.suspect = None;
+            inflight::clear(&self.spool, name)?;
+            return Ok(());
+        }
+        if let Err(e) = inflight::write(&self.spool, name, &files, crashes) {
+            // Sent all the same: the mark only guards against a crash loop, and holding back
+            // every delivery because of it would be worse.
+            tracing::warn!("sink `{name}`: cannot mark the batch in flight ({e}); sending anyway");
+        }
+        lane.in_flight = Some((files, crashes));
+        let task = self.tasks.spawn(async move {
+            let send = async {
+                if events.len() == 1 {
+                    sink.send(&events[0]).await
+                } else {
+                    sink.send_digest(&Digest::new(events)).await
+                }
+            };
+            match tokio::time::timeout(SEND_DEADLINE, send).await {
+                Ok(result) => result,
+                Err(_) => Err(SinkError::transient(format!(
+                    "no answer within {} s (the worker's deadline for one send)",
+                    SEND_DEADLINE.as_secs()
+                ))),
+            }
+        });
+        self.running.insert(task.id(), name.to_owned());
+        Ok(())
+    }
+
+    /// A send ended: records its outcome, or, when its task panicked, counts the crash.
+    fn finish(
+        &mut self,
+        joined: Result<(tokio::task::Id, Result<(), SinkError>), JoinError>,
+    ) -> anyhow::Result<()> {
+        let (id, result) = match joined {
+            Ok((id, result)) => (id, Ok(result)),
+            Err(e) => (e.id(), Err(e)),
+        };
+        let Some(name) = self.running.remove(&id) else {
+            return Ok(());
+        };
+        let Some(mut lane) = self.lanes.remove(&name) else {
+            return Ok(());
+        };
+        let outcome = match result {
+            Ok(result) => self.record(&name, &mut lane, result),
+            Err(e) => {
+                let (files, crashes) = lane.in_flight.take().unwrap_or_default();
+                let how = if e.is_panic() {
+                    "its send panicked"
+                } else {
+                    "its send was cancelled"
+                };
+                tracing::error!("sink `{name}`: {how} with {} event(s)", files.len());
+                lane.ready_at = Instant::now() + lane.min_interval;
+                // The crash is counted in memory; the mark goes, as for any recorded outcome,
+                // so that a worker stopping before the retry does not count it twice.
+                let counted = self.crashed(&name, &mut lane, files, crashes + 1, how);
+                counted.and_then(|()| Ok(inflight::clear(&self.spool, &name)?))
+            }
+        };
+        self.lanes.insert(name, lane);
+        outcome
+    }
+
+    /// Records how a delivery went: delivered files leave the queue; a transient failure waits
+    /// (Retry-After exactly, else backoff); a permanent one goes to the dead letters.
+    fn record(
+        &self,
+        name: &str,
+        lane: &mut Lane,
+        result: Result<(), SinkError>,
+    ) -> anyhow::Result<()> {
+        let (files, _) = lane.in_flight.take().unwrap_or_default();
+        let now = Instant::now();
+        match result {
+            Ok(()) => {
+                for f in &files {
+                    match std::fs::remove_file(f) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                        _ => {}
+                    }
+                }
+                lane.suspect = None;
+                lane.state.attempts = 0;
+                lane.state.last_error = None;
+                lane.state.next_try_at = None;
+                lane.state.last_delivered_at = Some(now_epoch());
+                lane.state.delivered += files.len() as u64;
+                lane.ready_at = now + lane.min_interval;
+            }
+            Err(e) if e.is_transient() => {
+                // A suspect batch stays suspect (alone, with its count) until it is delivered.
+                lane.state.attempts += 1;
+                let wait = match e.retry_after_hint() {
+                    Some(wait) => wait,
+                    None => backoff(lane.state.attempts, self.delivery.retry_max.0),
+                }
+                .max(lane.min_interval);
+                tracing::warn!(
+                    "sink `{name}`: {e} (try {}; next in {:.1} s)",
+                    lane.state.attempts,
+                    wait.as_secs_f64()
+                );
+                lane.state.last_error = Some(e.to_string());
+                lane.state.next_try_at = Some(now_epoch() + wait.as_secs_f64());
+                lane.ready_at = now + wait;
+            }
+            Err(e) => {
+                tracing::error!(
+                    "sink `{name}`: {e}: {} event(s) moved to the dead letters",
+                    files.len()
+                );
+                self.spool
+                    .bury(name, &files, &format!("permanent failure: {e}"))?;
+                lane.suspect = None;
+                lane.state.attempts = 0;
+                lane.state.last_error = Some(e.to_string());
+                lane.state.next_try_at = None;
+                lane.ready_at = now + lane.min_interval;
+            }
+        }
+        inflight::clear(&self.spool, name)?;
+        let _ = self.spool.save_state(name, &lane.state);
+        Ok(())
+    }
+}
+
+/// What one look at the spool found.
+struct Scan {
+    /// Something is pending or in flight.
+    busy: bool,
+    /// When the first lane that waits (pacing, backoff) becomes ready.
+    next_ready: Option<Instant>,
+}
+
+fn write_pid(lock: &mut File) -> std::io::Result<()> {
+    lock.set_len(0)?;
+    lock.rewind()?;
+    write!(lock, "{}", std::process::id())?;
+    lock.flush()
+}

@@ -1,0 +1,675 @@
+//! The scheduler's specification, run on tokio's paused clock against in-memory sinks and a
+//! real spool in a temporary directory. Every time is in milliseconds of the paused clock since
+//! the test began; each test takes a few milliseconds of real time.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use f2b_notify_core::{async_trait, Digest, Event, EventKind, Sink, SinkError};
+use tokio::time::Instant;
+
+use super::*;
+use crate::config::Seconds;
+use crate::spool::Entry;
+
+/// What an in-memory sink does with its n-th message (counted from 0).
+#[derive(Clone)]
+enum Act {
+    /// Accepts at once.
+    Ok,
+    /// Accepts after this long.
+    Slow(Duration),
+    /// Fails so.
+    Fail(SinkError),
+    /// Never answers.
+    Hang,
+    /// Panics (test builds unwind, so tokio reports a JoinError).
+    Panic,
+}
+
+/// One message a sink was given: when (ms), which ids, and whether as a digest.
+#[derive(Debug, Clone, PartialEq)]
+struct Call {
+    at: u64,
+    ids: Vec<String>,
+    digest: bool,
+}
+
+type Script = Arc<dyn Fn(usize) -> Act + Send + Sync>;
+
+/// An in-memory sink that records its calls and acts by script. Clones share the record, so
+/// it survives the sink being built again by a new worker.
+#[derive(Clone)]
+struct Mem {
+    name: String,
+    t0: Instant,
+    min_interval: Duration,
+    script: Script,
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+impl Mem {
+    fn new(name: &str, t0: Instant, script: impl Fn(usize) -> Act + Send + Sync + 'static) -> Self {
+        Self {
+            name: name.to_owned(),
+            t0,
+            min_interval: Duration::ZERO,
+            script: Arc::new(script),
+            calls: Arc::default(),
+        }
+    }
+
+    fn paced(mut self, min_interval: Duration) -> Self {
+        self.min_interval = min_interval;
+        self
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// (ms, ids) of every call, the shape most assertions read best in.
+    fn sent(&self) -> Vec<(u64, Vec<String>)> {
+        self.calls().into_iter().map(|c| (c.at, c.ids)).collect()
+    }
+
+    async fn act(&self, ids: Vec<String>, digest: bool) -> Result<(), SinkError> {
+        let n = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(Call {
+                at: ms(self.t0),
+                ids,
+                digest,
+            });
+            calls.len() - 1
+        };
+        match (self.script)(n) {
+            Act::Ok => Ok(()),
+            Act::Slow(d) => {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+            Act::Fail(e) => Err(e),
+            Act::Hang => std::future::pending().await,
+            Act::Panic => panic!("in-memory sink `{}` panics on purpose (a test)", self.name),
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for Mem {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+    async fn send(&self, event: &Event) -> Result<(), SinkError> {
+        self.act(vec![event.id.clone().unwrap_or_default()], false)
+            .await
+    }
+    async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
+        self.act(
+            digest
+                .events
+                .iter()
+                .map(|e| e.id.clone().unwrap_or_default())
+                .collect(),
+            true,
+        )
+        .await
+    }
+    fn min_interval(&self) -> Duration {
+        self.min_interval
+    }
+}
+
+fn ms(t0: Instant) -> u64 {
+    u64::try_from(t0.elapsed().as_millis()).unwrap()
+}
+
+/// A spool in a temporary directory, the delivery config and the in-memory sinks.
+struct Bench {
+    _dir: tempfile::TempDir,
+    spool: Spool,
+    delivery: DeliveryConfig,
+    sinks: BTreeMap<String, Mem>,
+    t0: Instant,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let delivery = DeliveryConfig {
+            spool: dir.path().join("spool"),
+            ..DeliveryConfig::default()
+        };
+        Self {
+            spool: Spool::new(&delivery.spool),
+            _dir: dir,
+            delivery,
+            sinks: BTreeMap::new(),
+            t0: Instant::now(),
+        }
+    }
+
+    /// Adds a sink scripted by `script`; returns a handle on its record.
+    fn sink(&mut self, name: &str, script: impl Fn(usize) -> Act + Send + Sync + 'static) -> Mem {
+        self.add(Mem::new(name, self.t0, script))
+    }
+
+    fn add(&mut self, mem: Mem) -> Mem {
+        self.sinks.insert(mem.name.clone(), mem.clone());
+        mem
+    }
+
+    fn worker(&self) -> Worker<'static> {
+        let sinks = self.sinks.clone();
+        Worker::new(
+            self.delivery.clone(),
+            Box::new(move |name| {
+                sinks
+                    .get(name)
+                    .map(|m| Ok(Arc::new(m.clone()) as Arc<dyn Sink>))
+            }),
+        )
+    }
+
+    /// Spools a ban of `ip` for `sinks`, as `notify` does; returns the file's name.
+    fn ban(&self, ip: &str, sinks: &[&str]) -> String {
+        self.ban_at(ip, sinks, now_epoch())
+    }
+
+    fn ban_at(&self, ip: &str, sinks: &[&str], enqueued_at: f64) -> String {
+        let mut entry = Entry::new(
+            Event::target_event(EventKind::Ban, "sshd", ip, "h"),
+            sinks.iter().map(|s| s.to_string()).collect(),
+        );
+        entry.enqueued_at = enqueued_at;
+        let path = self.spool.enqueue(&entry).unwrap();
+        path.file_name().unwrap().to_str().unwrap().to_owned()
+    }
+
+    fn ms(&self) -> u64 {
+        ms(self.t0)
+    }
+
+    /// Sleeps (on the paused clock) until `at` ms after the start.
+    async fn until(&self, at: u64) {
+        tokio::time::sleep_until(self.t0 + Duration::from_millis(at)).await;
+    }
+
+    /// The dead letters of `sink`: (ip, reason).
+    fn dead(&self, sink: &str) -> Vec<(String, String)> {
+        self.spool
+            .dead(sink)
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    Spool::load(f).unwrap().event.id.unwrap(),
+                    Spool::reason_of(f),
+                )
+            })
+            .collect()
+    }
+
+    /// How many events `sink` has not had yet: in its queue, or spooled and not handed out.
+    fn pending(&self, sink: &str) -> usize {
+        let unrouted = self.spool.unrouted().unwrap();
+        let waiting = unrouted
+            .iter()
+            .filter(|f| Spool::load(f).unwrap().sinks.iter().any(|s| s == sink))
+            .count();
+        self.spool.pending(sink).unwrap().len() + waiting
+    }
+}
+
+/// Polls `cond` every 10 ms of the paused clock; gives up after an hour of it.
+async fn wait(what: &str, mut cond: impl FnMut() -> bool) {
+    let limit = Instant::now() + Duration::from_secs(3600);
+    while !cond() {
+        assert!(Instant::now() < limit, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs `worker` (as `deliver --follow`) while `script` runs, then drops it: a worker that
+/// is dropped mid-send is a worker that died (its sends are dropped with it and its marks
+/// stay).
+async fn with_worker(worker: Worker<'static>, script: impl Future<Output = ()>) {
+    let run = worker.run(true);
+    tokio::pin!(run);
+    tokio::select! {
+        r = &mut run => panic!("the worker stopped: {r:?}"),
+        () = script => {}
+    }
+}
+
+fn ids(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn backoff_grows_with_jitter_and_stays_capped() {
+    let cap = Duration::from_secs(300);
+    for attempts in 1..=20 {
+        let b = backoff(attempts, cap);
+        let expected = BACKOFF_BASE
+            .saturating_mul(1 << (attempts - 1).min(16))
+            .min(cap);
+        assert!(b <= cap, "{attempts}: {b:?}");
+        assert!(
+            b >= expected.mul_f64(0.8) && b <= expected.mul_f64(1.2),
+            "{attempts}: {b:?} vs {expected:?}"
+        );
+    }
+    assert!(backoff(30, Duration::from_secs(5)) <= Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_event_after_a_quiet_period_goes_out_alone_and_at_once() {
+    let mut b = Bench::new();
+    let hook = b.sink("hook", |_| Act::Ok);
+    b.ban("192.0.2.1", &["hook"]);
+    with_worker(b.worker(), async {
+        wait("the first message", || hook.calls().len() == 1).await;
+        b.until(10_000).await;
+        b.ban("192.0.2.2", &["hook"]);
+        wait("the second message", || hook.calls().len() == 2).await;
+    })
+    .await;
+    let calls = hook.calls();
+    assert_eq!(
+        calls[0],
+        Call {
+            at: 0,
+            ids: ids(&["192.0.2.1"]),
+            digest: false
+        }
+    );
+    // Picked up at the next look at the spool, within one poll.
+    assert!((10_000..=10_050).contains(&calls[1].at), "{calls:?}");
+    assert_eq!(
+        (calls[1].ids.clone(), calls[1].digest),
+        (ids(&["192.0.2.2"]), false)
+    );
+    assert_eq!(b.pending("hook"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_arrives_while_the_sink_is_busy_is_folded_into_one_digest() {
+    let mut b = Bench::new();
+    let hook = b.sink("hook", |_| Act::Slow(Duration::from_millis(300)));
+    b.ban("192.0.2.1", &["hook"]);
+    with_worker(b.worker(), async {
+        for (at, ip) in [(100, "192.0.2.2"), (150, "192.0.2.3"), (200, "192.0.2.4")] {
+            b.until(at).await;
+            b.ban(ip, &["hook"]);
+        }
+        wait("the digest to be delivered", || b.pending("hook") == 0).await;
+    })
+    .await;
+    assert_eq!(
+        hook.calls(),
+        [
+            Call {
+                at: 0,
+                ids: ids(&["192.0.2.1"]),
+                digest: false
+            },
+            // The moment the first message is done, everything that came meanwhile, as one.
+            Call {
+                at: 300,
+                ids: ids(&["192.0.2.2", "192.0.2.3", "192.0.2.4"]),
+                digest: true
+            },
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn min_interval_is_kept_between_messages() {
+    let mut b = Bench::new();
+    let slack = b.add(Mem::new("slack", b.t0, |_| Act::Ok).paced(Duration::from_secs(1)));
+    // The config's min_interval wins over the sink's own.
+    b.delivery
+        .min_interval
+        .insert("mail".into(), Seconds(Duration::from_millis(2500)));
+    let mail = b.add(Mem::new("mail", b.t0, |_| Act::Ok).paced(Duration::from_secs(1)));
+    b.ban("192.0.2.1", &["slack", "mail"]);
+    with_worker(b.worker(), async {
+        b.until(100).await;
+        b.ban("192.0.2.2", &["slack", "mail"]);
+        b.until(200).await;
+        b.ban("192.0.2.3", &["slack", "mail"]);
+        wait("both sinks to catch up", || {
+            b.pending("slack") + b.pending("mail") == 0
+        })
+        .await;
+    })
+    .await;
+    let both = ids(&["192.0.2.2", "192.0.2.3"]);
+    assert_eq!(
+        slack.sent(),
+        [(0, ids(&["192.0.2.1"])), (1000, both.clone())]
+    );
+    assert_eq!(mail.sent(), [(0, ids(&["192.0.2.1"])), (2500, both)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_failures_back_off_from_1_s_doubling_with_jitter_up_to_retry_max() {
+    let mut b = Bench::new();
+    b.delivery.retry_max = Seconds(Duration::from_secs(5));
+    let hook = b.sink("hook", |n| {
+        if n < 6 {
+            Act::Fail(SinkError::transient("503"))
+        } else {
+            Act::Ok
+        }
+    });
+    b.ban("192.0.2.1", &["hook"]);
+    with_worker(b.worker(), async {
+        wait("delivery after six failures", || b.pending("hook") == 0).await;
+    })
+    .await;
+    let at: Vec<u64> = hook.calls().iter().map(|c| c.at).collect();
+    assert_eq!(at.len(), 7, "{at:?}");
+    assert_eq!(at[0], 0);
+    let gaps: Vec<u64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    // 1 s, 2 s, 4 s, then capped at retry_max = 5 s; each ±20 %, never above the cap.
+    for (gap, base) in gaps.iter().zip([1000u64, 2000, 4000, 5000, 5000, 5000]) {
+        assert!(
+            *gap >= base * 8 / 10 && *gap <= (base * 12 / 10).min(5000),
+            "{gaps:?}"
+        );
+    }
+    let state = b.spool.load_state("hook").unwrap();
+    assert_eq!(
+        (state.attempts, state.last_error, state.delivered),
+        (0, None, 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_obeyed_exactly_and_never_shorter_than_min_interval() {
+    let mut b = Bench::new();
+    let wait_2s = SinkError::retry_after("rate limited", Duration::from_secs(2));
+    let slack = b.add(
+        Mem::new("slack", b.t0, move |n| {
+            if n == 0 {
+                Act::Fail(wait_2s.clone())
+            } else {
+                Act::Ok
+            }
+        })
+        .paced(Duration::from_secs(1)),
+    );
+    let wait_half = SinkError::retry_after("rate limited", Duration::from_millis(500));
+    let api = b.add(
+        Mem::new("api", b.t0, move |n| {
+            if n == 0 {
+                Act::Fail(wait_half.clone())
+            } else {
+                Act::Ok
+            }
+        })
+        .paced(Duration::from_secs(1)),
+    );
+    b.ban("192.0.2.1", &["slack", "api"]);
+    with_worker(b.worker(), async {
+        wait("both retries", || {
+            b.pending("slack") + b.pending("api") == 0
+        })
+        .await;
+    })
+    .await;
+    let one = ids(&["192.0.2.1"]);
+    // Exactly Retry-After: no backoff on top of it.
+    assert_eq!(slack.sent(), [(0, one.clone()), (2000, one.clone())]);
+    // A Retry-After shorter than the sink's pace waits for the pace.
+    assert_eq!(api.sent(), [(0, one.clone()), (1000, one)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_older_than_max_age_go_to_the_dead_letters_with_a_reason() {
+    let mut b = Bench::new();
+    let hook = b.sink("hook", |_| Act::Ok);
+    b.ban_at("192.0.2.1", &["hook"], now_epoch() - 2.0 * 86_400.0);
+    b.ban("192.0.2.2", &["hook"]);
+    with_worker(b.worker(), async {
+        wait("the fresh event", || b.pending("hook") == 0).await;
+    })
+    .await;
+    assert_eq!(hook.sent(), [(0, ids(&["192.0.2.2"]))]);
+    let dead = b.dead("hook");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].0, "192.0.2.1");
+    assert!(
+        dead[0].1.starts_with("not delivered within max_age (1day)"),
+        "{dead:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permanent_failure_goes_to_the_dead_letters_and_the_next_event_goes_out() {
+    let mut b = Bench::new();
+    let api = b.sink("api", |n| {
+        if n == 0 {
+            Act::Fail(SinkError::permanent("channel_not_found"))
+        } else {
+            Act::Ok
+        }
+    });
+    b.ban("192.0.2.1", &["api"]);
+    with_worker(b.worker(), async {
+        wait("the dead letter", || !b.dead("api").is_empty()).await;
+        b.until(1000).await;
+        b.ban("192.0.2.2", &["api"]);
+        wait("the next event", || api.calls().len() == 2).await;
+    })
+    .await;
+    assert_eq!(
+        b.dead("api"),
+        [(
+            "192.0.2.1".to_owned(),
+            "permanent failure: channel_not_found".to_owned()
+        )]
+    );
+    let sent = api.sent();
+    assert_eq!(sent[0], (0, ids(&["192.0.2.1"])));
+    assert!(
+        (1000..=1050).contains(&sent[1].0) && sent[1].1 == ids(&["192.0.2.2"]),
+        "{sent:?}"
+    );
+    assert_eq!(b.pending("api"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broken_sink_never_delays_another_and_a_hung_send_ends_at_the_deadline() {
+    let mut b = Bench::new();
+    let bad = b.sink("bad", |n| if n == 0 { Act::Hang } else { Act::Ok });
+    let good = b.sink("good", |_| Act::Ok);
+    b.ban("192.0.2.1", &["bad", "good"]);
+    with_worker(b.worker(), async {
+        for (at, ip) in [(500, "192.0.2.2"), (20_000, "192.0.2.3")] {
+            b.until(at).await;
+            b.ban(ip, &["bad", "good"]);
+        }
+        wait("the hung sink to catch up", || b.pending("bad") == 0).await;
+    })
+    .await;
+    let sent = good.sent();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert_eq!(sent[0], (0, ids(&["192.0.2.1"])));
+    assert!(
+        (500..=550).contains(&sent[1].0) && (20_000..=20_050).contains(&sent[2].0),
+        "{sent:?}"
+    );
+    // The hung send counts as a transient failure at the worker's deadline; the retry (after
+    // the first backoff, 1 s ± 20 %) carries everything that waited.
+    let sent = bad.sent();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0], (0, ids(&["192.0.2.1"])));
+    assert!((60_800..=61_200).contains(&sent[1].0), "{sent:?}");
+    assert_eq!(sent[1].1, ids(&["192.0.2.1", "192.0.2.2", "192.0.2.3"]));
+    assert!(b.dead("bad").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_in_flight_when_two_workers_die_goes_to_the_dead_letters_and_other_sinks_go_on() {
+    let mut b = Bench::new();
+    let hook = b.sink("hook", |_| Act::Hang);
+    let api = b.sink("api", |_| Act::Ok);
+    let first = b.ban("192.0.2.1", &["hook", "api"]);
+
+    // Worker 1 dies while `hook` holds the first event.
+    with_worker(b.worker(), async {
+        wait("hook's first send", || {
+            hook.calls().len() == 1 && b.pending("api") == 0
+        })
+        .await;
+    })
+    .await;
+    let mark = inflight::read(&b.spool, "hook")
+        .unwrap()
+        .expect("a mark left by the dead worker");
+    assert_eq!((mark.files, mark.crashes), (vec![first.clone()], 0));
+    assert!(inflight::read(&b.spool, "api").unwrap().is_none());
+
+    // Worker 2 retries exactly that batch, alone, though another event waits; and dies too.
+    b.until(1000).await;
+    b.ban("192.0.2.2", &["hook", "api"]);
+    with_worker(b.worker(), async {
+        wait("hook's retry", || {
+            hook.calls().len() == 2 && b.pending("api") == 0
+        })
+        .await;
+    })
+    .await;
+    assert_eq!(hook.sent()[1], (1000, ids(&["192.0.2.1"])));
+    assert_eq!(
+        inflight::read(&b.spool, "hook")
+            .unwrap()
+            .expect("the retry's mark")
+            .crashes,
+        1
+    );
+
+    // Worker 3 moves it to the dead letters and sends the rest.
+    b.until(2000).await;
+    b.ban("192.0.2.3", &["hook", "api"]);
+    with_worker(b.worker(), async {
+        wait("hook's third send", || {
+            hook.calls().len() == 3 && b.pending("api") == 0
+        })
+        .await;
+    })
+    .await;
+    let dead = b.dead("hook");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].0, "192.0.2.1");
+    assert!(
+        dead[0].1.starts_with("crashed the worker twice"),
+        "{dead:?}"
+    );
+    assert_eq!(hook.sent()[2], (2000, ids(&["192.0.2.2", "192.0.2.3"])));
+    assert_eq!(b.pending("hook"), 2);
+    assert_eq!(
+        api.sent(),
+        [
+            (0, ids(&["192.0.2.1"])),
+            (1000, ids(&["192.0.2.2"])),
+            (2000, ids(&["192.0.2.3"]))
+        ],
+        "the other sink got every event, once, at once"
+    );
+    let state = b.spool.load_state("hook").unwrap();
+    assert!(state
+        .last_error
+        .unwrap()
+        .starts_with("crashed the worker twice"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_whose_retry_is_delivered_leaves_no_mark_and_no_dead_letter() {
+    let mut b = Bench::new();
+    let hook = b.sink("hook", |n| if n == 0 { Act::Hang } else { Act::Ok });
+    b.ban("192.0.2.1", &["hook"]);
+    with_worker(b.worker(), async {
+        wait("hook's first send", || hook.calls().len() == 1).await;
+    })
+    .await;
+    b.until(1000).await;
+    b.ban("192.0.2.2", &["hook"]);
+    with_worker(b.worker(), async {
+        wait("everything delivered", || b.pending("hook") == 0).await;
+    })
+    .await;
+    // The suspect batch alone first, then what waited behind it.
+    assert_eq!(
+        hook.sent(),
+        [
+            (0, ids(&["192.0.2.1"])),
+            (1000, ids(&["192.0.2.1"])),
+            (1000, ids(&["192.0.2.2"]))
+        ]
+    );
+    assert!(inflight::read(&b.spool, "hook").unwrap().is_none());
+    assert!(b.dead("hook").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_sink_does_not_wedge_its_lane() {
+    let mut b = Bench::new();
+    let hook = b.sink("hook", |n| if n < 2 { Act::Panic } else { Act::Ok });
+    let api = b.sink("api", |_| Act::Ok);
+    b.ban("192.0.2.1", &["hook", "api"]);
+    b.ban("192.0.2.2", &["hook"]);
+    with_worker(b.worker(), async {
+        wait("the panicking batch to be dead", || {
+            !b.dead("hook").is_empty()
+        })
+        .await;
+        b.until(1000).await;
+        b.ban("192.0.2.3", &["hook", "api"]);
+        wait("the lane to deliver again", || {
+            b.pending("hook") + b.pending("api") == 0
+        })
+        .await;
+    })
+    .await;
+    let both = ids(&["192.0.2.1", "192.0.2.2"]);
+    // A panic counts as a crash: retried alone at once, buried the second time.
+    let sent = hook.sent();
+    assert_eq!(sent[..2], [(0, both.clone()), (0, both)]);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(
+        (1000..=1050).contains(&sent[2].0) && sent[2].1 == ids(&["192.0.2.3"]),
+        "{sent:?}"
+    );
+    let dead = b.dead("hook");
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead.iter().all(|(_, why)| why.starts_with("crashed the worker twice") && why.contains("panicked")), "{dead:?}");
+    assert_eq!(api.sent().len(), 2);
+    assert!(inflight::read(&b.spool, "hook").unwrap().is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_worker_exits_after_idle_exit_and_a_second_one_does_nothing() {
+    let mut b = Bench::new();
+    b.delivery.idle_exit = Seconds(Duration::from_secs(2));
+    let hook = b.sink("hook", |_| Act::Ok);
+    b.ban("192.0.2.1", &["hook"]);
+    let lock = b.spool.try_lock().unwrap().expect("free");
+    assert!(
+        !b.worker().run(false).await.unwrap(),
+        "ran although the spool was locked"
+    );
+    drop(lock);
+    assert!(b.worker().run(false).await.unwrap());
+    assert_eq!(hook.sent(), [(0, ids(&["192.0.2.1"]))]);
+    assert!((2000..=2100).contains(&b.ms()), "exited at {} ms", b.ms());
+}
