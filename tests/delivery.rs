@@ -473,3 +473,56 @@ sinks = ["hook", "api"]
         assert_eq!(api.iter().filter(|r| r.body.contains(&format!("`{ip}`"))).count(), 1, "{ip}");
     }
 }
+
+#[test]
+fn a_worker_stopped_by_sigterm_mid_send_leaves_the_batch_queued_not_counted_as_a_crash() {
+    // As a service manager stops `deliver --follow`: SIGTERM while a send hangs, twice. The
+    // batch did not crash the worker, so it is neither set aside nor sent alone; it goes out
+    // once the server answers again.
+    let release = Release(Arc::default());
+    let held = Arc::clone(&release.0);
+    let responder: crate::util::Responder = Arc::new(move |_: &Request, _| {
+        while !held.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Reply::new(200, "ok")
+    });
+    let server = StandIn::start(responder);
+    let dir = Dir::new();
+    let spool = dir.path().join("spool");
+    let cfg = dir.write(
+        "c.toml",
+        &format!(
+            "[delivery]\nspool = \"{}\"\nidle_exit = 2\n[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"{}\"\ntimeout = 20\n[jails.\"*\"]\nsinks = [\"hook\"]\n",
+            spool.display(),
+            server.url("/services/T0/B0/X")
+        ),
+    );
+    let _worker = WorkerGuard(spool.clone());
+    let queue = || {
+        let mut c = dir.cmd();
+        c.arg("-c").arg(&cfg).arg("queue");
+        run(c).stdout
+    };
+    let ips = addresses(3);
+    let ban = |ip: &String| {
+        let mut c = dir.cmd();
+        c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail=sshd"]).arg(format!("--ip={ip}"));
+        assert_eq!(run(c).code, Some(0));
+    };
+    for (i, ip) in ips[..2].iter().enumerate() {
+        ban(ip);
+        crate::util::wait_for("the send to hang", WAIT, || {
+            (server.requests().len() == i + 1 && spool.join("inflight/hook.json").exists()).then_some(())
+        });
+        assert!(crate::util::signal_worker(&spool, rustix::process::Signal::TERM).is_some(), "no worker");
+        crate::util::wait_for("the worker to stop", WAIT, || queue().contains("no worker running").then_some(()));
+        assert!(!spool.join("inflight/hook.json").exists(), "a stop by SIGTERM left the batch marked as crashing");
+    }
+    // The second worker sent the first ban again together with the second: not alone.
+    assert!(missing(&server.requests()[1..2], &ips[..2]).is_empty(), "{}", server.requests()[1].body);
+    drop(release);
+    ban(&ips[2]);
+    wait_named(&server, "/services/", &ips);
+    crate::util::wait_for("the queue to empty", WAIT, || queue().contains("sink `hook`: 0 pending, 0 dead").then_some(()));
+}

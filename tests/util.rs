@@ -572,6 +572,11 @@ fn serve(
 
 /// Kills the spool's delivery worker, if one runs, by the PID in its lock file.
 pub fn kill_worker(spool: &Path) -> Option<u32> {
+    signal_worker(spool, rustix::process::Signal::KILL)
+}
+
+/// Sends `signal` to the spool's delivery worker, if one runs, by the PID in its lock file.
+pub fn signal_worker(spool: &Path, signal: rustix::process::Signal) -> Option<u32> {
     let pid: u32 = std::fs::read_to_string(spool.join("worker.lock")).ok()?.trim().parse().ok()?;
     // Only a live f2b-notify worker: the PID may be stale.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -579,7 +584,7 @@ pub fn kill_worker(spool: &Path) -> Option<u32> {
         return None;
     }
     let target = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
-    rustix::process::kill_process(target, rustix::process::Signal::KILL).ok()?;
+    rustix::process::kill_process(target, signal).ok()?;
     Some(pid)
 }
 

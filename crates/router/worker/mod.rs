@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use f2b_notify_core::{Digest, Event, Sink, SinkError};
+use tokio::signal::unix::{Signal, SignalKind};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
@@ -97,6 +98,29 @@ fn times(n: u32) -> String {
     }
 }
 
+/// Why `serve` returned.
+enum Stop {
+    /// Idle for `idle_exit`, with nothing left to do.
+    Idle,
+    /// Told to stop by this signal.
+    Signal(&'static str),
+}
+
+/// A signal stream, or `None` when it cannot be set up (then it never fires).
+fn signal(kind: SignalKind) -> Option<Signal> {
+    tokio::signal::unix::signal(kind).ok()
+}
+
+/// Waits for the next delivery of `s`; never, when there is no stream.
+async fn received(s: &mut Option<Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the worker for the loaded config until it has been idle for `idle_exit` (or forever
 /// with `follow`). Returns `Ok(false)`, doing nothing, when another worker holds the spool.
 pub async fn run(loaded: &Loaded, follow: bool) -> anyhow::Result<bool> {
@@ -144,17 +168,24 @@ impl<'a> Worker<'a> {
         };
         write_pid(&mut lock)?;
         let result = self.serve(lock, follow).await;
-        if result.is_err() {
-            // This worker stops on an error of its own (the spool, not a sink): the batches
-            // in flight did not crash it, so their marks must not count against them.
+        if !matches!(result, Ok(Stop::Idle)) {
+            // This worker stops on an error of its own (the spool, not a sink) or because it
+            // was told to (SIGTERM from a service manager): the batches in flight did not
+            // crash it, so their marks must not count against them. They stay queued and go
+            // out again from the next worker.
             for name in self.running.values() {
                 let _ = inflight::clear(&self.spool, name);
             }
         }
-        result.map(|()| true)
+        if let Ok(Stop::Signal(name)) = &result {
+            tracing::info!("stopped by {name}; {} send(s) in flight will be made again by the next worker", self.running.len());
+        }
+        result.map(|_| true)
     }
 
-    async fn serve(&mut self, mut lock: File, follow: bool) -> anyhow::Result<()> {
+    async fn serve(&mut self, mut lock: File, follow: bool) -> anyhow::Result<Stop> {
+        let mut term = signal(SignalKind::terminate());
+        let mut int = signal(SignalKind::interrupt());
         let mut idle_since = Instant::now();
         loop {
             let scan = self.scan()?;
@@ -165,11 +196,11 @@ impl<'a> Worker<'a> {
                 // held just before has its event in the spool, and no new worker is coming.
                 drop(lock);
                 if self.spool_is_empty()? {
-                    return Ok(());
+                    return Ok(Stop::Idle);
                 }
                 match self.spool.try_lock()? {
                     Some(l) => lock = l,
-                    None => return Ok(()),
+                    None => return Ok(Stop::Idle),
                 }
                 write_pid(&mut lock)?;
                 idle_since = Instant::now();
@@ -181,6 +212,8 @@ impl<'a> Worker<'a> {
             let joined = tokio::select! {
                 joined = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => joined,
                 () = tokio::time::sleep_until(wake) => None,
+                () = received(&mut term) => return Ok(Stop::Signal("SIGTERM")),
+                () = received(&mut int) => return Ok(Stop::Signal("SIGINT")),
             };
             if let Some(joined) = joined {
                 self.finish(joined)?;
