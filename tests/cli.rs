@@ -49,11 +49,24 @@ fn fields_and_hostile_values_arrive_intact() {
     let hostile = "--help\"'$(touch pwned)`id`;<!channel>";
     let mut c = dir.cmd();
     c.arg("--config").arg(&cfg).args([
-        "notify", "ban", "--jail", "sshd", "--ip", "2001:db8::7", "--failures", "3",
-        "--time", "1700000000.25", "--bantime", "-1", "--restored", "0",
+        "notify",
+        "ban",
+        "--jail",
+        "sshd",
+        "--ip",
+        "2001:db8::7",
+        "--failures",
+        "3",
+        "--time",
+        "1700000000.25",
+        "--bantime",
+        "-1",
+        "--restored",
+        "0",
         // Both spellings Fail2Ban might produce: a separate value that looks like an option,
         // and the `=` form the action file uses.
-        "--user", "--help",
+        "--user",
+        "--help",
     ]);
     c.arg(format!("--matches={hostile}"));
     let r = run(c);
@@ -93,8 +106,16 @@ fn empty_tags_count_as_not_given() {
     let cfg = json_config(&dir, "");
     let mut c = dir.cmd();
     c.arg("-c").arg(&cfg).args([
-        "notify", "ban", "--jail=sshd", "--ip=192.0.2.9", "--failures=0", "--time=", "--bantime=",
-        "--restored=", "--user=", "--matches=",
+        "notify",
+        "ban",
+        "--jail=sshd",
+        "--ip=192.0.2.9",
+        "--failures=0",
+        "--time=",
+        "--bantime=",
+        "--restored=",
+        "--user=",
+        "--matches=",
     ]);
     let r = run(c);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
@@ -141,7 +162,11 @@ fn bad_config_names_file_and_key() {
         let r = run(c);
         assert_eq!(r.code, Some(2));
         assert_eq!(r.stderr.lines().count(), 1, "{:?}", r.stderr);
-        assert!(r.stderr.contains("bad.toml") && r.stderr.contains("sinks.console") && r.stderr.contains("colour"), "{:?}", r.stderr);
+        assert!(
+            r.stderr.contains("bad.toml") && r.stderr.contains("sinks.console") && r.stderr.contains("colour"),
+            "{:?}",
+            r.stderr
+        );
     }
 }
 
@@ -255,7 +280,11 @@ fn check_prints_sinks_and_routes() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let routes: Vec<&str> = r.stdout.lines().skip_while(|l| !l.starts_with("routes")).skip(1).collect();
     assert!(routes[0].trim_start().starts_with("sshd"), "{}", r.stdout);
-    assert!(routes[1].contains("nginx-*") && routes[1].contains("-> file, console") && routes[1].contains("events: ban;"), "{}", r.stdout);
+    assert!(
+        routes[1].contains("nginx-*") && routes[1].contains("-> file, console") && routes[1].contains("events: ban;"),
+        "{}",
+        r.stdout
+    );
     assert!(routes[2].trim_start().starts_with('*'), "{}", r.stdout);
     assert!(r.stdout.contains("  console  stdout"), "{}", r.stdout);
     let front = crate::util::enqueue_bin();
@@ -272,7 +301,8 @@ fn check_prints_sinks_and_routes() {
     assert!(r.stdout.contains("f2b-notify-enqueue is not installed beside f2b-notify"), "{}", r.stdout);
 
     // The example config in config/ is valid, once its secret files exist.
-    let example = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/config.toml")).unwrap();
+    let example =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/config.toml")).unwrap();
     let etc = dir.path().join("etc");
     let example = dir.write("example.toml", &example.replace("/etc/f2b-notify/", &format!("{}/", etc.display())));
     dir.write("etc/ops.url", "https://hooks.slack.com/services/T0/B0/X\n");
@@ -296,7 +326,10 @@ fn action_prints_the_shipped_action_file() {
     c.arg("action");
     let r = run(c);
     assert_eq!(r.code, Some(0));
-    let shipped = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/action.d/f2b-notify.conf")).unwrap();
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/action.d/f2b-notify.conf"),
+    )
+    .unwrap();
     assert_eq!(r.stdout, shipped);
     // Tags in double quotes only: single quotes would turn escaped values into `$f2bV_…` text.
     for line in shipped.lines().filter(|l| l.starts_with("action")) {
@@ -313,13 +346,13 @@ fn action_prints_the_shipped_action_file() {
 #[test]
 fn output_stays_far_below_the_fail2ban_pipe_limit() {
     let dir = Dir::new();
-    let cfg = dir.write(
-        "c.toml",
-        "[sinks.c]\ntype = \"stdout\"\nformat = \"json\"\n[jails.\"*\"]\nsinks = [\"c\"]\n",
-    );
+    let cfg = dir.write("c.toml", "[sinks.c]\ntype = \"stdout\"\nformat = \"json\"\n[jails.\"*\"]\nsinks = [\"c\"]\n");
     let mut c = dir.cmd();
     let big = "Nov 25 sshd: Failed password for root from 192.0.2.1\n".repeat(1_000);
-    c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail", "sshd", "--ip", "192.0.2.1"]).arg(format!("--matches={big}"));
+    c.arg("-c")
+        .arg(&cfg)
+        .args(["notify", "ban", "--jail", "sshd", "--ip", "192.0.2.1"])
+        .arg(format!("--matches={big}"));
     let r = run(c);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(r.stdout.len() < 16 * 1024, "{} bytes", r.stdout.len());

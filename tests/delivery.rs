@@ -155,11 +155,12 @@ fn retry_after_is_obeyed() {
 
 #[test]
 fn two_500s_then_200_delivers_once() {
-    let responder: crate::util::Responder = Arc::new(|req: &Request, seen: usize| match (req.path.starts_with("/api/"), seen) {
-        (true, _) => Reply::new(200, r#"{"ok":true}"#),
-        (false, 0 | 1) => Reply::new(500, "rollup_error"),
-        (false, _) => Reply::new(200, "ok"),
-    });
+    let responder: crate::util::Responder =
+        Arc::new(|req: &Request, seen: usize| match (req.path.starts_with("/api/"), seen) {
+            (true, _) => Reply::new(200, r#"{"ok":true}"#),
+            (false, 0 | 1) => Reply::new(500, "rollup_error"),
+            (false, _) => Reply::new(200, "ok"),
+        });
     let server = StandIn::start(responder);
     let setup = setup(Dir::new(), &server.url(""));
     let ips = addresses(1);
@@ -192,7 +193,10 @@ fn permanent_failure_goes_to_dead_letters_while_others_deliver() {
     wait_named(&server, "/services/", &ips);
     let dead = setup.spool.join("dead/api");
     crate::util::wait_for("3 dead letters", WAIT, || {
-        let n = std::fs::read_dir(&dead).ok()?.filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))).count();
+        let n = std::fs::read_dir(&dead)
+            .ok()?
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json")))
+            .count();
         (n == 3).then_some(())
     });
     let queue = |action: &str| {
@@ -201,8 +205,16 @@ fn permanent_failure_goes_to_dead_letters_while_others_deliver() {
         run(c)
     };
     let listed = queue("list");
-    assert!(listed.stdout.contains("sink `api`: 0 pending, 3 dead; last error: channel_not_found"), "{}", listed.stdout);
-    assert!(listed.stdout.contains("dead `api`: sshd ban 198.18.0.0: permanent failure: channel_not_found"), "{}", listed.stdout);
+    assert!(
+        listed.stdout.contains("sink `api`: 0 pending, 3 dead; last error: channel_not_found"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        listed.stdout.contains("dead `api`: sshd ban 198.18.0.0: permanent failure: channel_not_found"),
+        "{}",
+        listed.stdout
+    );
     assert!(listed.stdout.contains("sink `hook`: 0 pending, 0 dead"), "{}", listed.stdout);
     // The webhook got each address exactly once.
     let hook = server.requests_to("/services/");
@@ -244,7 +256,11 @@ fn sigkill_of_the_worker_mid_storm_loses_nothing() {
     // A slow Slack, so the storm is still being delivered when the worker dies.
     let slow: crate::util::Responder = Arc::new(|req: &Request, _| {
         std::thread::sleep(Duration::from_millis(300));
-        if req.path.starts_with("/api/") { Reply::new(200, r#"{"ok":true}"#) } else { Reply::new(200, "ok") }
+        if req.path.starts_with("/api/") {
+            Reply::new(200, r#"{"ok":true}"#)
+        } else {
+            Reply::new(200, "ok")
+        }
     });
     let server = StandIn::start(slow);
     let setup = setup(Dir::new(), &server.url(""));
@@ -460,10 +476,7 @@ sinks = ["hook", "api"]
     let rest = missing(std::slice::from_ref(third), &ips[1..]).is_empty();
     assert!(rest && !third.body.contains(&format!("`{}`", ips[0])), "{}", third.body);
     let listed = queue();
-    assert!(
-        listed.contains(&format!("dead `hook`: sshd ban {}: crashed the worker twice", ips[0])),
-        "{listed}"
-    );
+    assert!(listed.contains(&format!("dead `hook`: sshd ban {}: crashed the worker twice", ips[0])), "{listed}");
     assert!(listed.contains("sink `api`: 0 pending, 0 dead"), "{listed}");
     let log = std::fs::read_to_string(spool.join("worker.log")).unwrap_or_default();
     assert!(log.contains("moved to the dead letters: crashed the worker twice"), "{log}");
@@ -524,5 +537,7 @@ fn a_worker_stopped_by_sigterm_mid_send_leaves_the_batch_queued_not_counted_as_a
     drop(release);
     ban(&ips[2]);
     wait_named(&server, "/services/", &ips);
-    crate::util::wait_for("the queue to empty", WAIT, || queue().contains("sink `hook`: 0 pending, 0 dead").then_some(()));
+    crate::util::wait_for("the queue to empty", WAIT, || {
+        queue().contains("sink `hook`: 0 pending, 0 dead").then_some(())
+    });
 }

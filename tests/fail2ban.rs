@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{append_ssh_failures, bin, json_lines, wait_for, Dir, Fail2Ban};
 #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
 use crate::util::Slack;
 #[cfg(feature = "email")]
 use crate::util::Smtp;
+use crate::util::{append_ssh_failures, bin, json_lines, wait_for, Dir, Fail2Ban};
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -121,14 +121,9 @@ action = {a2}
 
     // A ban from log lines, with a user name an attacker chose.
     let pwned = dir.path().join("pwned");
-    let hostile = format!(
-        "--help\"'$(touch {p})`touch {p}`;<!channel> <http://x|bank> && echo",
-        p = pwned.display()
-    );
+    let hostile = format!("--help\"'$(touch {p})`touch {p}`;<!channel> <http://x|bank> && echo", p = pwned.display());
     append_ssh_failures(&auth_log, "203.0.113.7", &hostile, 3);
-    let ban = wait_for("the sshd ban", WAIT, || {
-        json_lines(&ssh_out).into_iter().find(|e| e["kind"] == "ban")
-    });
+    let ban = wait_for("the sshd ban", WAIT, || json_lines(&ssh_out).into_iter().find(|e| e["kind"] == "ban"));
     assert_eq!(ban["jail"], "sshd");
     assert_eq!(ban["id"], "203.0.113.7");
     assert_eq!(ban["ip"], "203.0.113.7");
@@ -155,7 +150,9 @@ action = {a2}
 
     // Unban, then stop: Fail2Ban unbans what is left and stops each jail.
     f2b.client(&["set", "sshd", "unbanip", "203.0.113.7"]);
-    wait_for("the sshd unban", WAIT, || kinds(&json_lines(&ssh_out)).contains(&"unban 203.0.113.7".to_owned()).then_some(()));
+    wait_for("the sshd unban", WAIT, || {
+        kinds(&json_lines(&ssh_out)).contains(&"unban 203.0.113.7".to_owned()).then_some(())
+    });
     f2b.stop();
 
     let ssh = kinds(&json_lines(&ssh_out));
@@ -165,7 +162,10 @@ action = {a2}
     assert_eq!(web.last().map(String::as_str), Some("stop"));
     // The order of the stop-time unbans is Fail2Ban's; each address exactly once.
     web.sort();
-    assert_eq!(web, ["ban 198.51.100.9", "ban 2001:db8::9", "start", "stop", "unban 198.51.100.9", "unban 2001:db8::9"]);
+    assert_eq!(
+        web,
+        ["ban 198.51.100.9", "ban 2001:db8::9", "start", "stop", "unban 198.51.100.9", "unban 2001:db8::9"]
+    );
     for line in std::fs::read_to_string(&ssh_out).unwrap().lines() {
         assert!(!line.contains("f2bV_"), "a tag arrived as Fail2Ban's shell variable name: {line}");
     }
@@ -180,7 +180,13 @@ action = {a2}
         let subjects: Vec<String> = mails
             .iter()
             .map(|m| {
-                m["headers"].as_array().expect("headers").iter().find(|h| h[0] == "Subject").map(|h| h[1].as_str().unwrap_or("").to_owned()).unwrap_or_default()
+                m["headers"]
+                    .as_array()
+                    .expect("headers")
+                    .iter()
+                    .find(|h| h[0] == "Subject")
+                    .map(|h| h[1].as_str().unwrap_or("").to_owned())
+                    .unwrap_or_default()
             })
             .collect();
         assert_eq!(

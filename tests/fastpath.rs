@@ -59,7 +59,8 @@ sinks = ["console"]
 /// every spooled entry stays in `new/` for the test to read.
 fn hold_worker_lock(spool: &Path) -> File {
     std::fs::create_dir_all(spool).unwrap();
-    let f = File::options().create(true).truncate(false).read(true).write(true).open(spool.join("worker.lock")).unwrap();
+    let f =
+        File::options().create(true).truncate(false).read(true).write(true).open(spool.join("worker.lock")).unwrap();
     rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
     f
 }
@@ -73,7 +74,8 @@ fn take_new(spool: &Path) -> Vec<Value> {
         .into_iter()
         .map(|f| {
             let bytes = std::fs::read(&f).unwrap();
-            let v = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}: {}", f.display(), String::from_utf8_lossy(&bytes)));
+            let v = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("{}: {e}: {}", f.display(), String::from_utf8_lossy(&bytes)));
             std::fs::remove_file(f).unwrap();
             v
         })
@@ -95,7 +97,11 @@ fn comparable(mut entry: Value) -> Value {
 
 /// stderr without the front end's own debug lines.
 fn errors(r: &Run) -> String {
-    r.stderr.lines().filter(|l| !l.starts_with("f2b-notify-enqueue:") && !l.contains("DEBUG")).collect::<Vec<_>>().join("\n")
+    r.stderr
+        .lines()
+        .filter(|l| !l.starts_with("f2b-notify-enqueue:") && !l.contains("DEBUG"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -110,9 +116,40 @@ fn fast_path_spools_exactly_what_f2b_notify_spools() {
     let user = format!("--user={hostile}");
     let matches = format!("--matches={hostile}");
     let cases: Vec<Vec<&str>> = vec![
-        vec!["notify", "ban", "--jail=sshd", "--ip=203.0.113.7", "--failures=5", "--time=1700000000.25", "--bantime=600", "--restored=0", &user, &matches],
-        vec!["notify", "ban", "--jail=sshd", "--ip=[2001:db8::1]", "--failures=7", "--time=1700000000.123456", "--bantime=-1", "--user=--help", "--matches="],
-        vec!["notify", "unban", "--jail=sshd", "--ip= user@example ", "--restored=1", "--failures=", "--time=", "--bantime=", "--user="],
+        vec![
+            "notify",
+            "ban",
+            "--jail=sshd",
+            "--ip=203.0.113.7",
+            "--failures=5",
+            "--time=1700000000.25",
+            "--bantime=600",
+            "--restored=0",
+            &user,
+            &matches,
+        ],
+        vec![
+            "notify",
+            "ban",
+            "--jail=sshd",
+            "--ip=[2001:db8::1]",
+            "--failures=7",
+            "--time=1700000000.123456",
+            "--bantime=-1",
+            "--user=--help",
+            "--matches=",
+        ],
+        vec![
+            "notify",
+            "unban",
+            "--jail=sshd",
+            "--ip= user@example ",
+            "--restored=1",
+            "--failures=",
+            "--time=",
+            "--bantime=",
+            "--user=",
+        ],
         vec!["notify", "ban", "--jail=web-1", "--ip=192.0.2.1", "--time=1700000000", "--restored=YES"],
         vec!["notify", "ban", "--jail", " sshd ", "--ip", "192.0.2.9", "--user", "-x"],
     ];
@@ -165,7 +202,11 @@ fn fast_path_spools_exactly_what_f2b_notify_spools() {
         let by_fast = take_new(&spool);
         assert!(fast.stderr.contains("f2b-notify-enqueue: running f2b-notify"), "{case:?}: {}", fast.stderr);
         assert_eq!((fast.code, errors(&fast), &fast.stdout), (full.code, errors(&full), &full.stdout), "{case:?}");
-        assert_eq!(by_fast.into_iter().map(comparable).collect::<Vec<_>>(), by_full.into_iter().map(comparable).collect::<Vec<_>>(), "{case:?}");
+        assert_eq!(
+            by_fast.into_iter().map(comparable).collect::<Vec<_>>(),
+            by_full.into_iter().map(comparable).collect::<Vec<_>>(),
+            "{case:?}"
+        );
     }
 }
 
@@ -211,7 +252,10 @@ fn the_plan_goes_stale_when_the_config_or_the_environment_changes() {
     std::thread::sleep(SETTLE);
     ban(dir.cmd(), &[]);
     assert!(ban(dir.enqueue_cmd(), &[]).0.contains("(fast path)"));
-    let text = std::fs::read_to_string(etc.join("config.toml")).unwrap().replace("\"ban\"", "\"xyz\"").replace("\"xyz\"", "\"ban\"");
+    let text = std::fs::read_to_string(etc.join("config.toml"))
+        .unwrap()
+        .replace("\"ban\"", "\"xyz\"")
+        .replace("\"xyz\"", "\"ban\"");
     std::fs::write(etc.join("config.toml"), text).unwrap();
     assert!(ban(dir.enqueue_cmd(), &[]).0.contains("running f2b-notify: the config changed"));
 
@@ -310,7 +354,9 @@ fn fail2ban_bans_take_the_fast_path() {
     // At DEBUG, Fail2Ban logs what each action printed on stderr.
     let f2b = Fail2Ban::start_with(dir.path(), &jail_local, "DEBUG", &[("F2B_NOTIFY_LOG", "debug")]);
     let ips: Vec<String> = (1..=20).map(|i| format!("198.51.100.{i}")).collect();
-    crate::util::wait_for("the start message", Duration::from_secs(30), || (!slack.requests().is_empty()).then_some(()));
+    crate::util::wait_for("the start message", Duration::from_secs(30), || {
+        (!slack.requests().is_empty()).then_some(())
+    });
     let mut args = vec!["set", "sshd", "banip"];
     args.extend(ips.iter().map(String::as_str));
     f2b.client(&args);
@@ -324,7 +370,9 @@ fn fail2ban_bans_take_the_fast_path() {
     // Once the worker has gone idle and exited, the front end starts the next one itself,
     // detached: Fail2Ban (which at DEBUG reads the action's pipes until every holder closes
     // them) is not kept waiting, and the ban is delivered.
-    crate::util::wait_for("the worker to exit when idle", Duration::from_secs(30), || (!worker_running(&spool)).then_some(()));
+    crate::util::wait_for("the worker to exit when idle", Duration::from_secs(30), || {
+        (!worker_running(&spool)).then_some(())
+    });
     // Fail2Ban bans the second address only after the first one's f2b-notify action is done.
     f2b.client(&["set", "sshd", "banip", "198.51.100.99", "198.51.100.100"]);
     crate::util::wait_for("the second firewall ban", Duration::from_secs(30), || {
@@ -335,7 +383,10 @@ fn fail2ban_bans_take_the_fast_path() {
     });
     // The worker holds none of the action's pipes: stdin and stdout are /dev/null, stderr its log.
     let pid = std::fs::read_to_string(spool.join("worker.lock")).unwrap();
-    let fd = |n: u32| std::fs::read_link(format!("/proc/{}/fd/{n}", pid.trim())).unwrap_or_else(|e| panic!("worker {pid} fd {n}: {e}"));
+    let fd = |n: u32| {
+        std::fs::read_link(format!("/proc/{}/fd/{n}", pid.trim()))
+            .unwrap_or_else(|e| panic!("worker {pid} fd {n}: {e}"))
+    };
     assert_eq!((fd(0), fd(1)), (PathBuf::from("/dev/null"), PathBuf::from("/dev/null")));
     assert_eq!(fd(2), spool.join("worker.log"));
     assert_eq!(f2b.log().matches("spooled ban of jail sshd (fast path)").count(), ips.len() + 2);
@@ -370,10 +421,40 @@ fn random_vector(rng: &mut Rng, long: &str) -> Vec<String> {
     // Each pool: values the contract accepts first, then `|`, then values it rejects.
     const KINDS: &str = "ban ban ban ban unban unban start stop | bann";
     let jails = ["sshd", "sshd", "sshd", "sshd", "web-1", " web-2 ", "nowhere", "local", "|", "", " ", "ss\nhd"];
-    let ids = ["203.0.113.7", "2001:db8::1", "[2001:db8::2]", " 192.0.2.1 ", "user@example", "--help", "1.2.3.4.5", "::ffff:1.2.3.4", "é💥", "a\"b\\c", "|", "", "  "];
-    let counts = ["5", "0", "", " 7 ", "18446744073709551615", "+3", "|", "-1", "x", "1.5", "18446744073709551616", "1e3"];
-    let bantimes = ["600", "-1", "0", "", " 3600 ", "9223372036854775807", "-0", "|", "1.5", "x", "9223372036854775808", "1e3"];
-    let times = ["1700000000", "1700000000.25", "1700000000.1234567891234", "", "1e9", "0.000001", " 12 ", "1.7976931348623157e308", "|", "-5", "abc", "inf", "NaN"];
+    let ids = [
+        "203.0.113.7",
+        "2001:db8::1",
+        "[2001:db8::2]",
+        " 192.0.2.1 ",
+        "user@example",
+        "--help",
+        "1.2.3.4.5",
+        "::ffff:1.2.3.4",
+        "é💥",
+        "a\"b\\c",
+        "|",
+        "",
+        "  ",
+    ];
+    let counts =
+        ["5", "0", "", " 7 ", "18446744073709551615", "+3", "|", "-1", "x", "1.5", "18446744073709551616", "1e3"];
+    let bantimes =
+        ["600", "-1", "0", "", " 3600 ", "9223372036854775807", "-0", "|", "1.5", "x", "9223372036854775808", "1e3"];
+    let times = [
+        "1700000000",
+        "1700000000.25",
+        "1700000000.1234567891234",
+        "",
+        "1e9",
+        "0.000001",
+        " 12 ",
+        "1.7976931348623157e308",
+        "|",
+        "-5",
+        "abc",
+        "inf",
+        "NaN",
+    ];
     let restored = ["0", "1", "", "YES", "no", "True", " 1 ", "|", "maybe", "2", "-1"];
     let text = [
         "root",
@@ -400,9 +481,21 @@ fn random_vector(rng: &mut Rng, long: &str) -> Vec<String> {
     let kinds: Vec<&str> = KINDS.split(' ').collect();
     let mut v = vec!["notify".to_owned(), value(rng, &kinds, 40)];
     let mut options: Vec<(&str, String)> = vec![("jail", value(rng, &jails, 25))];
-    for (name, pool) in [("ip", &ids[..]), ("failures", &counts[..]), ("time", &times[..]), ("bantime", &bantimes[..]), ("restored", &restored[..]), ("user", &text[..]), ("matches", &text[..])] {
+    for (name, pool) in [
+        ("ip", &ids[..]),
+        ("failures", &counts[..]),
+        ("time", &times[..]),
+        ("bantime", &bantimes[..]),
+        ("restored", &restored[..]),
+        ("user", &text[..]),
+        ("matches", &text[..]),
+    ] {
         if rng.below(4) != 0 || (name == "ip" && rng.below(20) != 0) {
-            let value = if (name == "matches" || name == "user") && rng.below(20) == 0 { long.to_owned() } else { value(rng, pool, 25) };
+            let value = if (name == "matches" || name == "user") && rng.below(20) == 0 {
+                long.to_owned()
+            } else {
+                value(rng, pool, 25)
+            };
             options.push((name, value));
         }
     }

@@ -24,7 +24,14 @@ fn notify_reaches_both_slack_sinks() {
     let slack = Slack::start();
     let cfg = config(&dir, &slack);
     let mut c = dir.cmd();
-    c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail=sshd", "--ip=203.0.113.7", "--failures=4", "--user=<!channel>"]);
+    c.arg("-c").arg(&cfg).args([
+        "notify",
+        "ban",
+        "--jail=sshd",
+        "--ip=203.0.113.7",
+        "--failures=4",
+        "--user=<!channel>",
+    ]);
     let r = run(c);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_eq!(r.stderr, "");
@@ -50,11 +57,16 @@ fn test_command_explains_slack_errors_without_leaking() {
     let r = run(c);
     assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stdout.contains("sink `hook` (slack-webhook): FAILED: channel_not_found (HTTP 404): the channel does not exist"),
+        r.stdout
+            .contains("sink `hook` (slack-webhook): FAILED: channel_not_found (HTTP 404): the channel does not exist"),
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("sink `api` (slack-api): FAILED: channel_not_found: the channel does not exist"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("sink `api` (slack-api): FAILED: channel_not_found: the channel does not exist"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("permanent"), "{}", r.stdout);
     assert_no_secret(&r.stdout);
     assert_no_secret(&r.stderr);

@@ -5,10 +5,10 @@
 mod util;
 
 mod cli;
+#[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
+mod delivery;
 mod fail2ban;
 #[cfg(feature = "slack-webhook")]
 mod fastpath;
-#[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
-mod delivery;
 #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
 mod slack;

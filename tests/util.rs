@@ -440,7 +440,11 @@ pub type Responder = std::sync::Arc<dyn Fn(&Request, usize) -> Reply + Send + Sy
 /// Answers like Slack on success: `ok` for a webhook, `{"ok":true}` for chat.postMessage.
 pub fn slack_ok() -> Responder {
     std::sync::Arc::new(|req: &Request, _| {
-        if req.path.starts_with("/api/") { Reply::new(200, r#"{"ok":true}"#) } else { Reply::new(200, "ok") }
+        if req.path.starts_with("/api/") {
+            Reply::new(200, r#"{"ok":true}"#)
+        } else {
+            Reply::new(200, "ok")
+        }
     })
 }
 

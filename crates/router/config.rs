@@ -396,7 +396,8 @@ fn env_vars_under(key: &str) -> String {
 
 /// Parser errors come with a drawn excerpt over several lines; keep the first and last.
 fn one_line(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|') && !l.contains(" | ")).collect();
+    let lines: Vec<&str> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|') && !l.contains(" | ")).collect();
     match lines.as_slice() {
         [] => text.trim().to_owned(),
         [one] => (*one).to_owned(),
@@ -447,7 +448,10 @@ fn validate(config: &Config, figment: &Figment) -> Result<(), String> {
         ));
     }
     if config.delivery.batch_max == 0 {
-        return Err(format!("{}: key `delivery.batch_max`: must be at least 1", place_of(figment, "delivery.batch_max")));
+        return Err(format!(
+            "{}: key `delivery.batch_max`: must be at least 1",
+            place_of(figment, "delivery.batch_max")
+        ));
     }
     for (pattern, route) in &config.jails {
         let key = format!("jails.{pattern}");
@@ -590,28 +594,64 @@ sinks = ["console"]
             // unknown top-level key
             (vec![("a.toml", "sinkz = 1\n")], vec![], vec!["a.toml", "key `sinkz`", "unknown field"]),
             // unknown key in a sink
-            (vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\nformatt = \"x\"\n")], vec![], vec!["a.toml", "sinks.c", "formatt"]),
+            (
+                vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\nformatt = \"x\"\n")],
+                vec![],
+                vec!["a.toml", "sinks.c", "formatt"],
+            ),
             // unknown key in a route
-            (vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\n[jails.sshd]\nsinks = [\"c\"]\nevent = [\"ban\"]\n")], vec![], vec!["a.toml", "jails.sshd", "event"]),
+            (
+                vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\n[jails.sshd]\nsinks = [\"c\"]\nevent = [\"ban\"]\n")],
+                vec![],
+                vec!["a.toml", "jails.sshd", "event"],
+            ),
             // unknown sink type
             (vec![("a.toml", "[sinks.c]\ntype = \"pager\"\n")], vec![], vec!["a.toml", "sinks.c", "pager"]),
             // missing type
             (vec![("a.toml", "[sinks.c]\nformat = \"json\"\n")], vec![], vec!["a.toml", "sinks.c", "type"]),
             // route to a missing sink
-            (vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\n[jails.sshd]\nsinks = [\"ops\"]\n")], vec![], vec!["a.toml", "jails.sshd.sinks", "no sink named `ops`", "defined sinks: c"]),
+            (
+                vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\n[jails.sshd]\nsinks = [\"ops\"]\n")],
+                vec![],
+                vec!["a.toml", "jails.sshd.sinks", "no sink named `ops`", "defined sinks: c"],
+            ),
             // unknown event in a route
-            (vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\n[jails.sshd]\nsinks = [\"c\"]\nevents = [\"bann\"]\n")], vec![], vec!["a.toml", "jails.sshd", "bann"]),
+            (
+                vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\n[jails.sshd]\nsinks = [\"c\"]\nevents = [\"bann\"]\n")],
+                vec![],
+                vec!["a.toml", "jails.sshd", "bann"],
+            ),
             // bad sink name
-            (vec![("a.toml", "[sinks.Ops]\ntype = \"stdout\"\n")], vec![], vec!["a.toml", "sinks.Ops", "a-z, 0-9 and _"]),
+            (
+                vec![("a.toml", "[sinks.Ops]\ntype = \"stdout\"\n")],
+                vec![],
+                vec!["a.toml", "sinks.Ops", "a-z, 0-9 and _"],
+            ),
             // bad glob
-            (vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\n[jails.\"nginx-[\"]\nsinks = [\"c\"]\n")], vec![], vec!["a.toml", "nginx-[", "not a valid glob"]),
+            (
+                vec![("a.toml", "[sinks.c]\ntype = \"stdout\"\n[jails.\"nginx-[\"]\nsinks = [\"c\"]\n")],
+                vec![],
+                vec!["a.toml", "nginx-[", "not a valid glob"],
+            ),
             // malformed TOML
             (vec![("a.toml", "[sinks.c\n")], vec![], vec!["a.toml", "TOML parse error"]),
             // a bad value in the later of two files names that file
-            (vec![("a.toml", BASE), ("b.toml", "[jails.sshd]\nrestored = \"maybe\"\n")], vec![], vec!["b.toml", "jails.sshd.restored", "maybe"]),
+            (
+                vec![("a.toml", BASE), ("b.toml", "[jails.sshd]\nrestored = \"maybe\"\n")],
+                vec![],
+                vec!["b.toml", "jails.sshd.restored", "maybe"],
+            ),
             // bad environment override names the variable
-            (vec![("a.toml", BASE)], vec![("F2B_NOTIFY_JAILS__SSHD__RESTORED", "maybe")], vec!["F2B_NOTIFY_JAILS__SSHD__RESTORED", "jails.sshd.restored", "maybe"]),
-            (vec![("a.toml", BASE)], vec![("F2B_NOTIFY_SINKS__CONSOLE__FORMAT", "xml")], vec!["F2B_NOTIFY_SINKS__CONSOLE__FORMAT", "xml"]),
+            (
+                vec![("a.toml", BASE)],
+                vec![("F2B_NOTIFY_JAILS__SSHD__RESTORED", "maybe")],
+                vec!["F2B_NOTIFY_JAILS__SSHD__RESTORED", "jails.sshd.restored", "maybe"],
+            ),
+            (
+                vec![("a.toml", BASE)],
+                vec![("F2B_NOTIFY_SINKS__CONSOLE__FORMAT", "xml")],
+                vec!["F2B_NOTIFY_SINKS__CONSOLE__FORMAT", "xml"],
+            ),
         ];
         for (files, env, wants) in cases {
             let msg = err(&files, &env);

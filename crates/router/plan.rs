@@ -24,23 +24,47 @@ use crate::route::Table;
 const SETTLED: Duration = Duration::from_secs(2);
 
 fn ident(m: &fs::Metadata) -> Ident {
-    Ident { dev: m.dev(), ino: m.ino(), size: m.size(), mtime: m.mtime(), mtime_nsec: m.mtime_nsec(), ctime: m.ctime(), ctime_nsec: m.ctime_nsec() }
+    Ident {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime: m.mtime(),
+        mtime_nsec: m.mtime_nsec(),
+        ctime: m.ctime(),
+        ctime_nsec: m.ctime_nsec(),
+    }
 }
 
 /// Where the plans are.
 fn run_dir() -> PathBuf {
-    std::env::var_os(plan::RUN_DIR_ENV).filter(|v| !v.is_empty()).map_or_else(|| PathBuf::from(plan::DEFAULT_RUN_DIR), PathBuf::from)
+    std::env::var_os(plan::RUN_DIR_ENV)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(plan::DEFAULT_RUN_DIR), PathBuf::from)
 }
 
 /// Records `event`'s jail route in the plan for this invocation (`configs`: the `--config`
 /// values as given). Says why not, at debug level, when it cannot.
-pub fn record(configs: &[PathBuf], sources: &Sources, loaded: &Loaded, table: &Table, event: &Event, worker: Vec<OsString>) {
+pub fn record(
+    configs: &[PathBuf],
+    sources: &Sources,
+    loaded: &Loaded,
+    table: &Table,
+    event: &Event,
+    worker: Vec<OsString>,
+) {
     if let Err(why) = try_record(configs, sources, loaded, table, event, worker) {
         tracing::debug!("no plan for the fast path: {why}");
     }
 }
 
-fn try_record(configs: &[PathBuf], sources: &Sources, loaded: &Loaded, table: &Table, event: &Event, worker: Vec<OsString>) -> Result<(), String> {
+fn try_record(
+    configs: &[PathBuf],
+    sources: &Sources,
+    loaded: &Loaded,
+    table: &Table,
+    event: &Event,
+    worker: Vec<OsString>,
+) -> Result<(), String> {
     if loaded.config.delivery.mode != Mode::Queue {
         return Err("direct mode".into());
     }
@@ -62,7 +86,11 @@ fn try_record(configs: &[PathBuf], sources: &Sources, loaded: &Loaded, table: &T
     for path in sources.watched(&loaded.files) {
         match fs::metadata(&path) {
             Ok(m) => {
-                let changed = m.modified().ok().max(SystemTime::UNIX_EPOCH.checked_add(Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().clamp(0, 999_999_999) as u32)));
+                let changed =
+                    m.modified().ok().max(SystemTime::UNIX_EPOCH.checked_add(Duration::new(
+                        m.ctime().max(0) as u64,
+                        m.ctime_nsec().clamp(0, 999_999_999) as u32,
+                    )));
                 if changed.is_none_or(|t| t > settled) {
                     return Err(format!("{} changed in the last {} s", path.display(), SETTLED.as_secs()));
                 }

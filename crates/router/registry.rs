@@ -13,9 +13,7 @@ pub fn build(name: &str, config: &SinkConfig) -> anyhow::Result<Arc<dyn Sink>> {
         #[cfg(feature = "stdout")]
         SinkConfig::Stdout(c) => f2b_notify_stdout::StdoutSink::new(name, c.clone()).map(|s| Arc::new(s) as _),
         #[cfg(feature = "slack-webhook")]
-        SinkConfig::SlackWebhook(c) => {
-            f2b_notify_slack_webhook::new(name, c.clone()).map(|s| Arc::new(s) as _)
-        }
+        SinkConfig::SlackWebhook(c) => f2b_notify_slack_webhook::new(name, c.clone()).map(|s| Arc::new(s) as _),
         #[cfg(feature = "slack-api")]
         SinkConfig::SlackApi(c) => f2b_notify_slack_api::new(name, c.clone()).map(|s| Arc::new(s) as _),
         #[cfg(feature = "email")]

@@ -99,11 +99,8 @@ mod tests {
         let jails: BTreeMap<String, RouteConfig> = patterns
             .iter()
             .map(|p| {
-                let route = RouteConfig {
-                    sinks: vec![format!("to-{p}")],
-                    events: EventKind::ALL.to_vec(),
-                    restored: false,
-                };
+                let route =
+                    RouteConfig { sinks: vec![format!("to-{p}")], events: EventKind::ALL.to_vec(), restored: false };
                 (p.to_string(), route)
             })
             .collect();
@@ -114,12 +111,12 @@ mod tests {
     fn precedence_table() {
         let t = table(&["*", "nginx-*", "nginx-http-*", "sshd", "ssh?", "nginx-http-auth"]);
         let cases = [
-            ("sshd", Some("sshd")),              // exact beats the glob `ssh?` and `*`
-            ("sshx", Some("ssh?")),              // a glob beats `*`
+            ("sshd", Some("sshd")),                       // exact beats the glob `ssh?` and `*`
+            ("sshx", Some("ssh?")),                       // a glob beats `*`
             ("nginx-http-auth", Some("nginx-http-auth")), // exact beats longer globs
             ("nginx-http-404", Some("nginx-http-*")),     // longer glob beats shorter
             ("nginx-botsearch", Some("nginx-*")),
-            ("postfix", Some("*")),              // `*` is the fallback
+            ("postfix", Some("*")), // `*` is the fallback
             ("", Some("*")),
         ];
         for (jail, want) in cases {

@@ -91,10 +91,9 @@ fn mkdir(path: &Path) -> io::Result<()> {
 /// The `.json` files of a directory, sorted by name (arrival order).
 fn json_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect(),
+        Ok(rd) => {
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect()
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e),
     };
@@ -160,7 +159,12 @@ impl Spool {
     /// rename is journaled in order after the file's data.)
     pub fn enqueue(&self, entry: &Entry) -> io::Result<PathBuf> {
         let name = unique_name();
-        let text = f2b_notify_fastpath::entry::json(&entry.event.to_notify(), &entry.sinks, &entry.event.host, entry.enqueued_at);
+        let text = f2b_notify_fastpath::entry::json(
+            &entry.event.to_notify(),
+            &entry.sinks,
+            &entry.event.host,
+            entry.enqueued_at,
+        );
         let root = self.root.as_os_str().as_bytes();
         // The directories exist after the first event: create them only when missing, so the
         // action path makes no needless system calls.
@@ -261,7 +265,11 @@ impl Spool {
     /// Every sink that has dead letters.
     pub fn dead_sinks(&self) -> io::Result<Vec<String>> {
         let mut names: Vec<String> = match fs::read_dir(self.dir("dead")) {
-            Ok(rd) => rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).filter(|n| valid_sink_name(n)).collect(),
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| valid_sink_name(n))
+                .collect(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
@@ -366,7 +374,15 @@ impl Spool {
     /// Tries to become the spool's one worker: `Some(lock)` if no other worker holds it.
     /// The lock file then holds this process's PID.
     pub fn try_lock(&self) -> io::Result<Option<File>> {
-        let open = || OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(self.dir(layout::WORKER_LOCK));
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(self.dir(layout::WORKER_LOCK))
+        };
         let f = match open() {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.ensure()?;
@@ -401,10 +417,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn entry(ip: &str, sinks: &[&str]) -> Entry {
-        Entry::new(
-            Event::target_event(EventKind::Ban, "sshd", ip, "h"),
-            sinks.iter().map(|s| s.to_string()).collect(),
-        )
+        Entry::new(Event::target_event(EventKind::Ban, "sshd", ip, "h"), sinks.iter().map(|s| s.to_string()).collect())
     }
 
     #[test]

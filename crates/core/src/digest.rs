@@ -33,10 +33,18 @@ impl JailSummary {
     pub fn jail_events(&self) -> String {
         let mut parts = Vec::new();
         if self.started > 0 {
-            parts.push(if self.started == 1 { "started".to_owned() } else { format!("started {} times", self.started) });
+            parts.push(if self.started == 1 {
+                "started".to_owned()
+            } else {
+                format!("started {} times", self.started)
+            });
         }
         if self.stopped > 0 {
-            parts.push(if self.stopped == 1 { "stopped".to_owned() } else { format!("stopped {} times", self.stopped) });
+            parts.push(if self.stopped == 1 {
+                "stopped".to_owned()
+            } else {
+                format!("stopped {} times", self.stopped)
+            });
         }
         parts.join(", ")
     }
@@ -196,7 +204,10 @@ mod tests {
         assert_eq!(jails[1].unbanned, ["192.0.2.0"]);
         assert_eq!(d.dominant_kind(), EventKind::Ban);
         let text = d.plain_text();
-        assert!(text.contains("sshd:\n  banned 3: 192.0.2.0, 192.0.2.1, 192.0.2.2\n  unbanned 1: 192.0.2.0\n"), "{text}");
+        assert!(
+            text.contains("sshd:\n  banned 3: 192.0.2.0, 192.0.2.1, 192.0.2.2\n  unbanned 1: 192.0.2.0\n"),
+            "{text}"
+        );
     }
 
     #[test]

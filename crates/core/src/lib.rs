@@ -15,7 +15,7 @@ mod sink;
 pub use digest::{chunk_list, Digest, JailSummary};
 pub use error::{ConfigError, SinkError};
 pub use event::{Event, EventKind, ParseEventKindError};
-pub use render::{escape_slack, flatten, human_duration, truncate_chars, Renderer, Templates, TemplateError};
+pub use render::{escape_slack, flatten, human_duration, truncate_chars, Renderer, TemplateError, Templates};
 pub use secret::{Secret, SecretSource};
 pub use sink::Sink;
 

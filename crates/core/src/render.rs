@@ -48,9 +48,11 @@ impl Templates {
 
 const DEFAULT_START: &str = "Fail2Ban ({{ jail }}) jail started on {{ host }}";
 const DEFAULT_STOP: &str = "Fail2Ban ({{ jail }}) jail stopped on {{ host }}";
-const DEFAULT_BAN: &str = "Fail2Ban ({{ jail }}) banned {% if is_ip %}IP {{ id }}{% else %}{{ id }} (not an IP address){% endif %}\
+const DEFAULT_BAN: &str =
+    "Fail2Ban ({{ jail }}) banned {% if is_ip %}IP {{ id }}{% else %}{{ id }} (not an IP address){% endif %}\
 {% if failures %} for {{ failures }} failure(s){% endif %}{% if restored %} (restored at restart){% endif %}";
-const DEFAULT_UNBAN: &str = "Fail2Ban ({{ jail }}) unbanned {% if is_ip %}IP {{ id }}{% else %}{{ id }} (not an IP address){% endif %}";
+const DEFAULT_UNBAN: &str =
+    "Fail2Ban ({{ jail }}) unbanned {% if is_ip %}IP {{ id }}{% else %}{{ id }} (not an IP address){% endif %}";
 
 /// A template that does not compile or render. Names the event and the reason.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -131,10 +133,7 @@ fn context(event: &Event, escape: fn(&str) -> Cow<'_, str>) -> BTreeMap<&'static
     ctx.insert("time", event.time.map(Value::from).unwrap_or_else(|| Value::from("")));
     ctx.insert("time_iso", Value::from(event.time.map(time_iso).unwrap_or_default()));
     ctx.insert("bantime", event.bantime.map(Value::from).unwrap_or_else(|| Value::from("")));
-    ctx.insert(
-        "bantime_human",
-        Value::from(event.bantime.map(human_duration).unwrap_or_default()),
-    );
+    ctx.insert("bantime_human", Value::from(event.bantime.map(human_duration).unwrap_or_default()));
     ctx.insert("restored", Value::from(event.restored));
     ctx.insert("user", opt_text(&event.user));
     ctx.insert("matches", opt_text(&event.matches));
@@ -235,10 +234,7 @@ mod tests {
         let mut manual = ban();
         manual.failures = Some(0);
         manual.restored = true;
-        assert_eq!(
-            r.render_plain(&manual).unwrap(),
-            "Fail2Ban (sshd) banned IP 203.0.113.7 (restored at restart)"
-        );
+        assert_eq!(r.render_plain(&manual).unwrap(), "Fail2Ban (sshd) banned IP 203.0.113.7 (restored at restart)");
         let unban = Event::target_event(EventKind::Unban, "sshd", "2001:db8::1", "h");
         assert_eq!(r.render_plain(&unban).unwrap(), "Fail2Ban (sshd) unbanned IP 2001:db8::1");
         let other = Event::target_event(EventKind::Unban, "mail", "bob@example", "h");

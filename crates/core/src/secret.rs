@@ -27,12 +27,10 @@ impl Secret {
     /// Reads a secret from a file: surrounding white space (the usual trailing newline) is
     /// dropped; a file that is empty or not UTF-8 is an error that does not quote the content.
     pub fn from_file(path: &Path, key: &str) -> Result<Self, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            ConfigError::new(format!("cannot read `{key}` file {}: {e}", path.display()))
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            ConfigError::new(format!("`{key}` file {} is not valid UTF-8", path.display()))
-        })?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| ConfigError::new(format!("cannot read `{key}` file {}: {e}", path.display())))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| ConfigError::new(format!("`{key}` file {} is not valid UTF-8", path.display())))?;
         let trimmed = text.trim();
         if trimmed.is_empty() {
             return Err(ConfigError::new(format!("`{key}` file {} is empty", path.display())));
@@ -66,17 +64,11 @@ pub enum SecretSource {
 impl SecretSource {
     /// Picks the one source a sink's config gives for `key` (`url` / `url_file`, …).
     /// Both, or neither, is a config error naming the keys.
-    pub fn from_pair(
-        key: &str,
-        inline: Option<Secret>,
-        file: Option<PathBuf>,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_pair(key: &str, inline: Option<Secret>, file: Option<PathBuf>) -> Result<Self, ConfigError> {
         match (inline, file) {
             (Some(s), None) => Ok(Self::Inline(s)),
             (None, Some(p)) => Ok(Self::File(p)),
-            (Some(_), Some(_)) => Err(ConfigError::new(format!(
-                "give either `{key}` or `{key}_file`, not both"
-            ))),
+            (Some(_), Some(_)) => Err(ConfigError::new(format!("give either `{key}` or `{key}_file`, not both"))),
             (None, None) => Err(ConfigError::new(format!("missing `{key}` (or `{key}_file`)"))),
         }
     }

@@ -137,7 +137,11 @@ pub fn html(event: &Event, lead: &str) -> String {
 /// A token fit for a message id: letters, digits, `.` and `-`; anything else becomes `-`.
 fn token(s: &str) -> String {
     let t: String = s.chars().take(100).map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' }).collect();
-    if t.is_empty() { "none".to_owned() } else { t }
+    if t.is_empty() {
+        "none".to_owned()
+    } else {
+        t
+    }
 }
 
 fn domain(from: &Mailbox) -> String {
@@ -156,7 +160,9 @@ pub fn message_id(what: &str, from: &Mailbox) -> String {
 /// that clients thread a ban with its unban.
 pub fn thread_id(event: &Event, from: &Mailbox) -> String {
     match &event.id {
-        Some(id) => format!("<f2b-notify.{}.{}.{}@{}>", token(&event.host), token(&event.jail), token(id), domain(from)),
+        Some(id) => {
+            format!("<f2b-notify.{}.{}.{}@{}>", token(&event.host), token(&event.jail), token(id), domain(from))
+        }
         None => format!("<f2b-notify.{}.{}@{}>", token(&event.host), token(&event.jail), domain(from)),
     }
 }

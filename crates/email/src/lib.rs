@@ -10,11 +10,13 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use f2b_notify_core::{async_trait, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates};
+use f2b_notify_core::{
+    async_trait, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates,
+};
+use lettre::message::MessageBuilder;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::message::MessageBuilder;
 use lettre::{AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
@@ -114,7 +116,8 @@ pub struct EmailSink {
 }
 
 fn address(key: &str, value: &str) -> Result<Mailbox, ConfigError> {
-    Mailbox::from_str(value.trim()).map_err(|e| ConfigError::new(format!("`{key}` = {value:?} is not a valid address: {e}")))
+    Mailbox::from_str(value.trim())
+        .map_err(|e| ConfigError::new(format!("`{key}` = {value:?} is not a valid address: {e}")))
 }
 
 impl EmailSink {
@@ -162,7 +165,9 @@ impl EmailSink {
                 Transport::Sendmail(AsyncSendmailTransport::<Tokio1Executor>::new_with_command(path))
             }
             (Some(_), Some(_)) => return Err(ConfigError::new("give either `url` (SMTP) or `sendmail`, not both")),
-            (None, None) => return Err(ConfigError::new("missing `url` (an smtp:// or smtps:// URL) or `sendmail` (a path)")),
+            (None, None) => {
+                return Err(ConfigError::new("missing `url` (an smtp:// or smtps:// URL) or `sendmail` (a path)"))
+            }
         };
         Ok(Self {
             name: name.into(),

@@ -153,7 +153,16 @@ async fn plain_smtp_message_parsed_back() {
     assert_eq!(header(&msgs[1], "Subject"), ["[Fail2Ban] sshd: unbanned 203.0.113.7 from host.example"]);
     let text = m["text"].as_str().unwrap();
     assert!(text.starts_with("Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s)\n\n"), "{text}");
-    for want in ["Jail:      sshd", "Address:   203.0.113.7", "Failures:  5", "Ban time:  10 min", "Time:      2023-11-14T22:13:20Z", "Host:      host.example", "User:      root", "Matched log lines:\n  Nov 14 sshd[1]: Failed password"] {
+    for want in [
+        "Jail:      sshd",
+        "Address:   203.0.113.7",
+        "Failures:  5",
+        "Ban time:  10 min",
+        "Time:      2023-11-14T22:13:20Z",
+        "Host:      host.example",
+        "User:      root",
+        "Matched log lines:\n  Nov 14 sshd[1]: Failed password",
+    ] {
         assert!(text.contains(want), "{want:?} not in {text}");
     }
     assert!(m["html"].is_null(), "no HTML part unless asked");
@@ -164,8 +173,9 @@ async fn plain_smtp_message_parsed_back() {
 async fn a_digest_is_one_mail_naming_every_address() {
     let server = Smtp::start(&[]);
     let sink = EmailSink::new("mail", base(format!("smtp://127.0.0.1:{}", server.port))).unwrap();
-    let mut events: Vec<Event> =
-        (0..120).map(|i| Event::target_event(EventKind::Ban, "sshd", format!("198.18.0.{i}"), "host.example")).collect();
+    let mut events: Vec<Event> = (0..120)
+        .map(|i| Event::target_event(EventKind::Ban, "sshd", format!("198.18.0.{i}"), "host.example"))
+        .collect();
     events.push(Event::target_event(EventKind::Unban, "web", "198.18.1.1", "host.example"));
     sink.send_digest(&f2b_notify_core::Digest::new(events)).await.unwrap();
     let msgs = server.messages();
@@ -255,12 +265,20 @@ async fn starttls_and_implicit_tls_with_a_test_ca() {
 #[tokio::test]
 async fn server_refusals_are_classified() {
     let server = Smtp::start(&["--reject-rcpt", "451 4.3.0 Try again later"]);
-    let err = EmailSink::new("mail", base(format!("smtp://127.0.0.1:{}", server.port))).unwrap().send(&ban()).await.unwrap_err();
+    let err = EmailSink::new("mail", base(format!("smtp://127.0.0.1:{}", server.port)))
+        .unwrap()
+        .send(&ban())
+        .await
+        .unwrap_err();
     assert!(err.is_transient(), "{err:?}");
     assert!(err.to_string().contains("Try again later"), "{err}");
 
     let server = Smtp::start(&["--reject-rcpt", "550 5.1.1 No such user"]);
-    let err = EmailSink::new("mail", base(format!("smtp://127.0.0.1:{}", server.port))).unwrap().send(&ban()).await.unwrap_err();
+    let err = EmailSink::new("mail", base(format!("smtp://127.0.0.1:{}", server.port)))
+        .unwrap()
+        .send(&ban())
+        .await
+        .unwrap_err();
     assert!(err.is_permanent(), "{err:?}");
     assert!(err.to_string().contains("No such user"), "{err}");
 }
@@ -326,7 +344,10 @@ fn config_errors_name_the_bad_value() {
     let ok = base("smtp://127.0.0.1:25".into());
     let cases: Vec<(Config, &str)> = vec![
         (Config { from: Some("not an address".into()), ..ok.clone() }, "`from` = \"not an address\""),
-        (Config { to: OneOrMany::Many(vec!["a@example.com".into(), "bad@@x".into()]), ..ok.clone() }, "`to` = \"bad@@x\""),
+        (
+            Config { to: OneOrMany::Many(vec!["a@example.com".into(), "bad@@x".into()]), ..ok.clone() },
+            "`to` = \"bad@@x\"",
+        ),
         (Config { to: OneOrMany::None, ..ok.clone() }, "missing `to`"),
         (Config { cc: OneOrMany::One("a\nb@example.com".into()), ..ok.clone() }, "`cc`"),
         (Config { reply_to: Some("x".into()), ..ok.clone() }, "`reply_to` = \"x\""),
@@ -339,7 +360,10 @@ fn config_errors_name_the_bad_value() {
         (Config { username: Some("u".into()), ..ok.clone() }, "`username` needs `password`"),
         (Config { timeout: Some(120.0), ..ok.clone() }, "`timeout`"),
         (Config { subject: Some("{% if %}".into()), ..ok.clone() }, "`subject`"),
-        (Config { ca_file: Some("/nonexistent/ca.pem".into()), url: Some("smtps://h".into()), ..ok.clone() }, "cannot read `ca_file`"),
+        (
+            Config { ca_file: Some("/nonexistent/ca.pem".into()), url: Some("smtps://h".into()), ..ok.clone() },
+            "cannot read `ca_file`",
+        ),
     ];
     for (cfg, want) in cases {
         let err = EmailSink::new("mail", cfg).unwrap_err().to_string();

@@ -70,7 +70,8 @@ mod fast {
     pub fn main(start: &'static Start) -> ! {
         // SAFETY: one thread; written here once, read by the panic handler.
         unsafe { START = Some(start) };
-        let debug = env(start, f2b_notify_fastpath::layout::LOG_ENV.as_bytes()).is_some_and(|v| v.starts_with(b"debug") || v.starts_with(b"trace"));
+        let debug = env(start, f2b_notify_fastpath::layout::LOG_ENV.as_bytes())
+            .is_some_and(|v| v.starts_with(b"debug") || v.starts_with(b"trace"));
         match run(start, debug) {
             Next::Done => sys::exit(0),
             Next::Full(why) => {
@@ -87,7 +88,8 @@ mod fast {
     pub fn on_panic() -> ! {
         static mut PANICKED: bool = false;
         // SAFETY: one thread.
-        let (spooled, start, again) = unsafe { (SPOOLED, START, core::mem::replace(&mut *core::ptr::addr_of_mut!(PANICKED), true)) };
+        let (spooled, start, again) =
+            unsafe { (SPOOLED, START, core::mem::replace(&mut *core::ptr::addr_of_mut!(PANICKED), true)) };
         if again {
             // Handing over panicked too (out of memory?): give up; Fail2Ban logs the failure.
             sys::exit(70);
@@ -160,7 +162,9 @@ mod fast {
         };
         let mut cwd_buf = [0u8; 4096];
         let Ok(cwd) = sys::getcwd(&mut cwd_buf) else { return Next::Full("no working directory") };
-        let run_dir = env(start, plan::RUN_DIR_ENV.as_bytes()).filter(|v| !v.is_empty()).unwrap_or(plan::DEFAULT_RUN_DIR.as_bytes());
+        let run_dir = env(start, plan::RUN_DIR_ENV.as_bytes())
+            .filter(|v| !v.is_empty())
+            .unwrap_or(plan::DEFAULT_RUN_DIR.as_bytes());
         let name = plan::file_name(cwd, &inv.configs);
         let Some(plan) = c_path(&[run_dir, b"/", name.as_bytes()]).and_then(|p| read_plan(&p)) else {
             return Next::Full("no plan for this config yet");
@@ -203,7 +207,13 @@ mod fast {
         // SAFETY: one thread.
         unsafe { SPOOLED = true };
         if debug {
-            say(&["f2b-notify-enqueue: spooled ", inv.notify.kind.as_str(), " of jail ", &inv.notify.jail, " (fast path)"]);
+            say(&[
+                "f2b-notify-enqueue: spooled ",
+                inv.notify.kind.as_str(),
+                " of jail ",
+                &inv.notify.jail,
+                " (fast path)",
+            ]);
         }
         let exe = full_path(start);
         let worker_args: Vec<&[u8]> = plan.worker.iter().map(Vec::as_slice).collect();

@@ -258,13 +258,31 @@ mod tests {
     use alloc::string::ToString;
 
     fn p(args: &[&str]) -> Option<Invocation<'static>> {
-        let owned: Vec<&'static [u8]> = args.iter().map(|a| -> &'static [u8] { alloc::boxed::Box::leak(alloc::boxed::Box::from(a.as_bytes())) }).collect();
+        let owned: Vec<&'static [u8]> = args
+            .iter()
+            .map(|a| -> &'static [u8] { alloc::boxed::Box::leak(alloc::boxed::Box::from(a.as_bytes())) })
+            .collect();
         parse(&owned)
     }
 
     #[test]
     fn the_action_files_forms() {
-        let inv = p(&["--config", "/a.toml", "--config=/b.toml", "notify", "ban", "--jail=sshd", "--ip= 2001:db8::1 ", "--failures=5", "--time=1700000000.25", "--bantime=-1", "--restored=0", "--user=--help", "--matches="]).unwrap();
+        let inv = p(&[
+            "--config",
+            "/a.toml",
+            "--config=/b.toml",
+            "notify",
+            "ban",
+            "--jail=sshd",
+            "--ip= 2001:db8::1 ",
+            "--failures=5",
+            "--time=1700000000.25",
+            "--bantime=-1",
+            "--restored=0",
+            "--user=--help",
+            "--matches=",
+        ])
+        .unwrap();
         assert_eq!(inv.configs, [&b"/a.toml"[..], b"/b.toml"]);
         let n = inv.notify;
         assert_eq!((n.kind, n.jail.as_str(), n.id.as_deref()), (Kind::Ban, "sshd", Some("2001:db8::1")));
@@ -280,21 +298,21 @@ mod tests {
     #[test]
     fn what_the_full_binary_decides() {
         for bad in [
-            &["notify", "ban", "--jail=sshd"][..],                      // no --ip
-            &["notify", "ban", "--jail=sshd", "--ip=  "],                // empty --ip
-            &["notify", "start", "--jail= "],                            // empty jail
-            &["notify", "start", "--jail=a\nb"],                         // control character
-            &["notify", "start"],                                        // no --jail
-            &["notify", "bann", "--jail=j"],                             // unknown event
-            &["notify", "start", "--jail=j", "--jail=k"],                // twice
-            &["notify", "start", "--jail=j", "--colour=red"],            // unknown option
-            &["notify", "start", "--jail=j", "extra"],                   // stray argument
+            &["notify", "ban", "--jail=sshd"][..],            // no --ip
+            &["notify", "ban", "--jail=sshd", "--ip=  "],     // empty --ip
+            &["notify", "start", "--jail= "],                 // empty jail
+            &["notify", "start", "--jail=a\nb"],              // control character
+            &["notify", "start"],                             // no --jail
+            &["notify", "bann", "--jail=j"],                  // unknown event
+            &["notify", "start", "--jail=j", "--jail=k"],     // twice
+            &["notify", "start", "--jail=j", "--colour=red"], // unknown option
+            &["notify", "start", "--jail=j", "extra"],        // stray argument
             &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--failures=x"],
             &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--time=-1"],
             &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--time=inf"],
             &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--bantime=1.5"],
             &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--restored=maybe"],
-            &["-c", "/a.toml", "notify", "start", "--jail=j"],           // left to clap
+            &["-c", "/a.toml", "notify", "start", "--jail=j"], // left to clap
             &["check"],
             &[],
         ] {
@@ -306,7 +324,10 @@ mod tests {
     #[test]
     fn errors_name_the_argument_and_value() {
         let mut v: [Option<&str>; 8] = [Some("j"), None, None, None, None, None, None, None];
-        assert_eq!(check(Kind::Ban, &v).unwrap_err().to_string(), "`notify ban` needs --ip ADDR (a non-empty address or id)");
+        assert_eq!(
+            check(Kind::Ban, &v).unwrap_err().to_string(),
+            "`notify ban` needs --ip ADDR (a non-empty address or id)"
+        );
         v[1] = Some("192.0.2.1");
         for (slot, value, text) in [
             (2, "-1", "--failures `-1` is not a whole number"),

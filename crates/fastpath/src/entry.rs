@@ -132,8 +132,31 @@ mod tests {
 
     #[test]
     fn numbers_read_back_exactly() {
-        for t in [0.0, 5.0, 1e9, 1_700_000_000.123_456_7, 1e-7, 0.000_012_5, 1e16, 123_456_789_012_345_680.0, f64::MAX, f64::MIN_POSITIVE, 5e-324] {
-            let n = Notify { kind: Kind::Start, jail: String::from("j"), id: None, ip: None, failures: None, time: Some(t), bantime: None, restored: false, user: None, matches: None };
+        for t in [
+            0.0,
+            5.0,
+            1e9,
+            1_700_000_000.123_456_7,
+            1e-7,
+            0.000_012_5,
+            1e16,
+            123_456_789_012_345_680.0,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+        ] {
+            let n = Notify {
+                kind: Kind::Start,
+                jail: String::from("j"),
+                id: None,
+                ip: None,
+                failures: None,
+                time: Some(t),
+                bantime: None,
+                restored: false,
+                user: None,
+                matches: None,
+            };
             let text = json(&n, &[], "h", t);
             let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{t}: {e}: {text}"));
             assert_eq!(v["event"]["time"].as_f64(), Some(t), "{text}");
@@ -143,7 +166,18 @@ mod tests {
 
     #[test]
     fn absent_fields_are_left_out() {
-        let n = Notify { kind: Kind::Start, jail: String::from("j"), id: None, ip: None, failures: None, time: Some(5.0), bantime: None, restored: false, user: None, matches: None };
+        let n = Notify {
+            kind: Kind::Start,
+            jail: String::from("j"),
+            id: None,
+            ip: None,
+            failures: None,
+            time: Some(5.0),
+            bantime: None,
+            restored: false,
+            user: None,
+            matches: None,
+        };
         let v: serde_json::Value = serde_json::from_str(&json(&n, &[], "h", 1.0)).unwrap();
         let event = v["event"].as_object().unwrap();
         let mut keys: std::vec::Vec<&str> = event.keys().map(|k| k.as_str()).collect();

@@ -50,7 +50,8 @@ pub const RUN_DIR_ENV: &str = "F2B_NOTIFY_RUN_DIR";
 
 /// The `F2B_NOTIFY_…` variables that are settings of the program, not config keys, and
 /// whether each one selects which config files are read.
-pub const SETTINGS: [(&str, bool); 4] = [(CONFIG_ENV, true), (CONFIG_DIR_ENV, true), (LOG_ENV, false), (RUN_DIR_ENV, false)];
+pub const SETTINGS: [(&str, bool); 4] =
+    [(CONFIG_ENV, true), (CONFIG_DIR_ENV, true), (LOG_ENV, false), (RUN_DIR_ENV, false)];
 
 /// The prefix of every variable f2b-notify reads.
 pub const ENV_PREFIX: &str = "F2B_NOTIFY_";
@@ -64,7 +65,9 @@ pub fn is_setting(name: &str) -> bool {
 /// `F2B_NOTIFY_…` variable except the settings that do not select files.
 pub fn env_changes_config(entry: &[u8]) -> bool {
     entry.starts_with(ENV_PREFIX.as_bytes())
-        && !SETTINGS.iter().any(|(name, selects)| !selects && entry.starts_with(name.as_bytes()) && entry.get(name.len()) == Some(&b'='))
+        && !SETTINGS.iter().any(|(name, selects)| {
+            !selects && entry.starts_with(name.as_bytes()) && entry.get(name.len()) == Some(&b'=')
+        })
 }
 
 /// `parts` joined into one C string; `None` when a part holds a NUL byte (which no path

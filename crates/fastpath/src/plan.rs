@@ -144,7 +144,11 @@ pub fn inputs_hash<'a>(cwd: &[u8], configs: &[&[u8]], env: impl IntoIterator<Ite
 
 impl Ident {
     fn write(&self, s: &mut String) {
-        let _ = write!(s, "{} {} {} {} {} {} {}", self.dev, self.ino, self.size, self.mtime, self.mtime_nsec, self.ctime, self.ctime_nsec);
+        let _ = write!(
+            s,
+            "{} {} {} {} {} {} {}",
+            self.dev, self.ino, self.size, self.mtime, self.mtime_nsec, self.ctime, self.ctime_nsec
+        );
     }
 
     fn read<'a>(f: &mut impl Iterator<Item = &'a [u8]>) -> Option<Ident> {
@@ -200,7 +204,14 @@ impl Plan {
         for j in &self.jails {
             let sinks: Vec<String> = j.sinks.iter().map(|n| hex::encode(n.as_bytes())).collect();
             let sinks = if sinks.is_empty() { String::from("-") } else { sinks.join(",") };
-            let _ = writeln!(s, "jail {} {} {} {} {sinks}", hex::encode(j.name.as_bytes()), j.events, u8::from(j.restored), u8::from(j.inline));
+            let _ = writeln!(
+                s,
+                "jail {} {} {} {} {sinks}",
+                hex::encode(j.name.as_bytes()),
+                j.events,
+                u8::from(j.restored),
+                u8::from(j.inline)
+            );
         }
         s
     }
@@ -212,7 +223,15 @@ impl Plan {
             return None;
         }
         let (mut inputs, mut exe, mut spool, mut worker) = (None, None, None, None);
-        let mut plan = Plan { inputs: 0, exe: Ident { dev: 0, ino: 0, size: 0, mtime: 0, mtime_nsec: 0, ctime: 0, ctime_nsec: 0 }, paths: Vec::new(), spool: Vec::new(), host: None, worker: Vec::new(), jails: Vec::new() };
+        let mut plan = Plan {
+            inputs: 0,
+            exe: Ident { dev: 0, ino: 0, size: 0, mtime: 0, mtime_nsec: 0, ctime: 0, ctime_nsec: 0 },
+            paths: Vec::new(),
+            spool: Vec::new(),
+            host: None,
+            worker: Vec::new(),
+            jails: Vec::new(),
+        };
         let mut ended = false;
         for line in lines {
             if line.is_empty() {
@@ -240,7 +259,11 @@ impl Plan {
                     let restored = f.next()? == b"1";
                     let inline = f.next()? == b"1";
                     let sinks = f.next()?;
-                    let sinks = if sinks == b"-" { Vec::new() } else { sinks.split(|&b| b == b',').map(text).collect::<Option<Vec<_>>>()? };
+                    let sinks = if sinks == b"-" {
+                        Vec::new()
+                    } else {
+                        sinks.split(|&b| b == b',').map(text).collect::<Option<Vec<_>>>()?
+                    };
                     plan.jails.push(JailRoute { name, events, restored, inline, sinks });
                 }
                 _ => return None,
@@ -264,7 +287,8 @@ impl Plan {
 
     /// Whether `other` was made from the same config, binary and inputs (its jails aside).
     pub fn same_source(&self, other: &Plan) -> bool {
-        (self.inputs, &self.exe, &self.paths, &self.spool, &self.host, &self.worker) == (other.inputs, &other.exe, &other.paths, &other.spool, &other.host, &other.worker)
+        (self.inputs, &self.exe, &self.paths, &self.spool, &self.host, &self.worker)
+            == (other.inputs, &other.exe, &other.paths, &other.spool, &other.host, &other.worker)
     }
 
     /// Adds or replaces a jail's route; `false` when the plan already said the same.
@@ -304,17 +328,40 @@ mod tests {
     use alloc::vec;
 
     fn sample() -> Plan {
-        let id = |n| Ident { dev: 2049, ino: n, size: 300, mtime: 1_764_000_000, mtime_nsec: 123, ctime: 1_764_000_001, ctime_nsec: 456 };
+        let id = |n| Ident {
+            dev: 2049,
+            ino: n,
+            size: 300,
+            mtime: 1_764_000_000,
+            mtime_nsec: 123,
+            ctime: 1_764_000_001,
+            ctime_nsec: 456,
+        };
         Plan {
             inputs: 0xdead_beef,
             exe: id(7),
-            paths: vec![(b"/etc/f2b-notify/config.toml".to_vec(), Some(id(8))), (b"/etc/f2b-notify/conf.d".to_vec(), None)],
+            paths: vec![
+                (b"/etc/f2b-notify/config.toml".to_vec(), Some(id(8))),
+                (b"/etc/f2b-notify/conf.d".to_vec(), None),
+            ],
             spool: b"/var/spool/f2b notify".to_vec(),
             host: Some(String::from("web 1")),
             worker: vec![b"--config".to_vec(), b"/x.toml".to_vec(), b"deliver".to_vec()],
             jails: vec![
-                JailRoute { name: String::from("sshd"), events: 4 | 8, restored: false, inline: false, sinks: vec![String::from("ops"), String::from("mail")] },
-                JailRoute { name: String::from("web"), events: 15, restored: true, inline: true, sinks: vec![String::from("console")] },
+                JailRoute {
+                    name: String::from("sshd"),
+                    events: 4 | 8,
+                    restored: false,
+                    inline: false,
+                    sinks: vec![String::from("ops"), String::from("mail")],
+                },
+                JailRoute {
+                    name: String::from("web"),
+                    events: 15,
+                    restored: true,
+                    inline: true,
+                    sinks: vec![String::from("console")],
+                },
                 JailRoute { name: String::from("quiet"), events: 15, restored: true, inline: false, sinks: vec![] },
             ],
         }
@@ -336,7 +383,18 @@ mod tests {
     #[test]
     fn decisions() {
         let plan = sample();
-        let n = |kind, jail: &str, restored| Notify { kind, jail: String::from(jail), id: None, ip: None, failures: None, time: None, bantime: None, restored, user: None, matches: None };
+        let n = |kind, jail: &str, restored| Notify {
+            kind,
+            jail: String::from(jail),
+            id: None,
+            ip: None,
+            failures: None,
+            time: None,
+            bantime: None,
+            restored,
+            user: None,
+            matches: None,
+        };
         assert_eq!(plan.decide(&n(Kind::Ban, "sshd", false)), Decision::Spool(&plan.jails[0].sinks));
         assert_eq!(plan.decide(&n(Kind::Start, "sshd", false)), Decision::Quiet);
         assert_eq!(plan.decide(&n(Kind::Ban, "sshd", true)), Decision::Quiet);

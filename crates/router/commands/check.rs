@@ -70,4 +70,3 @@ pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
     print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
-

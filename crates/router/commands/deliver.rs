@@ -20,4 +20,3 @@ pub fn run(sources: &Sources, args: DeliverArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-

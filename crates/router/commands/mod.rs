@@ -109,7 +109,8 @@ fn ensure_worker(spool: &Spool, sources: &Sources) -> anyhow::Result<()> {
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
     match fastpath_worker::ensure(&StdOs, spool.root().as_os_str().as_bytes(), &exe, &args) {
         Ok(Started::Started | Started::AlreadyRunning) => Ok(()),
-        Err(e) => Err(io_error(e)).with_context(|| format!("cannot start `f2b-notify deliver` for {}", spool.root().display())),
+        Err(e) => Err(io_error(e))
+            .with_context(|| format!("cannot start `f2b-notify deliver` for {}", spool.root().display())),
     }
 }
 

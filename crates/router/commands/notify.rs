@@ -78,7 +78,10 @@ pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::
             }
         }
         Err(e) => {
-            eprintln!("f2b-notify: cannot write to the spool {}: {e}; delivering directly instead", spool.root().display());
+            eprintln!(
+                "f2b-notify: cannot write to the spool {}: {e}; delivering directly instead",
+                spool.root().display()
+            );
             deliver_and_report(&loaded, &queued, &event, FALLBACK_DEADLINE)?;
         }
     }
@@ -115,7 +118,9 @@ mod tests {
 
     #[test]
     fn hyphen_values_are_data() {
-        let e = parse(&["notify", "ban", "--jail", "sshd", "--ip", "192.0.2.1", "--user", "--help", "--matches", "-x --y"]).unwrap();
+        let e =
+            parse(&["notify", "ban", "--jail", "sshd", "--ip", "192.0.2.1", "--user", "--help", "--matches", "-x --y"])
+                .unwrap();
         assert_eq!(e.user.as_deref(), Some("--help"));
         assert_eq!(e.matches.as_deref(), Some("-x --y"));
         let e = parse(&["notify", "ban", "--jail=sshd", "--ip=192.0.2.1", "--bantime", "-1", "--user=-v"]).unwrap();
@@ -125,14 +130,26 @@ mod tests {
 
     #[test]
     fn numbers_and_flags() {
-        let e = parse(&["notify", "ban", "--jail=j", "--ip= 192.0.2.1 ", "--time=1700000000.75", "--restored=1", "--failures=7"]).unwrap();
+        let e = parse(&[
+            "notify",
+            "ban",
+            "--jail=j",
+            "--ip= 192.0.2.1 ",
+            "--time=1700000000.75",
+            "--restored=1",
+            "--failures=7",
+        ])
+        .unwrap();
         assert_eq!(e.id.as_deref(), Some("192.0.2.1"));
         assert!(e.ip.is_some());
         assert_eq!(e.time, Some(1_700_000_000.75));
         assert!(e.restored);
         assert_eq!(e.failures, Some(7));
         // Restored bans come with an integer time string.
-        assert_eq!(parse(&["notify", "ban", "--jail=j", "--ip=x", "--time=1700000000"]).unwrap().time, Some(1_700_000_000.0));
+        assert_eq!(
+            parse(&["notify", "ban", "--jail=j", "--ip=x", "--time=1700000000"]).unwrap().time,
+            Some(1_700_000_000.0)
+        );
         for bad in ["--time=nan", "--time=-5", "--time=inf", "--failures=-1", "--restored=maybe"] {
             assert!(parse(&["notify", "ban", "--jail=j", "--ip=x", bad]).is_err(), "{bad}");
         }

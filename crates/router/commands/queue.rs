@@ -76,4 +76,3 @@ pub fn run(sources: &Sources, args: QueueArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-

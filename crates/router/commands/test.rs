@@ -15,9 +15,7 @@ use crate::route::Table;
 pub fn run(sources: &Sources, args: TestArgs) -> anyhow::Result<ExitCode> {
     let loaded = load(sources)?;
     let table = Table::new(&loaded.config.jails);
-    let route = table
-        .find(&args.jail)
-        .ok_or_else(|| anyhow!("jail `{}` matches no route in the config", args.jail))?;
+    let route = table.find(&args.jail).ok_or_else(|| anyhow!("jail `{}` matches no route in the config", args.jail))?;
     let kind: EventKind = args.event.into();
     let host = host_name(&loaded);
     let mut event = if kind.has_target() {
@@ -29,10 +27,7 @@ pub fn run(sources: &Sources, args: TestArgs) -> anyhow::Result<ExitCode> {
         event.failures = Some(3);
         event.bantime = Some(600);
     }
-    event.time = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs_f64());
+    event.time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs_f64());
     event.matches = Some("f2b-notify test: sample event, not a real attack".to_owned());
     println!("jail `{}` takes route `{}`; sending a sample {kind} event", args.jail, route.pattern);
     if !route.config.events.contains(&kind) {
@@ -65,4 +60,3 @@ fn explain(e: &SinkError) -> String {
         SinkError::Permanent { message } => format!("{message} (permanent: fix the config or the remote side)"),
     }
 }
-

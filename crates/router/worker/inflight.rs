@@ -46,12 +46,7 @@ impl Mark {
         let dir = spool.sink_dir(sink);
         self.files
             .iter()
-            .filter(|name| {
-                Path::new(name)
-                    .file_name()
-                    .is_some_and(|f| f == name.as_str())
-                    && name.ends_with(".json")
-            })
+            .filter(|name| Path::new(name).file_name().is_some_and(|f| f == name.as_str()) && name.ends_with(".json"))
             .map(|name| dir.join(name))
             .filter(|p| p.exists())
             .collect()
@@ -71,26 +66,15 @@ fn path(spool: &Spool, sink: &str) -> PathBuf {
 pub fn write(spool: &Spool, sink: &str, files: &[PathBuf], crashes: u32) -> io::Result<()> {
     let mark = Mark {
         version: 1,
-        files: files
-            .iter()
-            .filter_map(|f| f.file_name()?.to_str().map(str::to_owned))
-            .collect(),
+        files: files.iter().filter_map(|f| f.file_name()?.to_str().map(str::to_owned)).collect(),
         crashes,
         pid: std::process::id(),
         since: now_epoch(),
     };
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir(spool))?;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir(spool))?;
     let dest = path(spool, sink);
     let tmp = dest.with_extension("tmp");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     f.write_all(&serde_json::to_vec(&mark).map_err(io::Error::other)?)?;
     f.sync_data()?;
     drop(f);
@@ -104,8 +88,7 @@ pub fn read(spool: &Spool, sink: &str) -> Result<Option<Mark>, String> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read: {e}")),
     };
-    let mark: Mark =
-        serde_json::from_slice(&bytes).map_err(|e| format!("not an in-flight mark: {e}"))?;
+    let mark: Mark = serde_json::from_slice(&bytes).map_err(|e| format!("not an in-flight mark: {e}"))?;
     if mark.version != 1 {
         return Err(format!("unknown in-flight mark version {}", mark.version));
     }
@@ -137,22 +120,13 @@ mod tests {
         let mut mark = read(&spool, "hook").unwrap().expect("a mark");
         assert_eq!(mark.files, ["1-1-0.json", "2-1-0.json"]);
         assert_eq!(mark.crashes, 1);
-        assert_eq!(
-            mark.present_files(&spool, "hook"),
-            std::slice::from_ref(&here)
-        );
-        mark.files = vec![
-            "../../etc/passwd".into(),
-            "/etc/passwd".into(),
-            "1-1-0.json".into(),
-        ];
+        assert_eq!(mark.present_files(&spool, "hook"), std::slice::from_ref(&here));
+        mark.files = vec!["../../etc/passwd".into(), "/etc/passwd".into(), "1-1-0.json".into()];
         assert_eq!(mark.present_files(&spool, "hook"), [here]);
         clear(&spool, "hook").unwrap();
         assert_eq!(read(&spool, "hook"), Ok(None));
         clear(&spool, "hook").unwrap();
         fs::write(path(&spool, "hook"), "torn").unwrap();
-        assert!(read(&spool, "hook")
-            .unwrap_err()
-            .contains("not an in-flight mark"));
+        assert!(read(&spool, "hook").unwrap_err().contains("not an in-flight mark"));
     }
 }

@@ -81,10 +81,7 @@ fn backoff(attempts: u32, cap: Duration) -> Duration {
     let base = exp.min(cap);
     // Jitter from the wall clock's nanoseconds (real even when tokio's clock is paused):
     // enough to keep several workers apart.
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let factor = 0.8 + 0.4 * (f64::from(nanos % 1000) / 1000.0);
     base.mul_f64(factor).min(cap)
 }
@@ -178,7 +175,10 @@ impl<'a> Worker<'a> {
             }
         }
         if let Ok(Stop::Signal(name)) = &result {
-            tracing::info!("stopped by {name}; {} send(s) in flight will be made again by the next worker", self.running.len());
+            tracing::info!(
+                "stopped by {name}; {} send(s) in flight will be made again by the next worker",
+                self.running.len()
+            );
         }
         result.map(|_| true)
     }
@@ -226,12 +226,7 @@ impl<'a> Worker<'a> {
             return Ok(false);
         }
         for name in self.spool.sink_names()? {
-            if !self
-                .spool
-                .pending(&name)
-                .map(|p| p.is_empty())
-                .unwrap_or(true)
-            {
+            if !self.spool.pending(&name).map(|p| p.is_empty()).unwrap_or(true) {
                 return Ok(false);
             }
         }
@@ -241,15 +236,9 @@ impl<'a> Worker<'a> {
     /// One look at the spool: hands out new events and starts every lane that is ready.
     fn scan(&mut self) -> anyhow::Result<Scan> {
         if let Err(e) = self.spool.fan_out() {
-            tracing::error!(
-                "cannot hand out new events in {}: {e}",
-                self.spool.root().display()
-            );
+            tracing::error!("cannot hand out new events in {}: {e}", self.spool.root().display());
         }
-        let mut scan = Scan {
-            busy: !self.tasks.is_empty(),
-            next_ready: None,
-        };
+        let mut scan = Scan { busy: !self.tasks.is_empty(), next_ready: None };
         for name in self.spool.sink_names()? {
             let pending = self.spool.pending(&name)?;
             if pending.is_empty() {
@@ -265,10 +254,7 @@ impl<'a> Worker<'a> {
                 continue;
             }
             if Instant::now() < lane.ready_at {
-                scan.next_ready = Some(
-                    scan.next_ready
-                        .map_or(lane.ready_at, |t: Instant| t.min(lane.ready_at)),
-                );
+                scan.next_ready = Some(scan.next_ready.map_or(lane.ready_at, |t: Instant| t.min(lane.ready_at)));
                 continue;
             }
             self.start(&name)?;
@@ -313,13 +299,7 @@ impl<'a> Worker<'a> {
                         mark.pid,
                         times(crashes)
                     );
-                    self.crashed(
-                        name,
-                        &mut lane,
-                        files,
-                        crashes,
-                        "a worker died with it in flight",
-                    )?;
+                    self.crashed(name, &mut lane, files, crashes, "a worker died with it in flight")?;
                 }
             }
         }
@@ -337,12 +317,7 @@ impl<'a> Worker<'a> {
             None => {}
             Some(Ok(sink)) => {
                 lane.sink = Some(sink);
-                if lane
-                    .state
-                    .last_error
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with("cannot build the sink"))
-                {
+                if lane.state.last_error.as_deref().is_some_and(|e| e.starts_with("cannot build the sink")) {
                     lane.state.last_error = None;
                 }
             }
@@ -362,14 +337,7 @@ impl<'a> Worker<'a> {
 
     /// A batch crashed a worker (or its send panicked) `crashes` times: the second time it
     /// goes to the dead letters, before that it is sent again alone.
-    fn crashed(
-        &self,
-        name: &str,
-        lane: &mut Lane,
-        files: Vec<PathBuf>,
-        crashes: u32,
-        how: &str,
-    ) -> anyhow::Result<()> {
+    fn crashed(&self, name: &str, lane: &mut Lane, files: Vec<PathBuf>, crashes: u32, how: &str) -> anyhow::Result<()> {
         if crashes < CRASHES_TO_BURY {
             tracing::warn!(
                 "sink `{name}`: {how}; its {} event(s) will be sent again alone (moved to the dead letters if that crashes it {} more)",
@@ -384,10 +352,7 @@ impl<'a> Worker<'a> {
             times(crashes),
             files.len()
         );
-        tracing::error!(
-            "sink `{name}`: {} event(s) moved to the dead letters: {reason}",
-            files.len()
-        );
+        tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", files.len());
         self.spool.bury(name, &files, &reason)?;
         inflight::clear(&self.spool, name)?;
         lane.suspect = None;
@@ -407,10 +372,7 @@ impl<'a> Worker<'a> {
         let Some(sink) = lane.sink.clone() else {
             if !lane.configured {
                 let reason = format!("sink `{name}` is not in the config any more");
-                tracing::error!(
-                    "{} event(s) moved to the dead letters: {reason}",
-                    pending.len()
-                );
+                tracing::error!("{} event(s) moved to the dead letters: {reason}", pending.len());
                 self.spool.bury(name, &pending, &reason)?;
                 inflight::clear(&self.spool, name)?;
                 lane.suspect = None;
@@ -426,12 +388,7 @@ impl<'a> Worker<'a> {
         };
         let mut crashes = 0;
         if let Some(suspect) = &lane.suspect {
-            let alone: Vec<PathBuf> = suspect
-                .files
-                .iter()
-                .filter(|f| pending.contains(f))
-                .cloned()
-                .collect();
+            let alone: Vec<PathBuf> = suspect.files.iter().filter(|f| pending.contains(f)).cloned().collect();
             if alone.is_empty() {
                 lane.suspect = None;
             } else {
@@ -454,26 +411,18 @@ impl<'a> Worker<'a> {
                     files.push(file);
                 }
                 Err(reason) => {
-                    tracing::error!(
-                        "{}: moved to {}/corrupt: {reason}",
-                        file.display(),
-                        self.spool.root().display()
-                    );
+                    tracing::error!("{}: moved to {}/corrupt: {reason}", file.display(), self.spool.root().display());
                     self.spool.quarantine(&file, &reason)?;
                 }
             }
         }
         if !expired.is_empty() {
-            let age =
-                humantime::format_duration(Duration::from_secs(self.delivery.max_age.0.as_secs()));
+            let age = humantime::format_duration(Duration::from_secs(self.delivery.max_age.0.as_secs()));
             let reason = format!(
                 "not delivered within max_age ({age}); last error: {}",
                 lane.state.last_error.as_deref().unwrap_or("none")
             );
-            tracing::error!(
-                "sink `{name}`: {} event(s) moved to the dead letters: {reason}",
-                expired.len()
-            );
+            tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", expired.len());
             self.spool.bury(name, &expired, &reason)?;
         }
         if events.is_empty() {
@@ -508,10 +457,7 @@ impl<'a> Worker<'a> {
     }
 
     /// A send ended: records its outcome, or, when its task panicked, counts the crash.
-    fn finish(
-        &mut self,
-        joined: Result<(tokio::task::Id, Result<(), SinkError>), JoinError>,
-    ) -> anyhow::Result<()> {
+    fn finish(&mut self, joined: Result<(tokio::task::Id, Result<(), SinkError>), JoinError>) -> anyhow::Result<()> {
         let (id, result) = match joined {
             Ok((id, result)) => (id, Ok(result)),
             Err(e) => (e.id(), Err(e)),
@@ -526,11 +472,7 @@ impl<'a> Worker<'a> {
             Ok(result) => self.record(&name, &mut lane, result),
             Err(e) => {
                 let (files, crashes) = lane.in_flight.take().unwrap_or_default();
-                let how = if e.is_panic() {
-                    "its send panicked"
-                } else {
-                    "its send was cancelled"
-                };
+                let how = if e.is_panic() { "its send panicked" } else { "its send was cancelled" };
                 tracing::error!("sink `{name}`: {how} with {} event(s)", files.len());
                 lane.ready_at = Instant::now() + lane.min_interval;
                 // The crash is counted in memory; the mark goes, as for any recorded outcome,
@@ -545,12 +487,7 @@ impl<'a> Worker<'a> {
 
     /// Records how a delivery went: delivered files leave the queue; a transient failure waits
     /// (Retry-After exactly, else backoff); a permanent one goes to the dead letters.
-    fn record(
-        &self,
-        name: &str,
-        lane: &mut Lane,
-        result: Result<(), SinkError>,
-    ) -> anyhow::Result<()> {
+    fn record(&self, name: &str, lane: &mut Lane, result: Result<(), SinkError>) -> anyhow::Result<()> {
         let (files, _) = lane.in_flight.take().unwrap_or_default();
         let now = Instant::now();
         match result {
@@ -577,22 +514,14 @@ impl<'a> Worker<'a> {
                     None => backoff(lane.state.attempts, self.delivery.retry_max.0),
                 }
                 .max(lane.min_interval);
-                tracing::warn!(
-                    "sink `{name}`: {e} (try {}; next in {:.1} s)",
-                    lane.state.attempts,
-                    wait.as_secs_f64()
-                );
+                tracing::warn!("sink `{name}`: {e} (try {}; next in {:.1} s)", lane.state.attempts, wait.as_secs_f64());
                 lane.state.last_error = Some(e.to_string());
                 lane.state.next_try_at = Some(now_epoch() + wait.as_secs_f64());
                 lane.ready_at = now + wait;
             }
             Err(e) => {
-                tracing::error!(
-                    "sink `{name}`: {e}: {} event(s) moved to the dead letters",
-                    files.len()
-                );
-                self.spool
-                    .bury(name, &files, &format!("permanent failure: {e}"))?;
+                tracing::error!("sink `{name}`: {e}: {} event(s) moved to the dead letters", files.len());
+                self.spool.bury(name, &files, &format!("permanent failure: {e}"))?;
                 lane.suspect = None;
                 lane.state.attempts = 0;
                 lane.state.last_error = Some(e.to_string());

@@ -78,11 +78,7 @@ impl Mem {
     async fn act(&self, ids: Vec<String>, digest: bool) -> Result<(), SinkError> {
         let n = {
             let mut calls = self.calls.lock().unwrap();
-            calls.push(Call {
-                at: ms(self.t0),
-                ids,
-                digest,
-            });
+            calls.push(Call { at: ms(self.t0), ids, digest });
             calls.len() - 1
         };
         match (self.script)(n) {
@@ -107,19 +103,10 @@ impl Sink for Mem {
         "memory"
     }
     async fn send(&self, event: &Event) -> Result<(), SinkError> {
-        self.act(vec![event.id.clone().unwrap_or_default()], false)
-            .await
+        self.act(vec![event.id.clone().unwrap_or_default()], false).await
     }
     async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
-        self.act(
-            digest
-                .events
-                .iter()
-                .map(|e| e.id.clone().unwrap_or_default())
-                .collect(),
-            true,
-        )
-        .await
+        self.act(digest.events.iter().map(|e| e.id.clone().unwrap_or_default()).collect(), true).await
     }
     fn min_interval(&self) -> Duration {
         self.min_interval
@@ -142,17 +129,8 @@ struct Bench {
 impl Bench {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let delivery = DeliveryConfig {
-            spool: dir.path().join("spool"),
-            ..DeliveryConfig::default()
-        };
-        Self {
-            spool: Spool::new(&delivery.spool),
-            _dir: dir,
-            delivery,
-            sinks: BTreeMap::new(),
-            t0: Instant::now(),
-        }
+        let delivery = DeliveryConfig { spool: dir.path().join("spool"), ..DeliveryConfig::default() };
+        Self { spool: Spool::new(&delivery.spool), _dir: dir, delivery, sinks: BTreeMap::new(), t0: Instant::now() }
     }
 
     /// Adds a sink scripted by `script`; returns a handle on its record.
@@ -169,11 +147,7 @@ impl Bench {
         let sinks = self.sinks.clone();
         Worker::new(
             self.delivery.clone(),
-            Box::new(move |name| {
-                sinks
-                    .get(name)
-                    .map(|m| Ok(Arc::new(m.clone()) as Arc<dyn Sink>))
-            }),
+            Box::new(move |name| sinks.get(name).map(|m| Ok(Arc::new(m.clone()) as Arc<dyn Sink>))),
         )
     }
 
@@ -207,22 +181,14 @@ impl Bench {
             .dead(sink)
             .unwrap()
             .iter()
-            .map(|f| {
-                (
-                    Spool::load(f).unwrap().event.id.unwrap(),
-                    Spool::reason_of(f),
-                )
-            })
+            .map(|f| (Spool::load(f).unwrap().event.id.unwrap(), Spool::reason_of(f)))
             .collect()
     }
 
     /// How many events `sink` has not had yet: in its queue, or spooled and not handed out.
     fn pending(&self, sink: &str) -> usize {
         let unrouted = self.spool.unrouted().unwrap();
-        let waiting = unrouted
-            .iter()
-            .filter(|f| Spool::load(f).unwrap().sinks.iter().any(|s| s == sink))
-            .count();
+        let waiting = unrouted.iter().filter(|f| Spool::load(f).unwrap().sinks.iter().any(|s| s == sink)).count();
         self.spool.pending(sink).unwrap().len() + waiting
     }
 }
@@ -257,14 +223,9 @@ fn backoff_grows_with_jitter_and_stays_capped() {
     let cap = Duration::from_secs(300);
     for attempts in 1..=20 {
         let b = backoff(attempts, cap);
-        let expected = BACKOFF_BASE
-            .saturating_mul(1 << (attempts - 1).min(16))
-            .min(cap);
+        let expected = BACKOFF_BASE.saturating_mul(1 << (attempts - 1).min(16)).min(cap);
         assert!(b <= cap, "{attempts}: {b:?}");
-        assert!(
-            b >= expected.mul_f64(0.8) && b <= expected.mul_f64(1.2),
-            "{attempts}: {b:?} vs {expected:?}"
-        );
+        assert!(b >= expected.mul_f64(0.8) && b <= expected.mul_f64(1.2), "{attempts}: {b:?} vs {expected:?}");
     }
     assert!(backoff(30, Duration::from_secs(5)) <= Duration::from_secs(5));
 }
@@ -282,20 +243,10 @@ async fn first_event_after_a_quiet_period_goes_out_alone_and_at_once() {
     })
     .await;
     let calls = hook.calls();
-    assert_eq!(
-        calls[0],
-        Call {
-            at: 0,
-            ids: ids(&["192.0.2.1"]),
-            digest: false
-        }
-    );
+    assert_eq!(calls[0], Call { at: 0, ids: ids(&["192.0.2.1"]), digest: false });
     // Picked up at the next look at the spool, within one poll.
     assert!((10_000..=10_050).contains(&calls[1].at), "{calls:?}");
-    assert_eq!(
-        (calls[1].ids.clone(), calls[1].digest),
-        (ids(&["192.0.2.2"]), false)
-    );
+    assert_eq!((calls[1].ids.clone(), calls[1].digest), (ids(&["192.0.2.2"]), false));
     assert_eq!(b.pending("hook"), 0);
 }
 
@@ -315,17 +266,9 @@ async fn what_arrives_while_the_sink_is_busy_is_folded_into_one_digest() {
     assert_eq!(
         hook.calls(),
         [
-            Call {
-                at: 0,
-                ids: ids(&["192.0.2.1"]),
-                digest: false
-            },
+            Call { at: 0, ids: ids(&["192.0.2.1"]), digest: false },
             // The moment the first message is done, everything that came meanwhile, as one.
-            Call {
-                at: 300,
-                ids: ids(&["192.0.2.2", "192.0.2.3", "192.0.2.4"]),
-                digest: true
-            },
+            Call { at: 300, ids: ids(&["192.0.2.2", "192.0.2.3", "192.0.2.4"]), digest: true },
         ]
     );
 }
@@ -335,9 +278,7 @@ async fn min_interval_is_kept_between_messages() {
     let mut b = Bench::new();
     let slack = b.add(Mem::new("slack", b.t0, |_| Act::Ok).paced(Duration::from_secs(1)));
     // The config's min_interval wins over the sink's own.
-    b.delivery
-        .min_interval
-        .insert("mail".into(), Seconds(Duration::from_millis(2500)));
+    b.delivery.min_interval.insert("mail".into(), Seconds(Duration::from_millis(2500)));
     let mail = b.add(Mem::new("mail", b.t0, |_| Act::Ok).paced(Duration::from_secs(1)));
     b.ban("192.0.2.1", &["slack", "mail"]);
     with_worker(b.worker(), async {
@@ -345,17 +286,11 @@ async fn min_interval_is_kept_between_messages() {
         b.ban("192.0.2.2", &["slack", "mail"]);
         b.until(200).await;
         b.ban("192.0.2.3", &["slack", "mail"]);
-        wait("both sinks to catch up", || {
-            b.pending("slack") + b.pending("mail") == 0
-        })
-        .await;
+        wait("both sinks to catch up", || b.pending("slack") + b.pending("mail") == 0).await;
     })
     .await;
     let both = ids(&["192.0.2.2", "192.0.2.3"]);
-    assert_eq!(
-        slack.sent(),
-        [(0, ids(&["192.0.2.1"])), (1000, both.clone())]
-    );
+    assert_eq!(slack.sent(), [(0, ids(&["192.0.2.1"])), (1000, both.clone())]);
     assert_eq!(mail.sent(), [(0, ids(&["192.0.2.1"])), (2500, both)]);
 }
 
@@ -363,13 +298,7 @@ async fn min_interval_is_kept_between_messages() {
 async fn transient_failures_back_off_from_1_s_doubling_with_jitter_up_to_retry_max() {
     let mut b = Bench::new();
     b.delivery.retry_max = Seconds(Duration::from_secs(5));
-    let hook = b.sink("hook", |n| {
-        if n < 6 {
-            Act::Fail(SinkError::transient("503"))
-        } else {
-            Act::Ok
-        }
-    });
+    let hook = b.sink("hook", |n| if n < 6 { Act::Fail(SinkError::transient("503")) } else { Act::Ok });
     b.ban("192.0.2.1", &["hook"]);
     with_worker(b.worker(), async {
         wait("delivery after six failures", || b.pending("hook") == 0).await;
@@ -381,16 +310,10 @@ async fn transient_failures_back_off_from_1_s_doubling_with_jitter_up_to_retry_m
     let gaps: Vec<u64> = at.windows(2).map(|w| w[1] - w[0]).collect();
     // 1 s, 2 s, 4 s, then capped at retry_max = 5 s; each ±20 %, never above the cap.
     for (gap, base) in gaps.iter().zip([1000u64, 2000, 4000, 5000, 5000, 5000]) {
-        assert!(
-            *gap >= base * 8 / 10 && *gap <= (base * 12 / 10).min(5000),
-            "{gaps:?}"
-        );
+        assert!(*gap >= base * 8 / 10 && *gap <= (base * 12 / 10).min(5000), "{gaps:?}");
     }
     let state = b.spool.load_state("hook").unwrap();
-    assert_eq!(
-        (state.attempts, state.last_error, state.delivered),
-        (0, None, 1)
-    );
+    assert_eq!((state.attempts, state.last_error, state.delivered), (0, None, 1));
 }
 
 #[tokio::test(start_paused = true)]
@@ -398,32 +321,17 @@ async fn retry_after_is_obeyed_exactly_and_never_shorter_than_min_interval() {
     let mut b = Bench::new();
     let wait_2s = SinkError::retry_after("rate limited", Duration::from_secs(2));
     let slack = b.add(
-        Mem::new("slack", b.t0, move |n| {
-            if n == 0 {
-                Act::Fail(wait_2s.clone())
-            } else {
-                Act::Ok
-            }
-        })
-        .paced(Duration::from_secs(1)),
+        Mem::new("slack", b.t0, move |n| if n == 0 { Act::Fail(wait_2s.clone()) } else { Act::Ok })
+            .paced(Duration::from_secs(1)),
     );
     let wait_half = SinkError::retry_after("rate limited", Duration::from_millis(500));
     let api = b.add(
-        Mem::new("api", b.t0, move |n| {
-            if n == 0 {
-                Act::Fail(wait_half.clone())
-            } else {
-                Act::Ok
-            }
-        })
-        .paced(Duration::from_secs(1)),
+        Mem::new("api", b.t0, move |n| if n == 0 { Act::Fail(wait_half.clone()) } else { Act::Ok })
+            .paced(Duration::from_secs(1)),
     );
     b.ban("192.0.2.1", &["slack", "api"]);
     with_worker(b.worker(), async {
-        wait("both retries", || {
-            b.pending("slack") + b.pending("api") == 0
-        })
-        .await;
+        wait("both retries", || b.pending("slack") + b.pending("api") == 0).await;
     })
     .await;
     let one = ids(&["192.0.2.1"]);
@@ -447,22 +355,13 @@ async fn events_older_than_max_age_go_to_the_dead_letters_with_a_reason() {
     let dead = b.dead("hook");
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0].0, "192.0.2.1");
-    assert!(
-        dead[0].1.starts_with("not delivered within max_age (1day)"),
-        "{dead:?}"
-    );
+    assert!(dead[0].1.starts_with("not delivered within max_age (1day)"), "{dead:?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_permanent_failure_goes_to_the_dead_letters_and_the_next_event_goes_out() {
     let mut b = Bench::new();
-    let api = b.sink("api", |n| {
-        if n == 0 {
-            Act::Fail(SinkError::permanent("channel_not_found"))
-        } else {
-            Act::Ok
-        }
-    });
+    let api = b.sink("api", |n| if n == 0 { Act::Fail(SinkError::permanent("channel_not_found")) } else { Act::Ok });
     b.ban("192.0.2.1", &["api"]);
     with_worker(b.worker(), async {
         wait("the dead letter", || !b.dead("api").is_empty()).await;
@@ -471,19 +370,10 @@ async fn a_permanent_failure_goes_to_the_dead_letters_and_the_next_event_goes_ou
         wait("the next event", || api.calls().len() == 2).await;
     })
     .await;
-    assert_eq!(
-        b.dead("api"),
-        [(
-            "192.0.2.1".to_owned(),
-            "permanent failure: channel_not_found".to_owned()
-        )]
-    );
+    assert_eq!(b.dead("api"), [("192.0.2.1".to_owned(), "permanent failure: channel_not_found".to_owned())]);
     let sent = api.sent();
     assert_eq!(sent[0], (0, ids(&["192.0.2.1"])));
-    assert!(
-        (1000..=1050).contains(&sent[1].0) && sent[1].1 == ids(&["192.0.2.2"]),
-        "{sent:?}"
-    );
+    assert!((1000..=1050).contains(&sent[1].0) && sent[1].1 == ids(&["192.0.2.2"]), "{sent:?}");
     assert_eq!(b.pending("api"), 0);
 }
 
@@ -504,10 +394,7 @@ async fn a_broken_sink_never_delays_another_and_a_hung_send_ends_at_the_deadline
     let sent = good.sent();
     assert_eq!(sent.len(), 3, "{sent:?}");
     assert_eq!(sent[0], (0, ids(&["192.0.2.1"])));
-    assert!(
-        (500..=550).contains(&sent[1].0) && (20_000..=20_050).contains(&sent[2].0),
-        "{sent:?}"
-    );
+    assert!((500..=550).contains(&sent[1].0) && (20_000..=20_050).contains(&sent[2].0), "{sent:?}");
     // The hung send counts as a transient failure at the worker's deadline; the retry (after
     // the first backoff, 1 s ± 20 %) carries everything that waited.
     let sent = bad.sent();
@@ -527,15 +414,10 @@ async fn a_batch_in_flight_when_two_workers_die_goes_to_the_dead_letters_and_oth
 
     // Worker 1 dies while `hook` holds the first event.
     with_worker(b.worker(), async {
-        wait("hook's first send", || {
-            hook.calls().len() == 1 && b.pending("api") == 0
-        })
-        .await;
+        wait("hook's first send", || hook.calls().len() == 1 && b.pending("api") == 0).await;
     })
     .await;
-    let mark = inflight::read(&b.spool, "hook")
-        .unwrap()
-        .expect("a mark left by the dead worker");
+    let mark = inflight::read(&b.spool, "hook").unwrap().expect("a mark left by the dead worker");
     assert_eq!((mark.files, mark.crashes), (vec![first.clone()], 0));
     assert!(inflight::read(&b.spool, "api").unwrap().is_none());
 
@@ -543,54 +425,32 @@ async fn a_batch_in_flight_when_two_workers_die_goes_to_the_dead_letters_and_oth
     b.until(1000).await;
     b.ban("192.0.2.2", &["hook", "api"]);
     with_worker(b.worker(), async {
-        wait("hook's retry", || {
-            hook.calls().len() == 2 && b.pending("api") == 0
-        })
-        .await;
+        wait("hook's retry", || hook.calls().len() == 2 && b.pending("api") == 0).await;
     })
     .await;
     assert_eq!(hook.sent()[1], (1000, ids(&["192.0.2.1"])));
-    assert_eq!(
-        inflight::read(&b.spool, "hook")
-            .unwrap()
-            .expect("the retry's mark")
-            .crashes,
-        1
-    );
+    assert_eq!(inflight::read(&b.spool, "hook").unwrap().expect("the retry's mark").crashes, 1);
 
     // Worker 3 moves it to the dead letters and sends the rest.
     b.until(2000).await;
     b.ban("192.0.2.3", &["hook", "api"]);
     with_worker(b.worker(), async {
-        wait("hook's third send", || {
-            hook.calls().len() == 3 && b.pending("api") == 0
-        })
-        .await;
+        wait("hook's third send", || hook.calls().len() == 3 && b.pending("api") == 0).await;
     })
     .await;
     let dead = b.dead("hook");
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0].0, "192.0.2.1");
-    assert!(
-        dead[0].1.starts_with("crashed the worker twice"),
-        "{dead:?}"
-    );
+    assert!(dead[0].1.starts_with("crashed the worker twice"), "{dead:?}");
     assert_eq!(hook.sent()[2], (2000, ids(&["192.0.2.2", "192.0.2.3"])));
     assert_eq!(b.pending("hook"), 2);
     assert_eq!(
         api.sent(),
-        [
-            (0, ids(&["192.0.2.1"])),
-            (1000, ids(&["192.0.2.2"])),
-            (2000, ids(&["192.0.2.3"]))
-        ],
+        [(0, ids(&["192.0.2.1"])), (1000, ids(&["192.0.2.2"])), (2000, ids(&["192.0.2.3"]))],
         "the other sink got every event, once, at once"
     );
     let state = b.spool.load_state("hook").unwrap();
-    assert!(state
-        .last_error
-        .unwrap()
-        .starts_with("crashed the worker twice"));
+    assert!(state.last_error.unwrap().starts_with("crashed the worker twice"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -609,14 +469,7 @@ async fn a_batch_whose_retry_is_delivered_leaves_no_mark_and_no_dead_letter() {
     })
     .await;
     // The suspect batch alone first, then what waited behind it.
-    assert_eq!(
-        hook.sent(),
-        [
-            (0, ids(&["192.0.2.1"])),
-            (1000, ids(&["192.0.2.1"])),
-            (1000, ids(&["192.0.2.2"]))
-        ]
-    );
+    assert_eq!(hook.sent(), [(0, ids(&["192.0.2.1"])), (1000, ids(&["192.0.2.1"])), (1000, ids(&["192.0.2.2"]))]);
     assert!(inflight::read(&b.spool, "hook").unwrap().is_none());
     assert!(b.dead("hook").is_empty());
 }
@@ -629,16 +482,10 @@ async fn a_panicking_sink_does_not_wedge_its_lane() {
     b.ban("192.0.2.1", &["hook", "api"]);
     b.ban("192.0.2.2", &["hook"]);
     with_worker(b.worker(), async {
-        wait("the panicking batch to be dead", || {
-            !b.dead("hook").is_empty()
-        })
-        .await;
+        wait("the panicking batch to be dead", || !b.dead("hook").is_empty()).await;
         b.until(1000).await;
         b.ban("192.0.2.3", &["hook", "api"]);
-        wait("the lane to deliver again", || {
-            b.pending("hook") + b.pending("api") == 0
-        })
-        .await;
+        wait("the lane to deliver again", || b.pending("hook") + b.pending("api") == 0).await;
     })
     .await;
     let both = ids(&["192.0.2.1", "192.0.2.2"]);
@@ -646,13 +493,13 @@ async fn a_panicking_sink_does_not_wedge_its_lane() {
     let sent = hook.sent();
     assert_eq!(sent[..2], [(0, both.clone()), (0, both)]);
     assert_eq!(sent.len(), 3, "{sent:?}");
-    assert!(
-        (1000..=1050).contains(&sent[2].0) && sent[2].1 == ids(&["192.0.2.3"]),
-        "{sent:?}"
-    );
+    assert!((1000..=1050).contains(&sent[2].0) && sent[2].1 == ids(&["192.0.2.3"]), "{sent:?}");
     let dead = b.dead("hook");
     assert_eq!(dead.len(), 2, "{dead:?}");
-    assert!(dead.iter().all(|(_, why)| why.starts_with("crashed the worker twice") && why.contains("panicked")), "{dead:?}");
+    assert!(
+        dead.iter().all(|(_, why)| why.starts_with("crashed the worker twice") && why.contains("panicked")),
+        "{dead:?}"
+    );
     assert_eq!(api.sent().len(), 2);
     assert!(inflight::read(&b.spool, "hook").unwrap().is_none());
 }
@@ -664,10 +511,7 @@ async fn an_idle_worker_exits_after_idle_exit_and_a_second_one_does_nothing() {
     let hook = b.sink("hook", |_| Act::Ok);
     b.ban("192.0.2.1", &["hook"]);
     let lock = b.spool.try_lock().unwrap().expect("free");
-    assert!(
-        !b.worker().run(false).await.unwrap(),
-        "ran although the spool was locked"
-    );
+    assert!(!b.worker().run(false).await.unwrap(), "ran although the spool was locked");
     drop(lock);
     assert!(b.worker().run(false).await.unwrap());
     assert_eq!(hook.sent(), [(0, ids(&["192.0.2.1"]))]);

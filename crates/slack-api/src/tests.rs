@@ -86,10 +86,31 @@ async fn posts_with_bearer_token_and_the_shared_layout() {
 #[tokio::test]
 async fn ok_false_and_http_failures() {
     let cases: Vec<(u16, Value, Option<&str>, bool, Option<u64>, &str)> = vec![
-        (200, json!({"ok": false, "error": "channel_not_found"}), None, false, None, "channel_not_found: the channel does not exist"),
-        (200, json!({"ok": false, "error": "not_in_channel"}), None, false, None, "not_in_channel: the app is not in the channel"),
+        (
+            200,
+            json!({"ok": false, "error": "channel_not_found"}),
+            None,
+            false,
+            None,
+            "channel_not_found: the channel does not exist",
+        ),
+        (
+            200,
+            json!({"ok": false, "error": "not_in_channel"}),
+            None,
+            false,
+            None,
+            "not_in_channel: the app is not in the channel",
+        ),
         (200, json!({"ok": false, "error": "invalid_auth"}), None, false, None, "invalid_auth"),
-        (200, json!({"ok": false, "error": "missing_scope", "needed": "chat:write"}), None, false, None, "missing_scope"),
+        (
+            200,
+            json!({"ok": false, "error": "missing_scope", "needed": "chat:write"}),
+            None,
+            false,
+            None,
+            "missing_scope",
+        ),
         (200, json!({"ok": false, "error": "msg_too_long"}), None, false, None, "msg_too_long"),
         (200, json!({"ok": false, "error": "ratelimited"}), Some("4"), true, Some(4), "ratelimited"),
         (429, json!({"ok": false, "error": "rate_limited"}), Some("9"), true, Some(9), "HTTP 429"),
@@ -141,7 +162,11 @@ async fn config_errors_and_debug_never_show_the_token() {
     assert!(no_channel.to_string().contains("missing `channel`"));
     let bad_header = super::new(
         "api",
-        Config { token: Some(Secret::new(format!("{TOKEN}\nX-Evil: 1"))), channel: Some("#c".into()), ..Config::default() },
+        Config {
+            token: Some(Secret::new(format!("{TOKEN}\nX-Evil: 1"))),
+            channel: Some("#c".into()),
+            ..Config::default()
+        },
     )
     .unwrap_err();
     assert!(bad_header.to_string().contains("`token`") && !bad_header.to_string().contains("SECRET"), "{bad_header}");
@@ -153,7 +178,12 @@ async fn config_errors_and_debug_never_show_the_token() {
     std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
     let from_file = super::new(
         "api",
-        Config { token_file: Some(file), channel: Some("#c".into()), url: Some("http://127.0.0.1:9".into()), ..Config::default() },
+        Config {
+            token_file: Some(file),
+            channel: Some("#c".into()),
+            url: Some("http://127.0.0.1:9".into()),
+            ..Config::default()
+        },
     )
     .unwrap();
     assert_eq!(from_file.poster().auth.to_str().unwrap(), format!("Bearer {TOKEN}"));

@@ -63,8 +63,8 @@ pub fn new(name: impl Into<String>, config: Config) -> Result<WebhookSink, Confi
 
 /// Checks that a secret is an http(s) URL, without ever quoting it.
 fn check_url(url: &Secret, key: &str) -> Result<(), ConfigError> {
-    let parsed = reqwest::Url::parse(url.expose())
-        .map_err(|e| ConfigError::new(format!("`{key}` is not a valid URL ({e})")))?;
+    let parsed =
+        reqwest::Url::parse(url.expose()).map_err(|e| ConfigError::new(format!("`{key}` is not a valid URL ({e})")))?;
     if !matches!(parsed.scheme(), "https" | "http") {
         return Err(ConfigError::new(format!("`{key}` must be an https:// URL")));
     }

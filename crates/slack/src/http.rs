@@ -96,14 +96,14 @@ fn describe(code: &str, status: Option<u16>) -> String {
 
 /// Sends a request and returns Slack's answer as the sinks need it: the status, the
 /// `Retry-After` header, the body. A request that gets no answer is classified here.
-pub async fn exchange(request: reqwest::RequestBuilder, timeout: Timeout) -> Result<(u16, Option<String>, String), SinkError> {
+pub async fn exchange(
+    request: reqwest::RequestBuilder,
+    timeout: Timeout,
+) -> Result<(u16, Option<String>, String), SinkError> {
     let response = request.send().await.map_err(|e| classify_transport(e, timeout))?;
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let retry_after =
+        response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let text = response.text().await.map_err(|e| classify_transport(e, timeout))?;
     Ok((status, retry_after, text))
 }

@@ -8,7 +8,10 @@
 
 use std::borrow::Cow;
 
-use f2b_notify_core::{chunk_list, escape_slack, flatten, human_duration, truncate_chars, Digest, Event, EventKind, Renderer, TemplateError};
+use f2b_notify_core::{
+    chunk_list, escape_slack, flatten, human_duration, truncate_chars, Digest, Event, EventKind, Renderer,
+    TemplateError,
+};
 use serde_json::{json, Value};
 
 /// Slack cuts `text` at 40,000 characters; a notification needs far less.
@@ -58,11 +61,9 @@ fn envelope(text: &str, kind: EventKind, blocks: Vec<Value>, options: &MessageOp
         }],
     });
     let obj = body.as_object_mut().expect("a JSON object");
-    for (key, value) in [
-        ("channel", &options.channel),
-        ("username", &options.username),
-        ("icon_emoji", &options.icon_emoji),
-    ] {
+    for (key, value) in
+        [("channel", &options.channel), ("username", &options.username), ("icon_emoji", &options.icon_emoji)]
+    {
         if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
             obj.insert(key.to_owned(), Value::from(v));
         }
@@ -217,8 +218,12 @@ mod tests {
         assert_eq!(body["text"], "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s)");
         let att = &body["attachments"][0];
         assert_eq!(att["color"], "#d50200");
-        let fields: Vec<&str> = att["blocks"][1]["fields"].as_array().unwrap().iter().map(|f| f["text"].as_str().unwrap()).collect();
-        assert_eq!(fields, ["*Jail*\nsshd", "*Address*\n`203.0.113.7`", "*Failures*\n5", "*Ban time*\n10 min", "*Host*\nhost.example"]);
+        let fields: Vec<&str> =
+            att["blocks"][1]["fields"].as_array().unwrap().iter().map(|f| f["text"].as_str().unwrap()).collect();
+        assert_eq!(
+            fields,
+            ["*Jail*\nsshd", "*Address*\n`203.0.113.7`", "*Failures*\n5", "*Ban time*\n10 min", "*Host*\nhost.example"]
+        );
         assert!(body.get("channel").is_none());
     }
 
@@ -250,7 +255,8 @@ mod tests {
         e.matches = Some("A".repeat(1_000_000));
         e.user = Some("u".repeat(100_000));
         e.id = Some("i".repeat(50_000));
-        let r = Renderer::new(&f2b_notify_core::Templates { ban: Some("{{ matches }}".into()), ..Default::default() }).unwrap();
+        let r = Renderer::new(&f2b_notify_core::Templates { ban: Some("{{ matches }}".into()), ..Default::default() })
+            .unwrap();
         let body = build(&e, &r, &MessageOptions::default()).unwrap();
         assert!(body["text"].as_str().unwrap().chars().count() <= MAX_TEXT);
         assert!(body["text"].as_str().unwrap().contains("[cut "));
@@ -301,7 +307,8 @@ mod tests {
         assert!(all.contains("*&lt;!here&gt;* unbanned 1:\n`198.51.100.1`"), "{all}");
         assert!(all.contains("*web*: jail stopped"));
         // Past the block limit, the rest is counted.
-        let many: Vec<Event> = (0..20_000).map(|i| Event::target_event(EventKind::Ban, "sshd", format!("2001:db8::{i:x}"), "h")).collect();
+        let many: Vec<Event> =
+            (0..20_000).map(|i| Event::target_event(EventKind::Ban, "sshd", format!("2001:db8::{i:x}"), "h")).collect();
         let body = build_digest(&Digest::new(many), &MessageOptions::default());
         let blocks = body["attachments"][0]["blocks"].as_array().unwrap();
         assert_eq!(blocks.len(), 50);
@@ -311,7 +318,11 @@ mod tests {
     #[test]
     fn empty_fields_are_left_out_and_options_applied() {
         let e = Event::jail_event(EventKind::Stop, "sshd", "");
-        let opts = MessageOptions { channel: Some("#sec".into()), username: Some("fail2ban".into()), icon_emoji: Some(":lock:".into()) };
+        let opts = MessageOptions {
+            channel: Some("#sec".into()),
+            username: Some("fail2ban".into()),
+            icon_emoji: Some(":lock:".into()),
+        };
         let body = build(&e, &Renderer::default(), &opts).unwrap();
         assert_eq!(body["attachments"][0]["color"], "#9e9e9e");
         assert_eq!(body["channel"], "#sec");

@@ -36,7 +36,12 @@ pub struct SlackSink<P> {
 
 impl<P: Post> SlackSink<P> {
     /// Compiles the templates (a bad one is reported now) around `poster`.
-    pub fn new(name: impl Into<String>, templates: &Templates, options: MessageOptions, poster: P) -> Result<Self, ConfigError> {
+    pub fn new(
+        name: impl Into<String>,
+        templates: &Templates,
+        options: MessageOptions,
+        poster: P,
+    ) -> Result<Self, ConfigError> {
         let renderer = Renderer::new(templates).map_err(|e| ConfigError::new(e.to_string()))?;
         Ok(Self { name: name.into(), renderer, options, poster })
     }

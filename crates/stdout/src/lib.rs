@@ -9,7 +9,9 @@ use std::borrow::Cow;
 use std::io::Write;
 use std::path::PathBuf;
 
-use f2b_notify_core::{async_trait, flatten, truncate_chars, ConfigError, Digest, Event, Renderer, Sink, SinkError, Templates};
+use f2b_notify_core::{
+    async_trait, flatten, truncate_chars, ConfigError, Digest, Event, Renderer, Sink, SinkError, Templates,
+};
 use serde::Deserialize;
 
 /// Longest `matches` text written (characters).
@@ -73,10 +75,7 @@ impl StdoutSink {
                 event.to_mut().user = Some(cut);
             }
         }
-        let message = self
-            .renderer
-            .render_plain(&event)
-            .map_err(|e| SinkError::permanent(e.to_string()))?;
+        let message = self.renderer.render_plain(&event).map_err(|e| SinkError::permanent(e.to_string()))?;
         let line = match self.config.format {
             // One event, one line: control characters (a newline from a template or a log
             // line) must not forge a second line.
@@ -208,7 +207,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.log");
         let sink = StdoutSink::new("c", Config { path: Some(path.clone()), ..Config::default() }).unwrap();
-        let events: Vec<Event> = (0..3).map(|i| Event::target_event(EventKind::Ban, "sshd", format!("192.0.2.{i}"), "h")).collect();
+        let events: Vec<Event> =
+            (0..3).map(|i| Event::target_event(EventKind::Ban, "sshd", format!("192.0.2.{i}"), "h")).collect();
         sink.send_digest(&Digest::new(events)).await.unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
@@ -219,11 +219,8 @@ mod tests {
 
     #[tokio::test]
     async fn missing_directory_is_permanent() {
-        let sink = StdoutSink::new(
-            "c",
-            Config { path: Some("/nonexistent-dir/x/out".into()), ..Config::default() },
-        )
-        .unwrap();
+        let sink =
+            StdoutSink::new("c", Config { path: Some("/nonexistent-dir/x/out".into()), ..Config::default() }).unwrap();
         let err = sink.send(&hostile_ban()).await.unwrap_err();
         assert!(err.is_permanent(), "{err:?}");
         assert!(err.to_string().contains("/nonexistent-dir/x/out"));
