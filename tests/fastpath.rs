@@ -473,7 +473,7 @@ fn random_vector(rng: &mut Rng, long: &str) -> Vec<String> {
         "\\u0000 \\n",
     ];
     // A value from `pool`: now and then (one in `bad`) one that is rejected.
-    let mut value = |rng: &mut Rng, pool: &[&str], bad: usize| -> String {
+    let value = |rng: &mut Rng, pool: &[&str], bad: usize| -> String {
         let split = pool.iter().position(|v| *v == "|").unwrap_or(pool.len());
         let (good, rejected) = (&pool[..split], pool.get(split + 1..).unwrap_or(&[]));
         if !rejected.is_empty() && rng.below(bad) == 0 { rng.pick(rejected) } else { rng.pick(good) }.to_owned()

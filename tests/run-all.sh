@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of f2b-notify on a fresh Debian machine that has Rust: installs what the
 # tests need (Debian's fail2ban for the end-to-end test, python3-aiosmtpd for the real SMTP
-# server of the email tests), then builds each sink feature alone
+# server of the email tests), checks formatting (rustfmt) and lints (clippy, warnings are
+# errors), then builds each sink feature alone
 # and all together, checks that the minimal build carries no HTTP/SMTP/TLS stack, and runs the
 # unit, integration and end-to-end tests in both the full and the minimal build.
 set -euo pipefail
@@ -22,6 +23,13 @@ if ((${#missing[@]})); then
 fi
 # Installing the package may start Debian's own fail2ban service; the tests run their own
 # server on private sockets and do not need it.
+
+# --- style: formatting and lints gate everything else --------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy -D warnings (full build, every crate and test; and the minimal build)"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo clippy --locked --all-targets --no-default-features --features stdout -- -D warnings
 
 # --- every sink feature alone, then all together ------------------------------------------
 features=(stdout slack-webhook slack-api email)

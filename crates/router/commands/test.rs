@@ -16,7 +16,7 @@ pub fn run(sources: &Sources, args: TestArgs) -> anyhow::Result<ExitCode> {
     let loaded = load(sources)?;
     let table = Table::new(&loaded.config.jails);
     let route = table.find(&args.jail).ok_or_else(|| anyhow!("jail `{}` matches no route in the config", args.jail))?;
-    let kind: EventKind = args.event.into();
+    let kind: EventKind = args.event;
     let host = host_name(&loaded);
     let mut event = if kind.has_target() {
         Event::target_event(kind, &args.jail, &args.ip, host)

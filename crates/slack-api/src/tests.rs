@@ -83,9 +83,13 @@ async fn posts_with_bearer_token_and_the_shared_layout() {
     assert_eq!(unban["attachments"][0]["color"], "#2eb886");
 }
 
+/// An answer and how it must be classified: status, JSON body, `Retry-After`, transient,
+/// the wait asked for, and text the error must carry.
+type FailureCase<'a> = (u16, Value, Option<&'a str>, bool, Option<u64>, &'a str);
+
 #[tokio::test]
 async fn ok_false_and_http_failures() {
-    let cases: Vec<(u16, Value, Option<&str>, bool, Option<u64>, &str)> = vec![
+    let cases: Vec<FailureCase> = vec![
         (
             200,
             json!({"ok": false, "error": "channel_not_found"}),

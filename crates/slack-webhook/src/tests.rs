@@ -142,9 +142,13 @@ async fn hostile_input_arrives_as_text() {
     );
 }
 
+/// An answer and how it must be classified: status, body, `Retry-After`, transient, the wait
+/// asked for, and text the error must carry.
+type FailureCase<'a> = (u16, &'a str, Option<&'a str>, bool, Option<u64>, &'a str);
+
 #[tokio::test]
 async fn every_failure_class() {
-    let cases: &[(u16, &str, Option<&str>, bool, Option<u64>, &str)] = &[
+    let cases: &[FailureCase] = &[
         (200, "not ok", None, false, None, "without `ok`"),
         (400, "invalid_payload", None, false, None, "invalid_payload (HTTP 400)"),
         (403, "action_prohibited", None, false, None, "action_prohibited (HTTP 403)"),

@@ -192,12 +192,14 @@ pub fn classify_transport(err: reqwest::Error, timeout: Timeout) -> SinkError {
 mod tests {
     use super::*;
 
+    /// (status, Retry-After, body, transient?, retry_after, text it must contain)
+    type Case<'a> = (u16, Option<&'a str>, &'a str, bool, Option<Duration>, &'a str);
+
     /// Every status and error class the router's retries depend on.
     #[test]
     fn classification_table() {
         let s = |d: u64| Some(Duration::from_secs(d));
-        // (status, Retry-After, body, transient?, retry_after, text it must contain)
-        let cases: &[(u16, Option<&str>, &str, bool, Option<Duration>, &str)] = &[
+        let cases: &[Case] = &[
             (400, None, "invalid_payload", false, None, "invalid_payload (HTTP 400): Slack rejected"),
             (403, None, "action_prohibited", false, None, "action_prohibited (HTTP 403)"),
             (404, None, "channel_not_found", false, None, "channel_not_found (HTTP 404)"),
