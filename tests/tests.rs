@@ -10,5 +10,7 @@ mod delivery;
 mod fail2ban;
 #[cfg(feature = "slack-webhook")]
 mod fastpath;
+#[cfg(feature = "slack-webhook")]
+mod security;
 #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
 mod slack;

@@ -53,7 +53,7 @@ impl Dir {
         self.cmd_of(&enqueue_bin())
     }
 
-    fn cmd_of(&self, program: &Path) -> Command {
+    pub fn cmd_of(&self, program: &Path) -> Command {
         let mut c = Command::new(program);
         for (k, _) in std::env::vars_os() {
             let name = k.to_string_lossy().to_ascii_uppercase();

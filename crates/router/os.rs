@@ -8,13 +8,19 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Stdio};
 
-use f2b_notify_fastpath::{Errno, Open, Os};
+use std::os::unix::fs::MetadataExt;
+
+use f2b_notify_fastpath::{Errno, FileKind, Meta, Open, Os};
 
 /// The standard library's files and processes.
 pub struct StdOs;
 
 fn errno(e: io::Error) -> Errno {
     Errno(e.raw_os_error().unwrap_or(Errno::IO.0))
+}
+
+fn meta(m: &std::fs::Metadata) -> Meta {
+    Meta { kind: FileKind::of_mode(m.mode()), uid: m.uid(), mode: m.mode() & 0o7777, size: m.size() }
 }
 
 fn path(p: &CStr) -> &std::path::Path {
@@ -31,6 +37,7 @@ impl Os for StdOs {
             Open::Lock => o.read(true).write(true).create(true).truncate(false),
             Open::Append => o.append(true).create(true),
             Open::ReadWrite => o.read(true).write(true),
+            Open::Read => o.read(true),
         };
         // std opens with O_CLOEXEC already.
         o.mode(0o600).custom_flags(linux_raw_sys::general::O_NOFOLLOW as i32).open(path(p)).map_err(errno)
@@ -44,8 +51,26 @@ impl Os for StdOs {
         file.sync_all().map_err(errno)
     }
 
-    fn size(&self, file: &File) -> Result<u64, Errno> {
-        file.metadata().map(|m| m.len()).map_err(errno)
+    fn fstat(&self, file: &File) -> Result<Meta, Errno> {
+        file.metadata().map(|m| meta(&m)).map_err(errno)
+    }
+
+    fn lstat(&self, p: &CStr) -> Result<Meta, Errno> {
+        std::fs::symlink_metadata(path(p)).map(|m| meta(&m)).map_err(errno)
+    }
+
+    fn stat(&self, p: &CStr) -> Result<Meta, Errno> {
+        std::fs::metadata(path(p)).map(|m| meta(&m)).map_err(errno)
+    }
+
+    fn euid(&self) -> u32 {
+        rustix::process::geteuid().as_raw()
+    }
+
+    fn read_all(&self, mut file: &File) -> Result<Vec<u8>, Errno> {
+        let mut out = Vec::new();
+        io::Read::read_to_end(&mut file, &mut out).map_err(errno)?;
+        Ok(out)
     }
 
     fn truncate(&self, file: &File) -> Result<(), Errno> {

@@ -6,18 +6,19 @@
 //! further edit within the same tick of the file system's clock, keeping the size, would not
 //! change the file's identity, and the plan would go stale unnoticed.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::fs;
-use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use f2b_notify_core::Event;
+use f2b_notify_fastpath::trust::{self, Untrusted};
 use f2b_notify_fastpath::{plan, Ident, JailRoute, Kind, Plan};
 
 use crate::config::{Loaded, Mode, Sources};
+use crate::os::StdOs;
 use crate::route::Table;
 
 /// How old every config file must be before a plan may rely on it.
@@ -104,13 +105,27 @@ fn try_record(
         inputs: plan::inputs_hash(cwd, &configs, env.iter().map(Vec::as_slice)),
         exe: ident(&exe),
         paths,
-        spool: loaded.config.delivery.spool.as_os_str().as_bytes().to_vec(),
+        spool: std::path::absolute(&loaded.config.delivery.spool)
+            .unwrap_or_else(|_| loaded.config.delivery.spool.clone())
+            .into_os_string()
+            .into_vec(),
         host: loaded.config.host.clone().filter(|h| !h.is_empty()),
         worker: worker.into_iter().map(OsString::into_vec).collect(),
         jails: Vec::new(),
     };
-    let file = run_dir().join(plan::file_name(cwd, &configs));
-    let mut plan = match fs::read(&file).ok().and_then(|t| Plan::parse(&t)) {
+    let dir = std::path::absolute(run_dir()).map_err(|e| format!("no run directory: {e}"))?;
+    // The front end acts on what the plan says: a plan in a directory others could change
+    // could make it drop events. An untrusted run directory turns the fast path off, loudly.
+    let trusted = trusted_run_dir(&dir).map_err(|u| {
+        tracing::warn!("the action's fast path is off: refusing to use {u}");
+        format!("untrusted run directory {}", dir.display())
+    })?;
+    if !trusted {
+        return Err(format!("cannot create {}", dir.display()));
+    }
+    let file = dir.join(plan::file_name(cwd, &configs));
+    let old = CString::new(file.as_os_str().as_bytes()).ok().and_then(|c| plan::load(&StdOs, &c));
+    let mut plan = match old {
         Some(old) if old.same_source(&fresh) => old,
         _ => fresh,
     };
@@ -133,15 +148,19 @@ fn try_record(
     write(&file, plan.render().as_bytes()).map_err(|e| format!("cannot write {}: {e}", file.display()))
 }
 
-/// Replaces `file` (0600, in a 0700 directory) through a temporary file and a rename, so the
-/// front end reads either the old plan or the new one. Not fsynced: after a crash, a torn plan
-/// fails to parse and costs one slow event.
+/// Creates the run directory (0700) when missing and checks it and its ancestors.
+fn trusted_run_dir(dir: &Path) -> Result<bool, Untrusted> {
+    let bytes = dir.as_os_str().as_bytes();
+    trust::ancestors(&StdOs, bytes)?;
+    if !trust::dir(&StdOs, bytes)? && fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).is_err() {
+        return Ok(false);
+    }
+    trust::dir(&StdOs, bytes)
+}
+
+/// Replaces `file` (0600, in the trusted run directory) through a new temporary file and a
+/// rename, so the front end reads either the old plan or the new one. Not fsynced: after a
+/// crash, a torn plan fails to parse and costs one slow event.
 fn write(file: &Path, text: &[u8]) -> std::io::Result<()> {
-    let dir = file.parent().unwrap_or(Path::new("/"));
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    f.write_all(text)?;
-    drop(f);
-    fs::rename(&tmp, file)
+    crate::spool::write_private(file, text, false)
 }

@@ -18,7 +18,7 @@
 //! this module reads it and keeps the worker's own directories.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -27,7 +27,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use f2b_notify_core::Event;
 use f2b_notify_fastpath::spool as fastpath_spool;
+use f2b_notify_fastpath::trust::{self, Untrusted};
 use f2b_notify_fastpath::{entry, layout, Errno};
+
+/// `O_NOFOLLOW` for `OpenOptionsExt::custom_flags`: no file of the spool is opened through a
+/// symbolic link.
+const O_NOFOLLOW: i32 = linux_raw_sys::general::O_NOFOLLOW as i32;
 
 use crate::os::StdOs;
 use serde::{Deserialize, Serialize};
@@ -84,8 +89,25 @@ pub struct Spool {
     root: PathBuf,
 }
 
-fn mkdir(path: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+/// Creates `path` (0700) when missing, then makes sure it can be trusted: a real directory
+/// of this user that no one else can write (an existing one may be anything).
+pub fn mkdir(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(path)?;
+    trust::dir(&StdOs, path.as_os_str().as_bytes()).map_err(untrusted)?;
+    Ok(())
+}
+
+/// A directory that must not be used, as an I/O error carrying the one-line explanation.
+pub fn untrusted(u: Untrusted) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, format!("refusing to use {u}"))
+}
+
+/// Opens a file to read without following a symbolic link at its end.
+pub fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
+    let mut f = OpenOptions::new().read(true).custom_flags(O_NOFOLLOW).open(path)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// The `.json` files of a directory, sorted by name (arrival order).
@@ -112,18 +134,67 @@ pub fn io_error(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e.0)
 }
 
-/// Writes `text` to `path` (0600) via a temporary file in the same directory and a rename.
-fn write_atomic(path: &Path, text: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    f.write_all(text)?;
-    fs::rename(&tmp, path)
+/// Replaces `path` with `text` (0600) through a new temporary file beside it and a rename, so
+/// that a reader sees the old file or the new one. The temporary file has a name no one can
+/// guess in advance and is created exclusively, never through a symbolic link; it is removed
+/// if anything fails. `durable`: fsync before the rename.
+pub fn write_private(path: &Path, text: &[u8], durable: bool) -> io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}.{}.{nanos}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(O_NOFOLLOW).open(&tmp)?;
+        f.write_all(text)?;
+        if durable {
+            f.sync_data()?;
+        }
+        drop(f);
+        fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
 impl Spool {
-    /// The spool at `root` (nothing is created yet).
+    /// The spool at `root` (nothing is created yet); a relative path is taken from the
+    /// working directory now.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        let root = root.into();
+        Self { root: std::path::absolute(&root).unwrap_or(root) }
+    }
+
+    /// Whether the directories both programs write (the spool's ancestors, the spool, `tmp/`
+    /// and `new/`) can be trusted; `Ok(false)` when some do not exist yet.
+    pub fn trusted_for_notify(&self) -> Result<bool, Untrusted> {
+        trust::spool(&StdOs, self.root.as_os_str().as_bytes())
+    }
+
+    /// Whether the whole spool can be trusted: its ancestors and every directory in it that
+    /// exists (the worker and `queue` check this before they touch anything).
+    pub fn verify(&self) -> Result<(), Untrusted> {
+        let os = StdOs;
+        let root = self.root.as_os_str().as_bytes();
+        trust::ancestors(&os, root)?;
+        if !trust::dir(&os, root)? {
+            return Ok(());
+        }
+        for d in [layout::TMP, layout::NEW, "sinks", "dead", "corrupt", "state", "inflight"] {
+            let dir = self.dir(d);
+            if trust::dir(&os, dir.as_os_str().as_bytes())? && matches!(d, "sinks" | "dead") {
+                // Listed without following links: a link here is reported, not entered.
+                for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    trust::dir(&os, entry.path().as_os_str().as_bytes())?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The spool directory.
@@ -168,19 +239,19 @@ impl Spool {
         let root = self.root.as_os_str().as_bytes();
         // The directories exist after the first event: create them only when missing, so the
         // action path makes no needless system calls.
-        match fastpath_spool::write(&StdOs, root, &name, text.as_bytes()) {
-            Err(e) if e == Errno::NOENT => {
-                self.ensure()?;
-                fastpath_spool::write(&StdOs, root, &name, text.as_bytes()).map_err(io_error)?;
-            }
-            other => other.map_err(io_error)?,
+        // The directories are checked before anything is written into them (and again once
+        // created: someone may have made one first).
+        if !self.trusted_for_notify().map_err(untrusted)? {
+            self.ensure()?;
+            self.trusted_for_notify().map_err(untrusted)?;
         }
+        fastpath_spool::write(&StdOs, root, &name, text.as_bytes()).map_err(io_error)?;
         Ok(self.dir(layout::NEW).join(name))
     }
 
     /// Reads one spooled file.
     pub fn load(path: &Path) -> Result<Entry, String> {
-        let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+        let bytes = read_nofollow(path).map_err(|e| format!("cannot read: {e}"))?;
         let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| format!("not a spooled event: {e}"))?;
         if entry.version != entry::VERSION {
             return Err(format!("unknown spool format version {}", entry.version));
@@ -298,7 +369,7 @@ impl Spool {
         for f in files {
             let Some(name) = f.file_name() else { continue };
             let dest = dir.join(name);
-            write_atomic(&dest.with_extension("json.reason"), format!("{reason}\n").as_bytes())?;
+            write_private(&dest.with_extension("json.reason"), format!("{reason}\n").as_bytes(), false)?;
             match fs::rename(f, &dest) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -314,7 +385,7 @@ impl Spool {
         mkdir(&dir)?;
         let name = file.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(unique_name()));
         let dest = dir.join(&name);
-        write_atomic(&dir.join(format!("{}.reason", name.display())), format!("{reason}\n").as_bytes())?;
+        write_private(&dir.join(format!("{}.reason", name.display())), format!("{reason}\n").as_bytes(), false)?;
         match fs::rename(file, &dest) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -362,12 +433,12 @@ impl Spool {
     pub fn save_state(&self, sink: &str, state: &SinkState) -> io::Result<()> {
         mkdir(&self.dir("state"))?;
         let body = serde_json::to_vec(state).map_err(io::Error::other)?;
-        write_atomic(&self.dir("state").join(format!("{sink}.json")), &body)
+        write_private(&self.dir("state").join(format!("{sink}.json")), &body, false)
     }
 
     /// A sink's last saved state.
     pub fn load_state(&self, sink: &str) -> Option<SinkState> {
-        let bytes = fs::read(self.dir("state").join(format!("{sink}.json"))).ok()?;
+        let bytes = read_nofollow(&self.dir("state").join(format!("{sink}.json"))).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
@@ -381,6 +452,7 @@ impl Spool {
                 .create(true)
                 .truncate(false)
                 .mode(0o600)
+                .custom_flags(O_NOFOLLOW)
                 .open(self.dir(layout::WORKER_LOCK))
         };
         let f = match open() {
@@ -405,7 +477,9 @@ impl Spool {
         }
         match self.try_lock()? {
             Some(_free) => Ok(None),
-            None => Ok(Some(fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0))),
+            None => Ok(Some(
+                read_nofollow(&path).ok().and_then(|s| String::from_utf8(s).ok()?.trim().parse().ok()).unwrap_or(0),
+            )),
         }
     }
 }

@@ -43,7 +43,7 @@ mod fast {
     use alloc::ffi::CString;
 
     use f2b_notify_fastpath::layout::{c_path, entry_file_name};
-    use f2b_notify_fastpath::{args, entry, plan, spool, worker, Decision, Errno, Ident, Plan};
+    use f2b_notify_fastpath::{args, entry, plan, spool, trust, worker, Decision, Errno, Ident};
     use linux_raw_sys::general::stat;
 
     use crate::sys::{self, RawOs};
@@ -56,7 +56,6 @@ mod fast {
 
     /// The process's arguments and environment, as the kernel laid them out.
     pub struct Start {
-        pub argv: *const *const u8,
         pub args: Vec<&'static [u8]>,
         pub envp: *const *const u8,
         pub env: Vec<&'static [u8]>,
@@ -65,11 +64,17 @@ mod fast {
     /// Set once the event is in the spool: from then on, whatever happens, nothing may make
     /// `f2b-notify` handle the same event again.
     static mut SPOOLED: bool = false;
-    static mut START: Option<&'static Start> = None;
+    /// The kernel's argv and envp, set before anything is allocated, so that even a process
+    /// that ran out of memory can hand the event to `f2b-notify`.
+    static mut RAW: (*mut *const u8, *const *const u8) = (core::ptr::null_mut(), core::ptr::null());
+
+    /// Records the kernel's argv and envp; called first thing.
+    pub fn set_raw(argv: *mut *const u8, envp: *const *const u8) {
+        // SAFETY: one thread; written once, before anything reads it.
+        unsafe { RAW = (argv, envp) };
+    }
 
     pub fn main(start: &'static Start) -> ! {
-        // SAFETY: one thread; written here once, read by the panic handler.
-        unsafe { START = Some(start) };
         let debug = env(start, f2b_notify_fastpath::layout::LOG_ENV.as_bytes())
             .is_some_and(|v| v.starts_with(b"debug") || v.starts_with(b"trace"));
         match run(start, debug) {
@@ -78,26 +83,20 @@ mod fast {
                 if debug {
                     say(&["f2b-notify-enqueue: running f2b-notify: ", why]);
                 }
-                full(start)
+                full()
             }
         }
     }
 
-    /// A panic is a bug here; the full binary can still do the job, unless the event is
-    /// already spooled.
+    /// A panic (a bug, or out of memory: an allocation that fails ends here too) before the
+    /// event is spooled hands it to `f2b-notify`, which does the whole job or fails loudly;
+    /// after, the event is safe on disk and the exit is 0.
     pub fn on_panic() -> ! {
-        static mut PANICKED: bool = false;
         // SAFETY: one thread.
-        let (spooled, start, again) =
-            unsafe { (SPOOLED, START, core::mem::replace(&mut *core::ptr::addr_of_mut!(PANICKED), true)) };
-        if again {
-            // Handing over panicked too (out of memory?): give up; Fail2Ban logs the failure.
-            sys::exit(70);
+        if unsafe { SPOOLED } {
+            sys::exit(0)
         }
-        match start {
-            Some(start) if !spooled => full(start),
-            _ => sys::exit(0),
-        }
+        full()
     }
 
     fn say(parts: &[&str]) {
@@ -127,21 +126,29 @@ mod fast {
         CString::new(path).unwrap_or_else(|_| CString::from(c"f2b-notify"))
     }
 
-    /// Replaces this process with `f2b-notify` and the same arguments.
-    fn full(start: &Start) -> ! {
-        let path = full_path(start);
-        let mut argv: Vec<*const u8> = Vec::with_capacity(start.args.len() + 1);
-        argv.push(path.as_ptr().cast());
-        for i in 1..start.args.len() {
-            // SAFETY: the kernel's argv has args.len() entries.
-            argv.push(unsafe { *start.argv.add(i) });
+    /// Replaces this process with `f2b-notify` (beside this program) and the same arguments.
+    /// Allocates nothing, so that it works when memory has run out; if it cannot, says so and
+    /// exits 70, which Fail2Ban logs as a failed action.
+    fn full() -> ! {
+        // SAFETY: one thread; set by `set_raw` before anything else ran.
+        let (argv, envp) = unsafe { RAW };
+        let mut buf = [0u8; 4096];
+        let name = b"f2b-notify\0";
+        let dir = match sys::readlink(c"/proc/self/exe", &mut buf[..4096 - name.len()]) {
+            Ok(p) => p.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1),
+            Err(_) => 0,
+        };
+        buf[dir..dir + name.len()].copy_from_slice(name);
+        let Ok(path) = core::ffi::CStr::from_bytes_until_nul(&buf) else { sys::exit(70) };
+        if !argv.is_null() {
+            // SAFETY: argv[0] exists (the kernel's argv holds at least the program) and the
+            // array is this process's own to change; `path` lives until execve.
+            unsafe { *argv = path.as_ptr().cast() };
+            let err = sys::execve_raw(path, argv, envp);
+            let _ = sys::write_all(2, b"f2b-notify: cannot run f2b-notify beside f2b-notify-enqueue: ");
+            sys::write_errno(2, err);
         }
-        argv.push(core::ptr::null());
-        let err = sys::execve(&path, &argv, start.envp);
-        let mut msg = String::new();
-        let _ = writeln!(msg, "f2b-notify: cannot run {}: {err}", String::from_utf8_lossy(path.to_bytes()));
-        let _ = sys::write_all(2, msg.as_bytes());
-        sys::exit(2)
+        sys::exit(70)
     }
 
     fn ident(st: &stat) -> Ident {
@@ -166,7 +173,12 @@ mod fast {
             .filter(|v| !v.is_empty())
             .unwrap_or(plan::DEFAULT_RUN_DIR.as_bytes());
         let name = plan::file_name(cwd, &inv.configs);
-        let Some(plan) = c_path(&[run_dir, b"/", name.as_bytes()]).and_then(|p| read_plan(&p)) else {
+        let os = RawOs { envp: start.envp };
+        // A run directory others could change could hold a plan made to drop events.
+        if trust::ancestors(&os, run_dir).is_err() || trust::dir(&os, run_dir) != Ok(true) {
+            return Next::Full("the run directory is missing or not trusted");
+        }
+        let Some(plan) = c_path(&[run_dir, b"/", name.as_bytes()]).and_then(|p| plan::load(&os, &p)) else {
             return Next::Full("no plan for this config yet");
         };
         if plan.inputs != plan::inputs_hash(cwd, &inv.configs, start.env.iter().copied()) {
@@ -200,7 +212,9 @@ mod fast {
         let enqueued_at = secs as f64 + f64::from(nanos) / 1e9;
         let json = entry::json(&inv.notify, sinks, &host, enqueued_at);
         let name = entry_file_name(u128::from(secs as u64) * 1_000_000_000 + u128::from(nanos), sys::getpid(), 0);
-        let os = RawOs { envp: start.envp };
+        if trust::spool(&os, &plan.spool) != Ok(true) {
+            return Next::Full("the spool is missing or not trusted");
+        }
         if spool::write(&os, &plan.spool, &name, json.as_bytes()).is_err() {
             return Next::Full("the spool cannot be written");
         }
@@ -223,15 +237,6 @@ mod fast {
             say(&["f2b-notify: ", &msg]);
         }
         Next::Done
-    }
-
-    /// The plan, if it is one, is root's (or the caller's) own and no one else can write it.
-    fn read_plan(path: &core::ffi::CStr) -> Option<Plan> {
-        let fd = sys::open_read(path).ok()?;
-        let st = sys::fstat(&fd).ok();
-        let ok = st.is_some_and(|st| st.st_uid == sys::geteuid() && st.st_mode & 0o022 == 0 && st.st_size < 1 << 20);
-        let text = if ok { sys::read_all(&fd).ok() } else { None };
-        Plan::parse(&text?)
     }
 
     fn host_name() -> String {
@@ -267,6 +272,7 @@ unsafe extern "C" fn f2b_notify_enqueue_main(sp: *const usize) -> ! {
         let argc = *sp;
         let argv = sp.add(1) as *const *const u8;
         let envp = argv.add(argc + 1);
+        fast::set_raw(argv.cast_mut(), envp);
         let args: Vec<&'static [u8]> = (0..argc).map(|i| sys::cstr(*argv.add(i))).collect();
         let mut env = Vec::new();
         let mut e = envp;
@@ -274,7 +280,7 @@ unsafe extern "C" fn f2b_notify_enqueue_main(sp: *const usize) -> ! {
             env.push(sys::cstr(*e));
             e = e.add(1);
         }
-        fast::Start { argv, args, envp, env }
+        fast::Start { args, envp, env }
     };
     fast::main(Box::leak(Box::new(start)))
 }

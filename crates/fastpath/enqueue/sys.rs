@@ -17,7 +17,7 @@ use core::cell::UnsafeCell;
 use core::ffi::CStr;
 use core::mem::MaybeUninit;
 
-use f2b_notify_fastpath::{Errno, Open, Os};
+use f2b_notify_fastpath::{Errno, FileKind, Meta, Open, Os};
 use linux_raw_sys::general as g;
 use linux_raw_sys::general as nr;
 
@@ -98,6 +98,7 @@ impl Os for RawOs {
             Open::Lock => g::O_RDWR | g::O_CREAT,
             Open::Append => g::O_WRONLY | g::O_CREAT | g::O_APPEND,
             Open::ReadWrite => g::O_RDWR,
+            Open::Read => g::O_RDONLY,
         };
         sc!(nr::__NR_openat, g::AT_FDCWD as isize, path.as_ptr(), base | flags, 0o600).map(|fd| Fd(fd as i32))
     }
@@ -110,8 +111,24 @@ impl Os for RawOs {
         sc!(nr::__NR_fsync, f.0).map(drop)
     }
 
-    fn size(&self, f: &Fd) -> Result<u64> {
-        fstat(f).map(|st| st.st_size as u64)
+    fn fstat(&self, f: &Fd) -> Result<Meta> {
+        fstat(f).map(|st| meta(&st))
+    }
+
+    fn lstat(&self, path: &CStr) -> Result<Meta> {
+        stat_at(path, g::AT_SYMLINK_NOFOLLOW).map(|st| meta(&st))
+    }
+
+    fn stat(&self, path: &CStr) -> Result<Meta> {
+        stat_at(path, 0).map(|st| meta(&st))
+    }
+
+    fn euid(&self) -> u32 {
+        geteuid()
+    }
+
+    fn read_all(&self, f: &Fd) -> Result<Vec<u8>> {
+        read_all(f)
     }
 
     fn truncate(&self, f: &Fd) -> Result<()> {
@@ -150,7 +167,7 @@ impl Os for RawOs {
     }
 }
 
-/// Opens a file to read.
+/// Opens a file to read (following links: `/proc/sys/kernel/hostname`).
 pub fn open_read(path: &CStr) -> Result<Fd> {
     sc!(nr::__NR_openat, g::AT_FDCWD as isize, path.as_ptr(), g::O_RDONLY | g::O_CLOEXEC, 0).map(|fd| Fd(fd as i32))
 }
@@ -180,9 +197,17 @@ pub fn write_all(fd: i32, mut buf: &[u8]) -> Result<()> {
     Ok(())
 }
 
+fn meta(st: &g::stat) -> Meta {
+    Meta { kind: FileKind::of_mode(st.st_mode), uid: st.st_uid, mode: st.st_mode & 0o7777, size: st.st_size as u64 }
+}
+
 pub fn stat(path: &CStr) -> Result<g::stat> {
+    stat_at(path, 0)
+}
+
+fn stat_at(path: &CStr, flags: u32) -> Result<g::stat> {
     let mut st = MaybeUninit::<g::stat>::zeroed();
-    sc!(nr::__NR_newfstatat, g::AT_FDCWD as isize, path.as_ptr(), st.as_mut_ptr(), 0)?;
+    sc!(nr::__NR_newfstatat, g::AT_FDCWD as isize, path.as_ptr(), st.as_mut_ptr(), flags)?;
     // SAFETY: the kernel filled it in (and it started zeroed).
     Ok(unsafe { st.assume_init() })
 }
@@ -236,6 +261,32 @@ pub fn execve(path: &CStr, argv: &[*const u8], envp: *const *const u8) -> Errno 
     }
 }
 
+/// `execve` with the kernel's own NULL-terminated arrays; only returns on failure.
+pub fn execve_raw(path: &CStr, argv: *const *const u8, envp: *const *const u8) -> Errno {
+    match sc!(nr::__NR_execve, path.as_ptr(), argv, envp) {
+        Err(e) => e,
+        Ok(_) => Errno(0),
+    }
+}
+
+/// Writes "error N" and a newline, without allocating.
+pub fn write_errno(fd: i32, e: Errno) {
+    let mut digits = [0u8; 24];
+    let mut i = digits.len() - 1;
+    digits[i] = b'\n';
+    let mut n = e.0.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let _ = write_all(fd, b"error ");
+    let _ = write_all(fd, &digits[i..]);
+}
+
 pub fn exit(code: i32) -> ! {
     loop {
         let _ = sc!(nr::__NR_exit_group, code);
@@ -267,8 +318,10 @@ pub unsafe fn cstr(p: *const u8) -> &'static [u8] {
     }
 }
 
-/// One reservation of address space, handed out front to back and never given back: the
-/// process lives for a millisecond. Pages are only backed when touched.
+/// Memory handed out front to back and never given back: the process lives for a
+/// millisecond. It comes from the kernel in chunks of `CHUNK` (or one larger block), reserved
+/// without swap accounting and only backed when touched, so a tight `ulimit -v` is met by a
+/// failed allocation, which hands the event to `f2b-notify`, not by a failure to start.
 struct Bump {
     next: UnsafeCell<usize>,
     end: UnsafeCell<usize>,
@@ -277,26 +330,50 @@ struct Bump {
 // SAFETY: the program has one thread.
 unsafe impl Sync for Bump {}
 
-const RESERVE: usize = 256 << 20;
+const CHUNK: usize = 1 << 20;
+
+impl Bump {
+    /// A new chunk for at least `size` bytes; `false` when the kernel refuses.
+    ///
+    /// # Safety
+    /// One thread.
+    unsafe fn grow(&self, size: usize) -> bool {
+        let len = size.max(CHUNK).next_multiple_of(4096);
+        let prot = g::PROT_READ | g::PROT_WRITE;
+        let flags = g::MAP_PRIVATE | g::MAP_ANONYMOUS | g::MAP_NORESERVE;
+        let Ok(base) = sc!(nr::__NR_mmap, 0, len, prot, flags, -1isize, 0) else { return false };
+        // SAFETY: one thread, as the caller promises.
+        unsafe {
+            *self.next.get() = base;
+            *self.end.get() = base + len;
+        }
+        true
+    }
+}
 
 unsafe impl GlobalAlloc for Bump {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: one thread, so no one else touches the cells.
         unsafe {
-            if *self.end.get() == 0 {
-                let prot = g::PROT_READ | g::PROT_WRITE;
-                let flags = g::MAP_PRIVATE | g::MAP_ANONYMOUS | g::MAP_NORESERVE;
-                let Ok(base) = sc!(nr::__NR_mmap, 0, RESERVE, prot, flags, -1isize, 0) else {
-                    return core::ptr::null_mut();
-                };
-                *self.next.get() = base;
-                *self.end.get() = base + RESERVE;
-            }
-            let start = (*self.next.get() + layout.align() - 1) & !(layout.align() - 1);
-            if start + layout.size() > *self.end.get() {
-                return core::ptr::null_mut();
-            }
-            *self.next.get() = start + layout.size();
+            let fits = |next: usize| {
+                let start = next.checked_add(layout.align() - 1)? & !(layout.align() - 1);
+                let end = start.checked_add(layout.size())?;
+                (end <= *self.end.get()).then_some((start, end))
+            };
+            let (start, end) = match fits(*self.next.get()) {
+                Some(block) => block,
+                None => {
+                    let Some(need) = layout.size().checked_add(layout.align()) else { return core::ptr::null_mut() };
+                    if !self.grow(need) {
+                        return core::ptr::null_mut();
+                    }
+                    match fits(*self.next.get()) {
+                        Some(block) => block,
+                        None => return core::ptr::null_mut(),
+                    }
+                }
+            };
+            *self.next.get() = end;
             start as *mut u8
         }
     }
@@ -306,8 +383,10 @@ unsafe impl GlobalAlloc for Bump {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: one thread; `ptr` came from `alloc` with `layout`.
         unsafe {
-            // The last block grows in place (a vector being filled usually is the last).
-            if ptr as usize + layout.size() == *self.next.get() && ptr as usize + new_size <= *self.end.get() {
+            // The last block grows in place when its chunk has room (a vector being filled
+            // usually is the last).
+            let end = (ptr as usize).checked_add(new_size);
+            if ptr as usize + layout.size() == *self.next.get() && end.is_some_and(|e| e <= *self.end.get()) {
                 *self.next.get() = ptr as usize + new_size;
                 return ptr;
             }

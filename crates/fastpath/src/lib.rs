@@ -32,8 +32,9 @@ pub mod layout;
 pub mod os;
 pub mod plan;
 pub mod spool;
+pub mod trust;
 pub mod worker;
 
 pub use args::{ArgError, Kind, Notify};
-pub use os::{Errno, Open, Os};
+pub use os::{Errno, FileKind, Meta, Open, Os};
 pub use plan::{Decision, Ident, JailRoute, Plan};

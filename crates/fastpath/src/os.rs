@@ -3,6 +3,7 @@
 //! What is done with them (`spool::write`, `worker::ensure`) is written once, here, against
 //! the trait, so both programs write the spool and start the worker the same way.
 
+use alloc::vec::Vec;
 use core::ffi::CStr;
 use core::fmt;
 
@@ -25,6 +26,8 @@ impl Errno {
     pub const INVAL: Errno = Errno(errno::EINVAL as i32);
     /// Too many symbolic links: `O_NOFOLLOW` met one.
     pub const LOOP: Errno = Errno(errno::ELOOP as i32);
+    /// Out of memory.
+    pub const NOMEM: Errno = Errno(errno::ENOMEM as i32);
 }
 
 impl fmt::Display for Errno {
@@ -62,6 +65,46 @@ pub enum Open {
     Append,
     /// Read and write an existing file (`/dev/null`).
     ReadWrite,
+    /// Read an existing file.
+    Read,
+}
+
+/// What a file or directory is, as far as trusting it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// `S_IFDIR` and friends: the file type bits of `st_mode`.
+    pub kind: FileKind,
+    /// The owner.
+    pub uid: u32,
+    /// The permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// The size in bytes.
+    pub size: u64,
+}
+
+/// A file's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A directory.
+    Dir,
+    /// A symbolic link (only `lstat` says so).
+    Symlink,
+    /// A regular file.
+    File,
+    /// Anything else (device, socket, pipe).
+    Other,
+}
+
+impl FileKind {
+    /// The type of a `st_mode`.
+    pub fn of_mode(mode: u32) -> FileKind {
+        match mode & 0o170000 {
+            0o040000 => FileKind::Dir,
+            0o120000 => FileKind::Symlink,
+            0o100000 => FileKind::File,
+            _ => FileKind::Other,
+        }
+    }
 }
 
 /// The system services of the action contract.
@@ -74,8 +117,16 @@ pub trait Os {
     fn write(&self, file: &Self::File, buf: &[u8]) -> Result<usize, Errno>;
     /// Waits until the file's data is on disk.
     fn fsync(&self, file: &Self::File) -> Result<(), Errno>;
-    /// The file's size.
-    fn size(&self, file: &Self::File) -> Result<u64, Errno>;
+    /// What an open file is.
+    fn fstat(&self, file: &Self::File) -> Result<Meta, Errno>;
+    /// What `path` is, without following a symbolic link at its end (`lstat`).
+    fn lstat(&self, path: &CStr) -> Result<Meta, Errno>;
+    /// What `path` is, following symbolic links (`stat`).
+    fn stat(&self, path: &CStr) -> Result<Meta, Errno>;
+    /// The effective user id.
+    fn euid(&self) -> u32;
+    /// Reads the whole file.
+    fn read_all(&self, file: &Self::File) -> Result<Vec<u8>, Errno>;
     /// Empties the file.
     fn truncate(&self, file: &Self::File) -> Result<(), Errno>;
     /// Takes an exclusive `flock` without waiting: `false` when another process holds it.

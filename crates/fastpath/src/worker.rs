@@ -32,7 +32,7 @@ pub fn ensure<O: Os>(os: &O, spool: &[u8], exe: &CStr, args: &[&[u8]]) -> Result
     drop(lock);
     let log_path = c_path(&[spool, b"/", WORKER_LOG.as_bytes()]).ok_or(Errno::INVAL)?;
     let log = os.open(&log_path, Open::Append)?;
-    if os.size(&log).is_ok_and(|n| n > WORKER_LOG_MAX) {
+    if os.fstat(&log).is_ok_and(|m| m.size > WORKER_LOG_MAX) {
         let _ = os.truncate(&log);
     }
     let null = os.open(c"/dev/null", Open::ReadWrite)?;

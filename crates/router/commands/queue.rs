@@ -16,6 +16,8 @@ pub fn run(sources: &Sources, args: QueueArgs) -> anyhow::Result<ExitCode> {
         println!("spool {}: empty (nothing was ever queued)", spool.root().display());
         return Ok(ExitCode::SUCCESS);
     }
+    // Nothing is read, moved or deleted as root in directories others could change.
+    spool.verify().map_err(|u| anyhow::anyhow!("refusing to use {u}"))?;
     match args.action {
         QueueAction::Retry => {
             let n = spool.retry_dead()?;

@@ -14,14 +14,13 @@
 //! `files` are names in `SPOOL/sinks/NAME/`; `crashes` is how many workers had already died
 //! with this batch in flight when this send started (0 for a fresh batch, 1 for its retry).
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::spool::{now_epoch, Spool};
+use crate::spool::{self, now_epoch, Spool};
 
 /// The mark of one sink's batch in flight.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,19 +70,13 @@ pub fn write(spool: &Spool, sink: &str, files: &[PathBuf], crashes: u32) -> io::
         pid: std::process::id(),
         since: now_epoch(),
     };
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir(spool))?;
-    let dest = path(spool, sink);
-    let tmp = dest.with_extension("tmp");
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    f.write_all(&serde_json::to_vec(&mark).map_err(io::Error::other)?)?;
-    f.sync_data()?;
-    drop(f);
-    fs::rename(&tmp, &dest)
+    spool::mkdir(&dir(spool))?;
+    spool::write_private(&path(spool, sink), &serde_json::to_vec(&mark).map_err(io::Error::other)?, true)
 }
 
 /// The mark left for `sink`, if any. `Err` says why an existing mark cannot be used.
 pub fn read(spool: &Spool, sink: &str) -> Result<Option<Mark>, String> {
-    let bytes = match fs::read(path(spool, sink)) {
+    let bytes = match spool::read_nofollow(&path(spool, sink)) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read: {e}")),

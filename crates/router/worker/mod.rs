@@ -160,6 +160,8 @@ impl<'a> Worker<'a> {
     /// Delivers until idle for `idle_exit` (or for ever with `follow`). Returns `Ok(false)`,
     /// doing nothing, when another worker holds the spool.
     pub async fn run(mut self, follow: bool) -> anyhow::Result<bool> {
+        // Root writes here for every event: not into directories others could change.
+        self.spool.verify().map_err(|u| anyhow::anyhow!("refusing to use {u}"))?;
         let Some(mut lock) = self.spool.try_lock()? else {
             return Ok(false);
         };
