@@ -391,10 +391,9 @@ impl Drop for Release {
     }
 }
 
-#[test]
-fn a_batch_in_flight_when_the_worker_is_killed_twice_goes_to_the_dead_letters() {
-    // The webhook's server takes the request and never answers (until the test ends); the
-    // API answers at once. The sink's own timeout is long enough to kill the worker mid-send.
+/// A stand-in whose webhook (any path but `/api/`) takes the request and answers only once
+/// the `Release` is dropped; the Web API (`/api/`) answers `ok` at once.
+fn held_webhook() -> (Release, StandIn) {
     let release = Release(Arc::default());
     let held = Arc::clone(&release.0);
     let responder: crate::util::Responder = Arc::new(move |req: &Request, _| {
@@ -406,7 +405,14 @@ fn a_batch_in_flight_when_the_worker_is_killed_twice_goes_to_the_dead_letters() 
         }
         Reply::new(200, "ok")
     });
-    let server = StandIn::start(responder);
+    (release, StandIn::start(responder))
+}
+
+#[test]
+fn a_batch_in_flight_when_the_worker_is_killed_twice_goes_to_the_dead_letters() {
+    // The webhook's server takes the request and never answers (until the test ends); the
+    // API answers at once. The sink's own timeout is long enough to kill the worker mid-send.
+    let (release, server) = held_webhook();
     let dir = Dir::new();
     let spool = dir.path().join("spool");
     let cfg = dir.write(
@@ -492,15 +498,7 @@ fn a_worker_stopped_by_sigterm_mid_send_leaves_the_batch_queued_not_counted_as_a
     // As a service manager stops `deliver --follow`: SIGTERM while a send hangs, twice. The
     // batch did not crash the worker, so it is neither set aside nor sent alone; it goes out
     // once the server answers again.
-    let release = Release(Arc::default());
-    let held = Arc::clone(&release.0);
-    let responder: crate::util::Responder = Arc::new(move |_: &Request, _| {
-        while !held.load(std::sync::atomic::Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Reply::new(200, "ok")
-    });
-    let server = StandIn::start(responder);
+    let (release, server) = held_webhook();
     let dir = Dir::new();
     let spool = dir.path().join("spool");
     let cfg = dir.write(

@@ -130,6 +130,22 @@ mod tests {
         assert_eq!(v["event"]["host"], "h\"ost");
     }
 
+    /// Jail `j` started at `time`, nothing else known.
+    fn started_at(time: f64) -> Notify {
+        Notify {
+            kind: Kind::Start,
+            jail: String::from("j"),
+            id: None,
+            ip: None,
+            failures: None,
+            time: Some(time),
+            bantime: None,
+            restored: false,
+            user: None,
+            matches: None,
+        }
+    }
+
     #[test]
     fn numbers_read_back_exactly() {
         for t in [
@@ -145,19 +161,7 @@ mod tests {
             f64::MIN_POSITIVE,
             5e-324,
         ] {
-            let n = Notify {
-                kind: Kind::Start,
-                jail: String::from("j"),
-                id: None,
-                ip: None,
-                failures: None,
-                time: Some(t),
-                bantime: None,
-                restored: false,
-                user: None,
-                matches: None,
-            };
-            let text = json(&n, &[], "h", t);
+            let text = json(&started_at(t), &[], "h", t);
             let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{t}: {e}: {text}"));
             assert_eq!(v["event"]["time"].as_f64(), Some(t), "{text}");
             assert_eq!(v["enqueued_at"].as_f64(), Some(t), "{text}");
@@ -166,18 +170,7 @@ mod tests {
 
     #[test]
     fn absent_fields_are_left_out() {
-        let n = Notify {
-            kind: Kind::Start,
-            jail: String::from("j"),
-            id: None,
-            ip: None,
-            failures: None,
-            time: Some(5.0),
-            bantime: None,
-            restored: false,
-            user: None,
-            matches: None,
-        };
+        let n = started_at(5.0);
         let v: serde_json::Value = serde_json::from_str(&json(&n, &[], "h", 1.0)).unwrap();
         let event = v["event"].as_object().unwrap();
         let mut keys: std::vec::Vec<&str> = event.keys().map(|k| k.as_str()).collect();
