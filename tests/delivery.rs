@@ -412,7 +412,7 @@ fn held_webhook() -> (Release, StandIn) {
 fn a_batch_in_flight_when_the_worker_is_killed_twice_goes_to_the_dead_letters() {
     // The webhook's server takes the request and never answers (until the test ends); the
     // API answers at once. The sink's own timeout is long enough to kill the worker mid-send.
-    let (release, server) = held_webhook();
+    let (_release, server) = held_webhook();
     let dir = Dir::new();
     let spool = dir.path().join("spool");
     let cfg = dir.write(
