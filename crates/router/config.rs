@@ -717,7 +717,10 @@ sinks = ["console"]
                 let var = format!("F2B_NOTIFY_SINKS__X__{}", key.to_ascii_uppercase());
                 let file = format!("[sinks.x]\ntype = \"{ty}\"\n{route}");
                 let msg = err(&[("a.toml", &file)], &[(&var, env)]);
-                assert!(msg.contains(&format!("environment variable {var}: key `sinks.x.{key}`")), "{var}={env}: {msg}");
+                assert!(
+                    msg.contains(&format!("environment variable {var}: key `sinks.x.{key}`")),
+                    "{var}={env}: {msg}"
+                );
                 assert!(msg.contains(&format!("must be a string, not {found}")), "{var}={env}: {msg}");
                 for h in hidden {
                     assert!(!msg.contains(h), "{var}={env}: the value leaked: {msg}");

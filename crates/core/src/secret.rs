@@ -266,11 +266,26 @@ mod tests {
         use serde::de::IntoDeserializer;
         let named = |r: Result<Option<Secret>, Error>| r.unwrap_err().to_string();
         let cases: Vec<(String, &str)> = vec![
-            (named(Secret::deserialize_named(IntoDeserializer::<Error>::into_deserializer(123456789u64), "token")), "an integer"),
-            (named(Secret::deserialize_named(IntoDeserializer::<Error>::into_deserializer(-123456789i64), "token")), "an integer"),
-            (named(Secret::deserialize_named(IntoDeserializer::<Error>::into_deserializer(123456789u128), "token")), "an integer"),
-            (named(Secret::deserialize_named(IntoDeserializer::<Error>::into_deserializer(-123456789i128), "token")), "an integer"),
-            (named(Secret::deserialize_named(IntoDeserializer::<Error>::into_deserializer(1234.56789f64), "token")), "a number"),
+            (
+                named(Secret::deserialize_named(IntoDeserializer::<Error>::into_deserializer(123456789u64), "token")),
+                "an integer",
+            ),
+            (
+                named(Secret::deserialize_named(IntoDeserializer::<Error>::into_deserializer(-123456789i64), "token")),
+                "an integer",
+            ),
+            (
+                named(Secret::deserialize_named(IntoDeserializer::<Error>::into_deserializer(123456789u128), "token")),
+                "an integer",
+            ),
+            (
+                named(Secret::deserialize_named(IntoDeserializer::<Error>::into_deserializer(-123456789i128), "token")),
+                "an integer",
+            ),
+            (
+                named(Secret::deserialize_named(IntoDeserializer::<Error>::into_deserializer(1234.56789f64), "token")),
+                "a number",
+            ),
             (named(Secret::deserialize_named(BoolDeserializer::<Error>::new(true), "token")), "a boolean"),
             (
                 named(Secret::deserialize_named(
@@ -280,7 +295,10 @@ mod tests {
                 "a table",
             ),
             (
-                named(Secret::deserialize_named(SeqDeserializer::<_, Error>::new(vec![123456789u64].into_iter()), "token")),
+                named(Secret::deserialize_named(
+                    SeqDeserializer::<_, Error>::new(vec![123456789u64].into_iter()),
+                    "token",
+                )),
                 "a list",
             ),
         ];

@@ -238,7 +238,9 @@ async fn a_cr_lf_in_the_id_fakes_no_line_in_the_body_or_the_digest() {
     }
     let text = msgs[0]["text"].as_str().unwrap();
     assert!(
-        text.starts_with("Fail2Ban (sshd) banned 198.51.100.1  FAKE LINE: banned 10.0.0.1 (not an IP address) for 5 failure(s)\n\n"),
+        text.starts_with(
+            "Fail2Ban (sshd) banned 198.51.100.1  FAKE LINE: banned 10.0.0.1 (not an IP address) for 5 failure(s)\n\n"
+        ),
         "{text}"
     );
     assert!(text.contains("Banned id: 198.51.100.1  FAKE LINE: banned 10.0.0.1 (not an IP address)\n"), "{text}");

@@ -261,10 +261,8 @@ async fn an_untrusted_tls_certificate_is_a_permanent_failure() {
     let (addr, der, task) = untrusted_tls_server().await;
     let hook = format!("https://127.0.0.1:{}/services/{SECRET}", addr.port());
     // The server works: a client that trusts its certificate gets `ok`.
-    let trusting = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_der(&der).unwrap())
-        .build()
-        .unwrap();
+    let trusting =
+        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_der(&der).unwrap()).build().unwrap();
     let answer = trusting.post(&hook).json(&json!({"text": "x"})).send().await.unwrap();
     assert_eq!((answer.status().as_u16(), answer.text().await.unwrap()), (200, "ok".to_owned()));
 

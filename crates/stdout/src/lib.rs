@@ -208,7 +208,8 @@ mod tests {
         let path = dir.path().join("out.log");
         let evil = "198.51.100.1\r\nFAKE LINE: banned 10.0.0.1";
         let t = Templates { unban: Some("{{ jail }} {{ host }} {{ id }} {{ user }}".into()), ..Templates::default() };
-        let sink = StdoutSink::new("c", Config { path: Some(path.clone()), templates: t, ..Config::default() }).unwrap();
+        let sink =
+            StdoutSink::new("c", Config { path: Some(path.clone()), templates: t, ..Config::default() }).unwrap();
         let ban = Event::target_event(EventKind::Ban, "sshd", evil, "h");
         let mut unban = Event::target_event(EventKind::Unban, "sshd\nFAKE", evil, "h\rFAKE");
         unban.user = Some("root\r\nFAKE".into());
