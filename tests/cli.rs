@@ -374,3 +374,38 @@ fn left_out_sink_type_names_the_feature() {
         r.stderr
     );
 }
+
+/// `check` warns when a sink's URL would carry its secret in clear to another machine, and
+/// stays quiet for https:// and for loopback (127.0.0.0/8, ::1, localhost: a local proxy, the
+/// tests); the warning never shows the URL.
+#[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
+#[test]
+fn check_warns_about_plain_http_to_another_machine() {
+    let dir = Dir::new();
+    let sinks = |hook: &str, api: &str| {
+        format!(
+            "[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"{hook}/services/T0/B0/SECRETpath\"\n[sinks.api]\ntype = \"slack-api\"\ntoken = \"xoxb-SECRET\"\nchannel = \"#c\"\nurl = \"{api}\"\n[jails.\"*\"]\nsinks = [\"hook\", \"api\"]\n"
+        )
+    };
+    let check = |name: &str, body: String| {
+        let cfg = dir.write(name, &body);
+        let mut c = dir.cmd();
+        c.arg("-c").arg(&cfg).arg("check");
+        let r = run(c);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        assert!(!r.stdout.contains("SECRET") && !r.stderr.contains("SECRET"), "{}{}", r.stdout, r.stderr);
+        r.stdout
+    };
+    let out = check("clear.toml", sinks("http://hooks.example.com", "http://10.1.2.3:8080/api/"));
+    assert!(out.contains("sink `hook`: `url` is a plain http:// URL to another machine: the webhook URL"), "{out}");
+    assert!(out.contains("sink `api`: `url` is a plain http:// URL to another machine: the bot token"), "{out}");
+    assert!(!out.contains("hooks.example.com") && !out.contains("10.1.2.3"), "{out}");
+    for (name, hook, api) in [
+        ("tls.toml", "https://hooks.example.com", "https://slack.example.com/api/"),
+        ("local.toml", "http://127.0.0.1:9", "http://localhost:9/api/"),
+        ("local6.toml", "http://[::1]:9", "http://127.8.9.10/api/"),
+    ] {
+        let out = check(name, sinks(hook, api));
+        assert!(!out.contains("plain http://"), "{name}: {out}");
+    }
+}

@@ -133,6 +133,25 @@ fn check_warns_about_readable_secret_files_and_never_prints_secrets() {
     assert_eq!(r.code, Some(2));
     assert!(r.stderr.contains("sink `api`"), "{}", r.stderr);
     assert_no_secret(&r.stderr);
+
+    // A secret that reads as a number, a boolean or a table: one line naming the variable,
+    // the key and the type wanted, never the value (which would be logged on every action).
+    for (value, found) in [("987654321", "an integer"), ("true", "a boolean"), ("{a=424242}", "a table")] {
+        for action in [&["check"][..], &["notify", "ban", "--jail=sshd", "--ip=192.0.2.1"]] {
+            let mut c = dir.cmd();
+            c.arg("-c").arg(&cfg).args(action).env("F2B_NOTIFY_SINKS__API__TOKEN", value);
+            let r = run(c);
+            assert_eq!(r.code, Some(2), "{value}: {}", r.stderr);
+            let want = format!(
+                "environment variable F2B_NOTIFY_SINKS__API__TOKEN: key `sinks.api.token`: must be a string, not {found}"
+            );
+            assert!(r.stderr.contains(&want), "{value}: {}", r.stderr);
+            assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+            for shown in ["987654321", "true", "424242"] {
+                assert!(!r.stderr.contains(shown), "{value}: {}", r.stderr);
+            }
+        }
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use f2b_notify_core::EventKind;
+use f2b_notify_core::{EventKind, Secret};
 use f2b_notify_fastpath::layout::{self, valid_sink_name};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
@@ -337,7 +337,7 @@ pub fn load(sources: &Sources) -> Result<Loaded, String> {
         figment = figment.merge(Toml::file_exact(f));
     }
     figment = figment.merge(env_provider());
-    let config: Config = figment.extract().map_err(|e| describe(&e))?;
+    let config: Config = figment.extract().map_err(|e| describe(&e, &figment))?;
     validate(&config, &figment)?;
     Ok(Loaded { config, files })
 }
@@ -357,9 +357,25 @@ fn setting_key(name: &str) -> String {
 }
 
 /// One line for a figment error: where (file or environment variable), which key, what.
-fn describe(err: &figment::Error) -> String {
-    let key = err.path.join(".");
-    let place = match &err.metadata {
+///
+/// A secret's value is never in it, whatever its type: `Secret` refuses anything but a string
+/// with a message that names the key and the type only (see `f2b_notify_core::Secret`).
+/// Sinks are internally tagged enums, so figment's path stops at `sinks.NAME`; the secret's
+/// own key, which that message names, is put back on the path here.
+fn describe(err: &figment::Error, figment: &Figment) -> String {
+    let mut key = err.path.join(".");
+    let mut what = one_line(&err.kind.to_string());
+    let mut metadata = err.metadata.as_ref();
+    if let Some(secret) = Secret::key_of_type_error(&what).map(str::to_owned) {
+        if key.rsplit('.').next() != Some(secret.as_str()) {
+            key = if key.is_empty() { secret.clone() } else { format!("{key}.{secret}") };
+        }
+        what = what.strip_prefix(&format!("`{secret}` ")).unwrap_or(&what).to_owned();
+        // The error carries the sink table's origin (a file, say); the secret may have come
+        // from elsewhere (an environment variable).
+        metadata = figment.find_metadata(&key).or(metadata);
+    }
+    let place = match metadata {
         Some(md) if md.source.is_none() && md.name.contains("environment") => env_vars_under(&key),
         Some(md) => match &md.source {
             Some(figment::Source::File(p)) => p.display().to_string(),
@@ -368,7 +384,6 @@ fn describe(err: &figment::Error) -> String {
         },
         None => "config".to_owned(),
     };
-    let what = one_line(&err.kind.to_string());
     if key.is_empty() {
         format!("{place}: {what}")
     } else {
@@ -658,6 +673,58 @@ sinks = ["console"]
             assert!(!msg.contains('\n'), "not one line: {msg}");
             for want in wants {
                 assert!(msg.contains(want), "{msg:?} lacks {want:?}");
+            }
+        }
+    }
+
+    /// A secret of the wrong type (a number, a boolean, a table…), in a file or in the
+    /// environment: the error names the place, the key and the type it must be, and never
+    /// the value, which would otherwise be printed on every action.
+    #[test]
+    fn a_secret_of_the_wrong_type_is_named_never_shown() {
+        let route = "[jails.\"*\"]\nsinks = [\"x\"]\n";
+        let mut secrets: Vec<(&str, &str)> = Vec::new();
+        if cfg!(feature = "slack-webhook") {
+            secrets.push(("slack-webhook", "url"));
+        }
+        if cfg!(feature = "slack-api") {
+            secrets.push(("slack-api", "token"));
+        }
+        if cfg!(feature = "email") {
+            secrets.push(("email", "password"));
+        }
+        // (TOML value, the same in the environment, what the message says it is, the text
+        // that must not appear)
+        let values: [(&str, &str, &str, &[&str]); 6] = [
+            ("123456789", "123456789", "an integer", &["123456789"]),
+            ("-987654321", "-987654321", "an integer", &["987654321"]),
+            ("31415.9265", "31415.9265", "a number", &["31415"]),
+            ("true", "true", "a boolean", &["true"]),
+            ("{ a = 424242 }", "{a=424242}", "a table", &["424242", "a ="]),
+            ("[ 7777777 ]", "[7777777]", "a list", &["7777777"]),
+        ];
+        for (ty, key) in &secrets {
+            for (toml, env, found, hidden) in values {
+                let file = format!("[sinks.x]\ntype = \"{ty}\"\n{key} = {toml}\n{route}");
+                let msg = err(&[("a.toml", &file)], &[]);
+                let want = format!("key `sinks.x.{key}`: must be a string, not {found}");
+                assert!(msg.contains("a.toml") && msg.contains(&want), "{ty} {toml}: {msg}");
+                assert!(msg.contains("never shown") && !msg.contains('\n'), "{msg}");
+                for h in hidden {
+                    assert!(!msg.contains(h), "{ty} {toml}: the value leaked: {msg}");
+                }
+
+                let var = format!("F2B_NOTIFY_SINKS__X__{}", key.to_ascii_uppercase());
+                let file = format!("[sinks.x]\ntype = \"{ty}\"\n{route}");
+                let msg = err(&[("a.toml", &file)], &[(&var, env)]);
+                assert!(
+                    msg.contains(&format!("environment variable {var}: key `sinks.x.{key}`")),
+                    "{var}={env}: {msg}"
+                );
+                assert!(msg.contains(&format!("must be a string, not {found}")), "{var}={env}: {msg}");
+                for h in hidden {
+                    assert!(!msg.contains(h), "{var}={env}: the value leaked: {msg}");
+                }
             }
         }
     }

@@ -1,10 +1,13 @@
 //! A digest: several events folded into one message, for a storm of bans or a burst that
 //! arrived while a sink was busy or rate-limited. It names every address, per jail, so
 //! nothing is lost by folding; sinks lay it out within their own limits.
+//!
+//! Every text this module hands out (host, jail names, ids) is flattened to one line: an id
+//! is whatever Fail2Ban's `<ip>` held, and a CR/LF in it must not fake a line of the digest.
 
 use serde::Serialize;
 
-use crate::{Event, EventKind};
+use crate::{flatten, Event, EventKind};
 
 /// Several events for one sink, in the order they happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -16,11 +19,11 @@ pub struct Digest {
 /// What one jail did within a digest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JailSummary {
-    /// The jail.
+    /// The jail, flattened to one line.
     pub jail: String,
-    /// Banned ids, in order.
+    /// Banned ids, in order, each flattened to one line.
     pub banned: Vec<String>,
-    /// Unbanned ids, in order.
+    /// Unbanned ids, in order, each flattened to one line.
     pub unbanned: Vec<String>,
     /// How often the jail started.
     pub started: usize,
@@ -60,24 +63,27 @@ impl Digest {
         Self { events }
     }
 
-    /// The host the events came from (the first event's).
-    pub fn host(&self) -> &str {
-        self.events.first().map(|e| e.host.as_str()).unwrap_or("")
+    /// The host the events came from (the first event's), flattened to one line.
+    pub fn host(&self) -> String {
+        self.events.first().map(|e| flatten(&e.host)).unwrap_or_default()
     }
 
     /// Per jail, in order of first appearance.
     pub fn jails(&self) -> Vec<JailSummary> {
         let mut out: Vec<JailSummary> = Vec::new();
+        // Grouped by the jail's name as given; only the text shown is flattened.
+        let mut names: Vec<&str> = Vec::new();
         for e in &self.events {
-            let i = match out.iter().position(|j| j.jail == e.jail) {
+            let i = match names.iter().position(|&j| j == e.jail) {
                 Some(i) => i,
                 None => {
-                    out.push(JailSummary { jail: e.jail.clone(), ..JailSummary::default() });
+                    names.push(&e.jail);
+                    out.push(JailSummary { jail: flatten(&e.jail), ..JailSummary::default() });
                     out.len() - 1
                 }
             };
             let j = &mut out[i];
-            let id = || e.id.clone().unwrap_or_default();
+            let id = || e.id.as_deref().map(flatten).unwrap_or_default();
             match e.kind {
                 EventKind::Ban => j.banned.push(id()),
                 EventKind::Unban => j.unbanned.push(id()),
@@ -208,6 +214,28 @@ mod tests {
             text.contains("sshd:\n  banned 3: 192.0.2.0, 192.0.2.1, 192.0.2.2\n  unbanned 1: 192.0.2.0\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn hostile_ids_jails_and_hosts_add_no_line() {
+        let evil = "198.51.100.1\r\nFAKE LINE: banned 10.0.0.1";
+        let events = vec![
+            Event::target_event(EventKind::Ban, "sshd", evil, "h\nFAKE HOST"),
+            Event::target_event(EventKind::Ban, "ssh\rFAKE JAIL", "192.0.2.1", "h"),
+            Event::target_event(EventKind::Unban, "sshd", evil, "h"),
+        ];
+        let d = Digest::new(events);
+        let text = d.plain_text();
+        // Title, blank, and per jail: a blank line, its name, its lists.
+        assert!(!text.lines().any(|l| l.starts_with("FAKE")), "{text}");
+        assert!(!text.contains('\r'), "{text:?}");
+        assert_eq!(text.lines().count(), 8, "{text}");
+        assert!(text.contains("banned 1: 198.51.100.1  FAKE LINE: banned 10.0.0.1\n"), "{text}");
+        assert_eq!(d.host(), "h FAKE HOST");
+        let jails = d.jails();
+        assert_eq!(jails.len(), 2);
+        assert_eq!(jails[1].jail, "ssh FAKE JAIL");
+        assert!(jails.iter().flat_map(|j| j.banned.iter().chain(&j.unbanned)).all(|id| !id.contains(['\r', '\n'])));
     }
 
     #[test]

@@ -31,9 +31,15 @@ impl SinkError {
         Self::Transient { message: message.into(), retry_after: None }
     }
 
-    /// A transient failure the remote asked us to retry after `wait`.
+    /// The longest wait a remote may ask for: a `Retry-After` beyond it (a broken or hostile
+    /// server's `18446744073709551615`) is cut to it, so that one answer can neither overflow
+    /// the router's clock nor hold a sink back for days.
+    pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+    /// A transient failure the remote asked us to retry after `wait` (at most
+    /// [`Self::MAX_RETRY_AFTER`]).
     pub fn retry_after(message: impl Into<String>, wait: Duration) -> Self {
-        Self::Transient { message: message.into(), retry_after: Some(wait) }
+        Self::Transient { message: message.into(), retry_after: Some(wait.min(Self::MAX_RETRY_AFTER)) }
     }
 
     /// A failure that retrying cannot fix.
@@ -51,10 +57,11 @@ impl SinkError {
         matches!(self, Self::Permanent { .. })
     }
 
-    /// The wait the remote asked for, if any.
+    /// The wait the remote asked for, if any, at most [`Self::MAX_RETRY_AFTER`] (also when
+    /// the variant was built by hand with a larger one).
     pub fn retry_after_hint(&self) -> Option<Duration> {
         match self {
-            Self::Transient { retry_after, .. } => *retry_after,
+            Self::Transient { retry_after, .. } => retry_after.map(|w| w.min(Self::MAX_RETRY_AFTER)),
             Self::Permanent { .. } => None,
         }
     }
@@ -94,5 +101,21 @@ mod tests {
         assert_eq!(p.retry_after_hint(), None);
         assert_eq!(p.to_string(), "channel_not_found");
         assert_eq!(SinkError::transient("x").retry_after_hint(), None);
+    }
+
+    #[test]
+    fn absurd_retry_after_is_capped() {
+        let cap = Some(SinkError::MAX_RETRY_AFTER);
+        for secs in [u64::MAX, 1_000_000_000, 3601] {
+            let e = SinkError::retry_after("slow down", Duration::from_secs(secs));
+            assert_eq!(e.retry_after_hint(), cap, "{secs}");
+        }
+        assert_eq!(SinkError::retry_after("x", Duration::MAX).retry_after_hint(), cap);
+        // Built by hand, around the constructor: the hint is capped all the same.
+        let raw = SinkError::Transient { message: "x".into(), retry_after: Some(Duration::MAX) };
+        assert_eq!(raw.retry_after_hint(), cap);
+        // Sane values pass unchanged.
+        let e = SinkError::retry_after("x", Duration::from_millis(1500));
+        assert_eq!(e.retry_after_hint(), Some(Duration::from_millis(1500)));
     }
 }

@@ -8,6 +8,7 @@
 mod digest;
 mod error;
 mod event;
+mod net;
 mod render;
 mod secret;
 mod sink;
@@ -15,6 +16,7 @@ mod sink;
 pub use digest::{chunk_list, Digest, JailSummary};
 pub use error::{ConfigError, SinkError};
 pub use event::{Event, EventKind, ParseEventKindError};
+pub use net::is_loopback_host;
 pub use render::{escape_slack, flatten, human_duration, truncate_chars, Renderer, TemplateError, Templates};
 pub use secret::{Secret, SecretSource};
 pub use sink::Sink;

@@ -9,7 +9,10 @@
 //! (both from the log line, so attacker-controlled). Missing values are empty.
 //!
 //! String values are passed through the sink's escaper *before* they reach the template, so a
-//! template author cannot forget to escape attacker text for Slack mrkdwn.
+//! template author cannot forget to escape attacker text for Slack mrkdwn. `jail`, `host`, `id`
+//! and `user` are flattened to one line first (control characters become spaces): the id is
+//! whatever Fail2Ban's `<ip>` held, and a CR/LF in it must not fake a line in any sink's
+//! text. `matches` keeps its line breaks (it is several log lines); each sink lays it out.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -121,12 +124,13 @@ fn no_escape(s: &str) -> Cow<'_, str> {
 
 fn context(event: &Event, escape: fn(&str) -> Cow<'_, str>) -> BTreeMap<&'static str, Value> {
     let text = |s: &str| Value::from(escape(s).into_owned());
-    let opt_text = |s: &Option<String>| s.as_deref().map(text).unwrap_or_else(|| Value::from(""));
+    let line = |s: &str| Value::from(escape(&flatten(s)).into_owned());
+    let opt_line = |s: &Option<String>| s.as_deref().map(line).unwrap_or_else(|| Value::from(""));
     let mut ctx = BTreeMap::new();
     ctx.insert("kind", Value::from(event.kind.as_str()));
-    ctx.insert("jail", text(&event.jail));
-    ctx.insert("host", text(&event.host));
-    ctx.insert("id", opt_text(&event.id));
+    ctx.insert("jail", line(&event.jail));
+    ctx.insert("host", line(&event.host));
+    ctx.insert("id", opt_line(&event.id));
     ctx.insert("ip", event.ip.map(|ip| Value::from(ip.to_string())).unwrap_or_else(|| Value::from("")));
     ctx.insert("is_ip", Value::from(event.ip.is_some()));
     ctx.insert("failures", event.failures.map(Value::from).unwrap_or_else(|| Value::from("")));
@@ -135,8 +139,8 @@ fn context(event: &Event, escape: fn(&str) -> Cow<'_, str>) -> BTreeMap<&'static
     ctx.insert("bantime", event.bantime.map(Value::from).unwrap_or_else(|| Value::from("")));
     ctx.insert("bantime_human", Value::from(event.bantime.map(human_duration).unwrap_or_default()));
     ctx.insert("restored", Value::from(event.restored));
-    ctx.insert("user", opt_text(&event.user));
-    ctx.insert("matches", opt_text(&event.matches));
+    ctx.insert("user", opt_line(&event.user));
+    ctx.insert("matches", event.matches.as_deref().map(text).unwrap_or_else(|| Value::from("")));
     ctx
 }
 
@@ -286,6 +290,23 @@ mod tests {
         assert_eq!(escape_slack("<!here> <http://x|bank> a&b"), "&lt;!here&gt; &lt;http://x|bank&gt; a&amp;b");
         // Only the three: quotes and already-escaped text are left for Slack to show as is.
         assert_eq!(escape_slack("\"'&amp;"), "\"'&amp;amp;");
+    }
+
+    #[test]
+    fn hostile_ids_jails_hosts_and_users_render_on_one_line() {
+        let evil = "198.51.100.1\r\nFAKE LINE: banned 10.0.0.1";
+        let mut e = Event::target_event(EventKind::Ban, "sshd\nFAKE", evil, "h\r\nFAKE");
+        e.user = Some("root\nFAKE".into());
+        e.matches = Some("line 1\nline 2".into());
+        let r = Renderer::default();
+        let text = r.render_plain(&e).unwrap();
+        assert_eq!(text, "Fail2Ban (sshd FAKE) banned 198.51.100.1  FAKE LINE: banned 10.0.0.1 (not an IP address)");
+        let t = Templates { ban: Some("{{ jail }}|{{ host }}|{{ id }}|{{ user }}".into()), ..Templates::default() };
+        let text = Renderer::new(&t).unwrap().render(&e, escape_slack).unwrap();
+        assert!(!text.contains(['\r', '\n']), "{text:?}");
+        // The matched lines stay lines: they are several by nature.
+        let t = Templates { ban: Some("{{ matches }}".into()), ..Templates::default() };
+        assert_eq!(Renderer::new(&t).unwrap().render_plain(&e).unwrap(), "line 1\nline 2");
     }
 
     #[test]

@@ -73,10 +73,11 @@ fn match_lines(event: &Event) -> (Vec<String>, usize) {
     (shown, skip)
 }
 
-/// The plain-text body.
+/// The plain-text body. The lead (the template's text) is the body's first line and stays
+/// one: a CR/LF that reached it (from a template's `matches`, say) must not fake a line.
 pub fn plain(event: &Event, lead: &str) -> String {
     let mut out = String::new();
-    out.push_str(lead);
+    out.push_str(&flat(lead));
     out.push_str("\n\n");
     for (label, value) in fields(event) {
         out.push_str(&format!("{:<10} {value}\n", format!("{label}:")));
@@ -115,7 +116,7 @@ fn esc(s: &str) -> String {
 
 /// The HTML alternative: the same content, every value escaped.
 pub fn html(event: &Event, lead: &str) -> String {
-    let mut out = format!("<!DOCTYPE html><html><body><p><strong>{}</strong></p><table>", esc(lead));
+    let mut out = format!("<!DOCTYPE html><html><body><p><strong>{}</strong></p><table>", esc(&flat(lead)));
     for (label, value) in fields(event) {
         out.push_str(&format!("<tr><th align=\"left\">{}</th><td><code>{}</code></td></tr>", esc(label), esc(&value)));
     }

@@ -11,14 +11,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use f2b_notify_core::{
-    async_trait, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates,
+    async_trait, is_loopback_host, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError,
+    Templates,
 };
 use lettre::message::MessageBuilder;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 mod body;
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub struct Config {
     /// SMTP user name for AUTH (PLAIN or LOGIN, as the server offers).
     pub username: Option<String>,
     /// SMTP password. A secret: prefer `password_file` or `F2B_NOTIFY_SINKS__NAME__PASSWORD`.
+    #[serde(default, deserialize_with = "password")]
     pub password: Option<Secret>,
     /// A file holding the SMTP password (mode 0600; `check` warns when others can read it).
     pub password_file: Option<PathBuf>,
@@ -68,6 +70,12 @@ pub struct Config {
     /// Per-event templates for the first line of the body (`[sinks.NAME.templates]`).
     #[serde(default)]
     pub templates: Templates,
+}
+
+/// `password` is a secret: a value of the wrong type is an error naming the key, never the
+/// value.
+fn password<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    Secret::deserialize_named(d, "password")
 }
 
 /// One address or a list of them.
@@ -113,6 +121,8 @@ pub struct EmailSink {
     body: Renderer,
     html: bool,
     timeout: Duration,
+    /// `check`'s warning when the password would cross the network unencrypted.
+    cleartext: Option<String>,
 }
 
 fn address(key: &str, value: &str) -> Result<Mailbox, ConfigError> {
@@ -156,8 +166,13 @@ impl EmailSink {
             (None, None) => None,
             _ => Some(SecretSource::from_pair("password", config.password.clone(), config.password_file.clone())?),
         };
+        let mut cleartext = None;
         let transport = match (&config.url, &config.sendmail) {
-            (Some(url), None) => Transport::Smtp(smtp(url, &config, password_source.as_ref(), timeout)?),
+            (Some(url), None) => {
+                let (transport, warning) = smtp(url, &config, password_source.as_ref(), timeout)?;
+                cleartext = warning;
+                Transport::Smtp(transport)
+            }
             (None, Some(path)) => {
                 if config.username.is_some() || password_source.is_some() || config.ca_file.is_some() {
                     return Err(ConfigError::new("`username`, `password` and `ca_file` go with `url`, not `sendmail`"));
@@ -181,6 +196,7 @@ impl EmailSink {
             body,
             html: config.html,
             timeout,
+            cleartext,
         })
     }
 
@@ -237,24 +253,28 @@ impl EmailSink {
     }
 }
 
-/// Sets up the SMTP transport from the URL.
+/// Sets up the SMTP transport from the URL; with it, `check`'s warning when the password
+/// would cross the network unencrypted (lettre sends AUTH over a plain connection when told
+/// to, and `tls=opportunistic` falls back to one if a man in the middle strips STARTTLS).
 fn smtp(
     url: &str,
     config: &Config,
     password: Option<&SecretSource>,
     timeout: Duration,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, ConfigError> {
+) -> Result<(AsyncSmtpTransport<Tokio1Executor>, Option<String>), ConfigError> {
+    // First, before any message quotes the URL: one with credentials (`user:pass@`, with or
+    // without a scheme) is never shown.
+    if url.contains('@') {
+        return Err(ConfigError::new(
+            "`url` must not hold credentials: put the user in `username` and the password in `password_file`",
+        ));
+    }
     let bad = |why: &str| ConfigError::new(format!("`url` = {url:?}: {why}"));
     let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected smtp://host:port or smtps://host:port"))?;
     let (authority, query) = match rest.split_once('?') {
         Some((a, q)) => (a.trim_end_matches('/'), Some(q)),
         None => (rest.trim_end_matches('/'), None),
     };
-    if authority.contains('@') {
-        return Err(ConfigError::new(
-            "`url` must not hold credentials: put the user in `username` and the password in `password_file`",
-        ));
-    }
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
             (h, Some(p.parse::<u16>().map_err(|_| bad("the port is not a number"))?))
@@ -291,6 +311,10 @@ fn smtp(
         ("smtp", Some(_)) => (Tls::Opportunistic(tls_params()?), 587),
         _ => return Err(bad("the scheme must be smtp or smtps")),
     };
+    let cleartext = (password.is_some() && !matches!(tls, Tls::Wrapper(_) | Tls::Required(_)) && !is_loopback_host(host))
+        .then(|| {
+            "`url` is smtp:// without tls=required to another machine: the SMTP password may cross the network unencrypted; use smtps:// or ?tls=required".to_owned()
+        });
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
         .port(port.unwrap_or(default_port))
         .tls(tls)
@@ -304,7 +328,7 @@ fn smtp(
         (Some(_), None) => return Err(ConfigError::new("`username` needs `password` or `password_file`")),
         (None, Some(_)) => return Err(ConfigError::new("`password` needs `username`")),
     }
-    Ok(builder.build())
+    Ok((builder.build(), cleartext))
 }
 
 /// SMTP 4xx, timeouts and broken connections may clear up; 5xx (authentication, a rejected
@@ -318,9 +342,11 @@ fn classify_smtp(e: &lettre::transport::smtp::Error) -> SinkError {
         SinkError::permanent(format!("SMTP: {text}"))
     } else if e.is_transient() {
         SinkError::transient(format!("SMTP: {text}"))
-    } else if e.is_tls() || text.contains("certificate") {
+    } else if text.contains("certificate") {
         // A certificate the config does not trust will not become trusted by waiting; lettre
         // reports it as a connection error, hence the look at the text.
+        SinkError::permanent(format!("SMTP: the server's TLS certificate is not trusted: {text}"))
+    } else if e.is_tls() {
         SinkError::permanent(format!("SMTP TLS: {text}"))
     } else {
         SinkError::transient(format!("SMTP: {text}"))
@@ -350,7 +376,8 @@ impl Sink for EmailSink {
     }
 
     fn check(&self) -> Vec<String> {
-        self.password_source.as_ref().and_then(|s| s.permission_warning("password")).into_iter().collect()
+        let readable = self.password_source.as_ref().and_then(|s| s.permission_warning("password"));
+        readable.into_iter().chain(self.cleartext.clone()).collect()
     }
 }
 

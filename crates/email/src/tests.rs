@@ -215,6 +215,68 @@ async fn log_text_never_reaches_a_header() {
 }
 
 #[tokio::test]
+async fn a_cr_lf_in_the_id_fakes_no_line_in_the_body_or_the_digest() {
+    let server = Smtp::start(&[]);
+    let mut cfg = base(format!("smtp://127.0.0.1:{}", server.port));
+    cfg.html = true;
+    let sink = EmailSink::new("mail", cfg).unwrap();
+    let evil = "198.51.100.1\r\nFAKE LINE: banned 10.0.0.1";
+    let mut e = ban();
+    e.id = Some(evil.into());
+    e.ip = None;
+    e.host = "host.example\r\nFAKE LINE: host".into();
+    sink.send(&e).await.unwrap();
+    let digest = vec![e.clone(), Event::target_event(EventKind::Unban, "sshd", evil, "host.example")];
+    sink.send_digest(&f2b_notify_core::Digest::new(digest)).await.unwrap();
+    let msgs = server.messages();
+    assert_eq!(msgs.len(), 2);
+    for m in &msgs {
+        let text = m["text"].as_str().unwrap();
+        assert!(!text.lines().any(|l| l.trim_start().starts_with("FAKE")), "{text}");
+        let raw = m["raw_headers"].as_str().unwrap();
+        assert!(!raw.lines().any(|l| l.starts_with("FAKE")), "{raw}");
+    }
+    let text = msgs[0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(
+            "Fail2Ban (sshd) banned 198.51.100.1  FAKE LINE: banned 10.0.0.1 (not an IP address) for 5 failure(s)\n\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("Banned id: 198.51.100.1  FAKE LINE: banned 10.0.0.1 (not an IP address)\n"), "{text}");
+    let html = msgs[0]["html"].as_str().unwrap();
+    assert!(!html.contains("\nFAKE") && !html.contains("\rFAKE"), "{html}");
+    let digest = msgs[1]["text"].as_str().unwrap();
+    assert!(digest.contains("  banned 1: 198.51.100.1  FAKE LINE: banned 10.0.0.1\n"), "{digest}");
+    assert!(digest.contains("  unbanned 1: 198.51.100.1  FAKE LINE: banned 10.0.0.1\n"), "{digest}");
+}
+
+#[test]
+fn check_warns_when_the_password_would_travel_in_clear() {
+    let mut cfg = base("smtp://mail.example.com:587".into());
+    cfg.username = Some("f2b".into());
+    cfg.password = Some(Secret::new(PASSWORD));
+    for (url, warns) in [
+        ("smtp://mail.example.com:587", true),
+        ("smtp://mail.example.com:587?tls=opportunistic", true),
+        ("smtp://10.0.0.1", true),
+        ("smtp://mail.example.com:587?tls=required", false),
+        ("smtps://mail.example.com", false),
+        ("smtp://127.0.0.1:25", false),
+        ("smtp://localhost:25", false),
+        ("smtp://[::1]:25", false),
+    ] {
+        let sink = EmailSink::new("mail", Config { url: Some(url.into()), ..cfg.clone() }).unwrap();
+        let lines = sink.check();
+        assert_eq!(lines.iter().any(|l| l.contains("unencrypted")), warns, "{url}: {lines:?}");
+        assert!(!lines.join(" ").contains("SECRET"), "{lines:?}");
+    }
+    // Without a password nothing secret travels: no warning for a plain relay.
+    let sink = EmailSink::new("mail", base("smtp://mail.example.com:25".into())).unwrap();
+    assert!(sink.check().is_empty());
+}
+
+#[tokio::test]
 async fn auth_plain_and_login() {
     for mech in ["PLAIN", "LOGIN"] {
         let server = Smtp::start(&["--auth", &format!("f2b:{PASSWORD}"), "--auth-mech", mech]);
@@ -252,6 +314,7 @@ async fn starttls_and_implicit_tls_with_a_test_ca() {
         .await
         .unwrap_err();
     assert!(err.is_permanent(), "{err:?}");
+    assert!(err.to_string().contains("the server's TLS certificate is not trusted"), "{err}");
     assert_eq!(server.messages().len(), 1);
 
     let server = Smtp::start(&["--tls", cert, key]);
@@ -352,6 +415,8 @@ fn config_errors_name_the_bad_value() {
         (Config { cc: OneOrMany::One("a\nb@example.com".into()), ..ok.clone() }, "`cc`"),
         (Config { reply_to: Some("x".into()), ..ok.clone() }, "`reply_to` = \"x\""),
         (Config { url: Some(format!("smtp://user:{PASSWORD}@host:25")), ..ok.clone() }, "must not hold credentials"),
+        // Without a scheme too, and before any other message could quote it.
+        (Config { url: Some(format!("user:{PASSWORD}@host:x")), ..ok.clone() }, "must not hold credentials"),
         (Config { url: Some("http://host".into()), ..ok.clone() }, "scheme must be smtp or smtps"),
         (Config { url: Some("smtp://host:x".into()), ..ok.clone() }, "port"),
         (Config { url: Some("smtp://host?tls=maybe".into()), ..ok.clone() }, "tls=required"),

@@ -4,7 +4,8 @@
 //! Per sink, independently: the first event after a quiet period goes out alone and at once;
 //! whatever piles up while the sink is busy, pacing (`min_interval`) or waiting to retry goes
 //! out as one digest. Transient failures are retried with exponential backoff and jitter, a
-//! `Retry-After` exactly as given; permanent failures and events older than `max_age` go to
+//! `Retry-After` exactly as given up to [`RETRY_AFTER_MAX`] (and never past `max_age`);
+//! permanent failures and events older than `max_age` go to
 //! the dead-letter directory with the reason. Files leave a sink's queue only after that sink
 //! delivered them, so a SIGKILL at any moment loses nothing; at most the one message that was
 //! in flight is sent again.
@@ -48,6 +49,19 @@ pub const SEND_DEADLINE: Duration = Duration::from_secs(60);
 /// A batch that was in flight this many times when a worker died (or its send panicked) goes
 /// to the dead letters instead of being sent again.
 const CRASHES_TO_BURY: u32 = 2;
+/// The longest wait a sink's `Retry-After` can impose: one hour, and never more than
+/// `max_age` (by then the events are dead letters anyway), whatever the sink reports. A
+/// remote that asks for more is broken or hostile: obeyed, `18446744073709551615` s would
+/// overflow the clock (a panic in every new worker) and 10^9 s would stall the sink until a
+/// restart. Sinks already treat such answers as no hint (`SinkError::MAX_RETRY_AFTER`); this
+/// bound holds for any sink, including one built outside this repository.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
+
+/// `now + wait`, never a panic: a wait so long that the clock cannot hold it (only a config
+/// value near `u64::MAX` seconds can be) becomes [`RETRY_AFTER_MAX`].
+fn later(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait).or_else(|| now.checked_add(RETRY_AFTER_MAX)).unwrap_or(now)
+}
 
 /// Builds the sink of a name: `None` when the config has no such sink, `Some(Err)` when it
 /// has one that cannot be built now (for example an unreadable secret file).
@@ -325,7 +339,7 @@ impl<'a> Worker<'a> {
             }
             Some(Err(e)) => {
                 lane.state.last_error = Some(format!("cannot build the sink: {e:#}"));
-                lane.ready_at = Instant::now() + REBUILD_AFTER;
+                lane.ready_at = later(Instant::now(), REBUILD_AFTER);
             }
         }
         lane.min_interval = self
@@ -476,7 +490,7 @@ impl<'a> Worker<'a> {
                 let (files, crashes) = lane.in_flight.take().unwrap_or_default();
                 let how = if e.is_panic() { "its send panicked" } else { "its send was cancelled" };
                 tracing::error!("sink `{name}`: {how} with {} event(s)", files.len());
-                lane.ready_at = Instant::now() + lane.min_interval;
+                lane.ready_at = later(Instant::now(), lane.min_interval);
                 // The crash is counted in memory; the mark goes, as for any recorded outcome,
                 // so that a worker stopping before the retry does not count it twice.
                 let counted = self.crashed(&name, &mut lane, files, crashes + 1, how);
@@ -487,8 +501,15 @@ impl<'a> Worker<'a> {
         outcome
     }
 
+    /// The longest this worker obeys a `Retry-After`: [`RETRY_AFTER_MAX`], or `max_age` when
+    /// that is shorter.
+    fn retry_after_cap(&self) -> Duration {
+        RETRY_AFTER_MAX.min(self.delivery.max_age.0)
+    }
+
     /// Records how a delivery went: delivered files leave the queue; a transient failure waits
-    /// (Retry-After exactly, else backoff); a permanent one goes to the dead letters.
+    /// (Retry-After exactly up to [`Self::retry_after_cap`], else backoff); a permanent one
+    /// goes to the dead letters.
     fn record(&self, name: &str, lane: &mut Lane, result: Result<(), SinkError>) -> anyhow::Result<()> {
         let (files, _) = lane.in_flight.take().unwrap_or_default();
         let now = Instant::now();
@@ -506,20 +527,20 @@ impl<'a> Worker<'a> {
                 lane.state.next_try_at = None;
                 lane.state.last_delivered_at = Some(now_epoch());
                 lane.state.delivered += files.len() as u64;
-                lane.ready_at = now + lane.min_interval;
+                lane.ready_at = later(now, lane.min_interval);
             }
             Err(e) if e.is_transient() => {
                 // A suspect batch stays suspect (alone, with its count) until it is delivered.
                 lane.state.attempts += 1;
                 let wait = match e.retry_after_hint() {
-                    Some(wait) => wait,
+                    Some(wait) => wait.min(self.retry_after_cap()),
                     None => backoff(lane.state.attempts, self.delivery.retry_max.0),
                 }
                 .max(lane.min_interval);
                 tracing::warn!("sink `{name}`: {e} (try {}; next in {:.1} s)", lane.state.attempts, wait.as_secs_f64());
                 lane.state.last_error = Some(e.to_string());
                 lane.state.next_try_at = Some(now_epoch() + wait.as_secs_f64());
-                lane.ready_at = now + wait;
+                lane.ready_at = later(now, wait);
             }
             Err(e) => {
                 tracing::error!("sink `{name}`: {e}: {} event(s) moved to the dead letters", files.len());
@@ -528,7 +549,7 @@ impl<'a> Worker<'a> {
                 lane.state.attempts = 0;
                 lane.state.last_error = Some(e.to_string());
                 lane.state.next_try_at = None;
-                lane.ready_at = now + lane.min_interval;
+                lane.ready_at = later(now, lane.min_interval);
             }
         }
         inflight::clear(&self.spool, name)?;

@@ -342,6 +342,56 @@ async fn retry_after_is_obeyed_exactly_and_never_shorter_than_min_interval() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_absurd_retry_after_is_capped_and_the_worker_lives() {
+    // 2^64-1 s (which overflowed the clock: a panic in every new worker) and 10^9 s (a sink
+    // stalled until a restart), through the constructor and around it.
+    let absurd = |secs: u64| {
+        let built = SinkError::retry_after("slow down", Duration::from_secs(secs));
+        let raw = SinkError::Transient { message: "slow down".into(), retry_after: Some(Duration::from_secs(secs)) };
+        [built, raw]
+    };
+    let scripts: Vec<(&str, SinkError)> = absurd(u64::MAX)
+        .into_iter()
+        .zip(["max", "max_raw"])
+        .chain(absurd(1_000_000_000).into_iter().zip(["billion", "billion_raw"]))
+        .map(|(e, name)| (name, e))
+        .collect();
+
+    // With the default max_age (a day) the cap is RETRY_AFTER_MAX, an hour (not run live
+    // here: an hour of the paused clock is 72,000 looks at the spool, seconds of real time).
+    let b = Bench::new();
+    assert_eq!(b.worker().retry_after_cap(), RETRY_AFTER_MAX);
+    assert_eq!(RETRY_AFTER_MAX, Duration::from_secs(3600));
+
+    // A shorter max_age caps it further (waiting past it would only let the events expire):
+    // the worker lives, and every sink is tried again exactly at the cap.
+    let mut b = Bench::new();
+    b.delivery.max_age = Seconds(Duration::from_secs(120));
+    let sinks: Vec<Mem> = scripts
+        .iter()
+        .map(|(name, e)| {
+            let e = e.clone();
+            b.sink(name, move |n| if n == 0 { Act::Fail(e.clone()) } else { Act::Ok })
+        })
+        .collect();
+    let names: Vec<&str> = scripts.iter().map(|(n, _)| *n).collect();
+    b.ban("192.0.2.1", &names);
+    with_worker(b.worker(), async {
+        b.until(119_999).await;
+        assert!(sinks.iter().all(|s| s.calls().len() == 1), "retried before the cap");
+        wait("every retry", || names.iter().all(|n| b.pending(n) == 0)).await;
+    })
+    .await;
+    let one = ids(&["192.0.2.1"]);
+    for s in &sinks {
+        assert_eq!(s.sent(), [(0, one.clone()), (120_000, one.clone())], "{}", s.name);
+        assert!(b.dead(&s.name).is_empty(), "{}", s.name);
+    }
+    let state = b.spool.load_state("max").unwrap();
+    assert_eq!((state.attempts, state.delivered), (0, 1));
+}
+
+#[tokio::test(start_paused = true)]
 async fn events_older_than_max_age_go_to_the_dead_letters_with_a_reason() {
     let mut b = Bench::new();
     let hook = b.sink("hook", |_| Act::Ok);

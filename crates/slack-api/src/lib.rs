@@ -10,9 +10,11 @@
 use std::path::PathBuf;
 
 use f2b_notify_core::{async_trait, ConfigError, Secret, SecretSource, SinkError, Templates};
-use f2b_notify_slack::{classify_api_body, classify_status, exchange, MessageOptions, Post, SlackSink, Timeout};
+use f2b_notify_slack::{
+    classify_api_body, classify_status, cleartext_warning, exchange, MessageOptions, Post, SlackSink, Timeout,
+};
 use reqwest::header::{HeaderValue, AUTHORIZATION};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 #[cfg(test)]
 mod tests;
@@ -26,6 +28,7 @@ pub const DEFAULT_URL: &str = "https://slack.com/api/";
 pub struct Config {
     /// The bot token (`xoxb-…`, scope `chat:write`). A secret: prefer `token_file` or the
     /// environment (`F2B_NOTIFY_SINKS__NAME__TOKEN`). Give `token` or `token_file`, not both.
+    #[serde(default, deserialize_with = "token")]
     pub token: Option<Secret>,
     /// A file holding the token (mode 0600; `check` warns when others can read it).
     pub token_file: Option<PathBuf>,
@@ -44,6 +47,11 @@ pub struct Config {
     pub url: Option<String>,
 }
 
+/// `token` is a secret: a value of the wrong type is an error naming the key, never the value.
+fn token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    Secret::deserialize_named(d, "token")
+}
+
 /// A built Web API sink.
 pub type ApiSink = SlackSink<ChatPostMessage>;
 
@@ -55,6 +63,8 @@ pub struct ChatPostMessage {
     endpoint: reqwest::Url,
     client: reqwest::Client,
     timeout: Timeout,
+    /// `check`'s warning when the API base is plain http:// to another machine.
+    cleartext: Option<String>,
 }
 
 /// Builds the sink: reads the token, checks the channel and URL, compiles the templates.
@@ -77,8 +87,10 @@ pub fn new(name: impl Into<String>, config: Config) -> Result<ApiSink, ConfigErr
     if !matches!(endpoint.scheme(), "https" | "http") {
         return Err(ConfigError::new(format!("`url` = {base:?} must be an https:// URL")));
     }
+    let cleartext = cleartext_warning(&endpoint, "url", "the bot token");
     let timeout = Timeout::from_config(config.timeout)?;
-    let poster = ChatPostMessage { source, auth, endpoint, client: f2b_notify_slack::client(timeout)?, timeout };
+    let poster =
+        ChatPostMessage { source, auth, endpoint, client: f2b_notify_slack::client(timeout)?, timeout, cleartext };
     let options = MessageOptions { channel: Some(channel), username: config.username, icon_emoji: config.icon_emoji };
     SlackSink::new(name, &config.templates, options, poster)
 }
@@ -100,6 +112,6 @@ impl Post for ChatPostMessage {
     }
 
     fn check(&self) -> Vec<String> {
-        self.source.permission_warning("token").into_iter().collect()
+        self.source.permission_warning("token").into_iter().chain(self.cleartext.clone()).collect()
     }
 }

@@ -193,3 +193,46 @@ async fn config_errors_and_debug_never_show_the_token() {
     assert_eq!(from_file.poster().auth.to_str().unwrap(), format!("Bearer {TOKEN}"));
     assert!(!format!("{from_file:?}").contains("SECRET"));
 }
+
+/// Every string in a JSON body.
+fn every_text<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|x| every_text(x, out)),
+        Value::Object(o) => o.values().for_each(|x| every_text(x, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn a_cr_lf_in_the_id_fakes_no_line_in_the_posted_json() {
+    let server = slack(200, json!({"ok": true}), None).await;
+    let sink = sink_for(base(&server), None);
+    let evil = "198.51.100.1\r\nFAKE LINE: banned 10.0.0.1";
+    let mut e = Event::target_event(EventKind::Ban, "sshd", evil, "host.example\r\nFAKE LINE: host");
+    e.user = Some("root\nFAKE LINE: user".into());
+    sink.send(&e).await.unwrap();
+    let digest = vec![e.clone(), Event::target_event(EventKind::Unban, "sshd\nFAKE LINE: jail", evil, "h")];
+    sink.send_digest(&f2b_notify_core::Digest::new(digest)).await.unwrap();
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    for r in &requests {
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(!body["text"].as_str().unwrap().contains(['\r', '\n']), "{body}");
+        let mut texts = Vec::new();
+        every_text(&body, &mut texts);
+        let lines: Vec<&str> = texts.iter().flat_map(|t| t.split(['\r', '\n'])).collect();
+        assert!(!lines.iter().any(|l| l.starts_with("FAKE")), "{lines:?}");
+    }
+}
+
+#[test]
+fn check_warns_about_a_plain_http_api_base_to_another_machine() {
+    let warns = |base: &str| sink_for(base.to_owned(), None).check().iter().any(|l| l.contains("plain http://"));
+    assert!(warns("http://slack.example.com/api/"));
+    assert!(!warns("https://slack.com/api/"));
+    assert!(!warns("http://127.0.0.1:9/api/"));
+    assert!(!warns("http://localhost:9/api/"));
+    let lines = sink_for("http://slack.example.com/api/".into(), None).check();
+    assert!(lines.iter().all(|l| !l.contains("SECRET")), "{lines:?}");
+}

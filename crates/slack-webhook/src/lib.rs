@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 
 use f2b_notify_core::{async_trait, ConfigError, Secret, SecretSource, SinkError, Templates};
-use f2b_notify_slack::{classify_status, exchange, MessageOptions, Post, SlackSink, Timeout};
-use serde::Deserialize;
+use f2b_notify_slack::{classify_status, cleartext_warning, exchange, MessageOptions, Post, SlackSink, Timeout};
+use serde::{Deserialize, Deserializer};
 
 #[cfg(test)]
 mod tests;
@@ -21,6 +21,7 @@ mod tests;
 pub struct Config {
     /// The webhook URL (`https://hooks.slack.com/services/…`). A secret: prefer `url_file` or
     /// the environment (`F2B_NOTIFY_SINKS__NAME__URL`). Give `url` or `url_file`, not both.
+    #[serde(default, deserialize_with = "url")]
     pub url: Option<Secret>,
     /// A file holding the webhook URL (mode 0600; `check` warns when others can read it).
     pub url_file: Option<PathBuf>,
@@ -37,6 +38,11 @@ pub struct Config {
     pub timeout: Option<f64>,
 }
 
+/// `url` is a secret: a value of the wrong type is an error naming the key, never the value.
+fn url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    Secret::deserialize_named(d, "url")
+}
+
 /// A built webhook sink.
 pub type WebhookSink = SlackSink<Webhook>;
 
@@ -47,6 +53,8 @@ pub struct Webhook {
     url: Secret,
     client: reqwest::Client,
     timeout: Timeout,
+    /// `check`'s warning when the URL is plain http:// to another machine.
+    cleartext: Option<String>,
 }
 
 /// Builds the sink: reads the URL (from the file, if so configured), checks it, compiles the
@@ -54,21 +62,22 @@ pub struct Webhook {
 pub fn new(name: impl Into<String>, config: Config) -> Result<WebhookSink, ConfigError> {
     let source = SecretSource::from_pair("url", config.url, config.url_file)?;
     let url = source.load("url")?;
-    check_url(&url, "url")?;
+    let cleartext = check_url(&url, "url")?;
     let timeout = Timeout::from_config(config.timeout)?;
-    let poster = Webhook { source, url, client: f2b_notify_slack::client(timeout)?, timeout };
+    let poster = Webhook { source, url, client: f2b_notify_slack::client(timeout)?, timeout, cleartext };
     let options = MessageOptions { channel: config.channel, username: config.username, icon_emoji: config.icon_emoji };
     SlackSink::new(name, &config.templates, options, poster)
 }
 
-/// Checks that a secret is an http(s) URL, without ever quoting it.
-fn check_url(url: &Secret, key: &str) -> Result<(), ConfigError> {
+/// Checks that a secret is an http(s) URL, without ever quoting it; returns the warning for
+/// a plain http:// URL to another machine.
+fn check_url(url: &Secret, key: &str) -> Result<Option<String>, ConfigError> {
     let parsed =
         reqwest::Url::parse(url.expose()).map_err(|e| ConfigError::new(format!("`{key}` is not a valid URL ({e})")))?;
     if !matches!(parsed.scheme(), "https" | "http") {
         return Err(ConfigError::new(format!("`{key}` must be an https:// URL")));
     }
-    Ok(())
+    Ok(cleartext_warning(&parsed, key, "the webhook URL, which is the secret,"))
 }
 
 #[async_trait]
@@ -94,6 +103,6 @@ impl Post for Webhook {
     }
 
     fn check(&self) -> Vec<String> {
-        self.source.permission_warning("url").into_iter().collect()
+        self.source.permission_warning("url").into_iter().chain(self.cleartext.clone()).collect()
     }
 }

@@ -155,6 +155,9 @@ async fn every_failure_class() {
         (404, "channel_not_found", None, false, None, "channel_not_found (HTTP 404)"),
         (410, "channel_is_archived", None, false, None, "channel_is_archived (HTTP 410)"),
         (429, "rate_limited", Some("17"), true, Some(17), "rate_limited (HTTP 429)"),
+        // A hostile or broken Retry-After is no hint: the router's own backoff applies.
+        (429, "rate_limited", Some("18446744073709551615"), true, None, "rate_limited (HTTP 429)"),
+        (429, "rate_limited", Some("1000000000"), true, None, "rate_limited (HTTP 429)"),
         (500, "rollup_error", None, true, None, "rollup_error (HTTP 500)"),
         (503, "", None, true, None, "HTTP 503"),
     ];
@@ -206,6 +209,124 @@ async fn closed_and_refused_connections_are_transient() {
     assert!(err.is_transient(), "{err:?}");
     assert!(err.to_string().contains("cannot connect"), "{err}");
     assert_no_secret(&err);
+}
+
+/// A TLS server on loopback (port 0) whose certificate, for 127.0.0.1 and localhost, is
+/// self-signed at test time: nothing the system trusts issued it. It answers a webhook's
+/// `ok` to a client that does trust it. Returns the address, the certificate (for such a
+/// client) and the server's task, which the test aborts.
+async fn untrusted_tls_server() -> (std::net::SocketAddr, Vec<u8>, tokio::task::JoinHandle<()>) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let der = cert.der().clone();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that does not trust the certificate aborts the handshake here.
+                let Ok(mut tls) = acceptor.accept(sock).await else { return };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = tls.read(&mut buf).await {
+                    request.extend_from_slice(&buf[..n]);
+                    // Headers, then a body of Content-Length bytes; a short one is enough here.
+                    if request.windows(4).any(|w| w == b"\r\n\r\n") && request.ends_with(b"}") {
+                        break;
+                    }
+                }
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                let _ = tls.write_all(answer).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (addr, der.to_vec(), task)
+}
+
+#[tokio::test]
+async fn an_untrusted_tls_certificate_is_a_permanent_failure() {
+    let (addr, der, task) = untrusted_tls_server().await;
+    let hook = format!("https://127.0.0.1:{}/services/{SECRET}", addr.port());
+    // The server works: a client that trusts its certificate gets `ok`.
+    let trusting =
+        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_der(&der).unwrap()).build().unwrap();
+    let answer = trusting.post(&hook).json(&json!({"text": "x"})).send().await.unwrap();
+    assert_eq!((answer.status().as_u16(), answer.text().await.unwrap()), (200, "ok".to_owned()));
+
+    // The sink trusts the system's roots only: the certificate is not trusted, and waiting
+    // will not change that, so the failure is permanent (dead letters, not retries).
+    let err = sink_for(hook, Some(5.0)).send(&ban()).await.unwrap_err();
+    assert!(err.is_permanent(), "{err:?}");
+    assert!(err.to_string().starts_with("the server's TLS certificate is not trusted: "), "{err}");
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    assert_no_secret(&err);
+    task.abort();
+    let _ = task.await;
+}
+
+#[tokio::test]
+async fn check_warns_about_plain_http_to_another_machine() {
+    let warn = |url: String| {
+        let sink = sink_for(url, None);
+        let lines = sink.check();
+        for l in &lines {
+            assert!(!l.contains("SECRET") && !l.contains("/services/"), "{l}");
+        }
+        lines.iter().any(|l| l.contains("plain http://"))
+    };
+    assert!(warn(format!("http://hooks.slack.com/services/{SECRET}")));
+    assert!(warn(format!("http://192.0.2.10:8080/services/{SECRET}")));
+    assert!(!warn(format!("https://hooks.slack.com/services/{SECRET}")));
+    assert!(!warn(format!("http://127.0.0.1:8080/services/{SECRET}")));
+    assert!(!warn(format!("http://localhost/services/{SECRET}")));
+    assert!(!warn(format!("http://[::1]:8080/services/{SECRET}")));
+}
+
+#[tokio::test]
+async fn a_cr_lf_in_the_id_fakes_no_line_in_the_posted_json() {
+    let server = server_answering(200, "ok", None).await;
+    let sink = sink_for(url(&server), None);
+    let evil = "198.51.100.1\r\nFAKE LINE: banned 10.0.0.1";
+    sink.send(&Event::target_event(EventKind::Ban, "sshd", evil, "host.example")).await.unwrap();
+    let digest = vec![
+        Event::target_event(EventKind::Ban, "sshd", evil, "host.example"),
+        Event::target_event(EventKind::Unban, "sshd", evil, "host.example"),
+    ];
+    sink.send_digest(&f2b_notify_core::Digest::new(digest)).await.unwrap();
+    let got = received(&server).await;
+    assert_eq!(got.len(), 2);
+    for body in &got {
+        let text = body["text"].as_str().unwrap();
+        assert!(!text.contains(['\r', '\n']), "{text:?}");
+        let mut texts = Vec::new();
+        every_text(body, &mut texts);
+        let lines: Vec<&str> = texts.iter().flat_map(|t| t.split(['\r', '\n'])).collect();
+        assert!(!lines.iter().any(|l| l.starts_with("FAKE")), "{lines:?}");
+    }
+    assert_eq!(got[0]["text"], "Fail2Ban (sshd) banned 198.51.100.1  FAKE LINE: banned 10.0.0.1 (not an IP address)");
+}
+
+/// Every string in a JSON body.
+fn every_text<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|x| every_text(x, out)),
+        Value::Object(o) => o.values().for_each(|x| every_text(x, out)),
+        _ => {}
+    }
 }
 
 #[tokio::test]

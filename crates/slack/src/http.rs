@@ -46,6 +46,19 @@ pub fn client(timeout: Timeout) -> Result<reqwest::Client, ConfigError> {
         .map_err(|e| ConfigError::new(format!("cannot set up the HTTP client: {}", e.without_url())))
 }
 
+/// A warning for `f2b-notify check` when `url` is plain `http://` to a host other than this
+/// machine: then `secret` (the webhook URL itself, or the bot token) crosses the network
+/// readable by anyone on the path. Loopback stays silent (a local proxy, the tests). The
+/// warning names neither the URL nor its host: for a webhook the URL is the secret.
+pub fn cleartext_warning(url: &reqwest::Url, key: &str, secret: &str) -> Option<String> {
+    if url.scheme() != "http" || url.host_str().is_some_and(f2b_notify_core::is_loopback_host) {
+        return None;
+    }
+    Some(format!(
+        "`{key}` is a plain http:// URL to another machine: {secret} crosses the network unencrypted; use https://"
+    ))
+}
+
 /// What Slack's error strings mean for the operator.
 pub fn explain(code: &str) -> Option<&'static str> {
     Some(match code {
@@ -108,9 +121,15 @@ pub async fn exchange(
     Ok((status, retry_after, text))
 }
 
-/// Parses `Retry-After` in seconds (Slack sends whole seconds).
+/// Parses `Retry-After` in whole seconds (what Slack sends). Anything else counts as no hint,
+/// so the router's usual backoff applies: an HTTP date, a negative, fractional or exponent
+/// form (`-5`, `1.5`, `1e9`, `inf`), and any wait above [`SinkError::MAX_RETRY_AFTER`] (an
+/// hour): a server that asks for `18446744073709551615` seconds is broken or hostile, and
+/// obeying it would stall the sink (or overflow the clock).
 pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
-    value.and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
+    let secs = value?.trim().parse::<u64>().ok()?;
+    let wait = Duration::from_secs(secs);
+    (wait <= SinkError::MAX_RETRY_AFTER).then_some(wait)
 }
 
 /// Classifies a non-success HTTP answer: 429 is transient with its `Retry-After`; 408 and 5xx
@@ -153,8 +172,27 @@ pub fn classify_api_body(body: &str, retry_after: Option<&str>) -> Result<(), Si
     }
 }
 
+/// The TLS library's verdict on the server's certificate, if that is why a request failed.
+/// rustls reports it inside an I/O error (`InvalidData`), whose `source()` skips the error it
+/// wraps, hence the look at `get_ref`.
+fn untrusted_certificate(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut err = err;
+    // An I/O error may wrap another (hyper's connector wraps tokio-rustls's): unwrap them.
+    while let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+        err = inner;
+    }
+    let tls = err.downcast_ref::<rustls::Error>()?;
+    match tls {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => Some(clean(&tls.to_string())),
+        _ => None,
+    }
+}
+
 /// Classifies a request that got no HTTP answer. Timeouts, refused, reset or closed
-/// connections are transient. The text never includes the URL.
+/// connections are transient. A server certificate that is not trusted (unknown issuer,
+/// expired, issued for another name) is permanent: waiting does not make it trusted, and
+/// the batch should reach the dead letters, where `queue` shows why, rather than be retried
+/// for `max_age`. The text never includes the URL.
 pub fn classify_transport(err: reqwest::Error, timeout: Timeout) -> SinkError {
     let err = err.without_url();
     if err.is_timeout() {
@@ -165,6 +203,9 @@ pub fn classify_transport(err: reqwest::Error, timeout: Timeout) -> SinkError {
     let mut cause: Option<String> = None;
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&err);
     while let Some(s) = source {
+        if let Some(why) = untrusted_certificate(s) {
+            return SinkError::permanent(format!("the server's TLS certificate is not trusted: {why}"));
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             cause = Some(clean(&io.to_string()));
         }
@@ -219,6 +260,20 @@ mod tests {
             (503, Some("2"), "", true, s(2), "HTTP 503"),
             (504, None, "", true, None, "HTTP 504"),
             (302, None, "", false, None, "HTTP 302"),
+            // A wait of an hour at most is a hint; anything absurd or malformed is none, and
+            // the router's own backoff applies.
+            (429, Some("3600"), "", true, s(3600), "HTTP 429"),
+            (429, Some("3601"), "", true, None, "HTTP 429"),
+            (429, Some("18446744073709551615"), "", true, None, "HTTP 429"),
+            (429, Some("18446744073709551616"), "", true, None, "HTTP 429"),
+            (429, Some("1000000000"), "", true, None, "HTTP 429"),
+            (429, Some("-5"), "", true, None, "HTTP 429"),
+            (429, Some("1e9"), "", true, None, "HTTP 429"),
+            (429, Some("inf"), "", true, None, "HTTP 429"),
+            (429, Some("NaN"), "", true, None, "HTTP 429"),
+            (429, Some("1.5"), "", true, None, "HTTP 429"),
+            (503, Some("1000000000"), "", true, None, "HTTP 503"),
+            (400, Some("1000000000"), "rate_limited", true, None, "rate_limited"),
         ];
         for &(status, ra, body, transient, wait, text) in cases {
             let e = classify_status(status, ra, body);
@@ -250,6 +305,8 @@ mod tests {
                 assert_eq!(e.retry_after_hint(), Some(Duration::from_secs(3)));
             }
         }
+        let e = classify_api_body(r#"{"ok":false,"error":"ratelimited"}"#, Some("18446744073709551615")).unwrap_err();
+        assert_eq!((e.is_transient(), e.retry_after_hint()), (true, None));
         let e = classify_api_body("<html>captive portal</html>", None).unwrap_err();
         assert!(e.is_permanent() && e.to_string().contains("not Slack's JSON"));
     }
@@ -259,6 +316,25 @@ mod tests {
         let e = classify_status(400, None, &format!("bad\nthing{}", "x".repeat(10_000)));
         assert!(!e.to_string().contains('\n'));
         assert!(e.to_string().len() < 300);
+    }
+
+    #[test]
+    fn plain_http_warns_unless_loopback() {
+        let warn = |u: &str| cleartext_warning(&reqwest::Url::parse(u).unwrap(), "url", "the token");
+        for quiet in [
+            "https://hooks.slack.com/services/T0/B0/X",
+            "http://127.0.0.1:8080/services/T0/B0/X",
+            "http://127.9.9.9/api/",
+            "http://localhost:1/",
+            "http://[::1]:8080/api/",
+        ] {
+            assert_eq!(warn(quiet), None, "{quiet}");
+        }
+        for loud in ["http://hooks.slack.com/services/T0/B0/SECRET", "http://10.0.0.1/api/", "http://[2001:db8::1]/"] {
+            let w = warn(loud).unwrap_or_else(|| panic!("no warning for {loud}"));
+            assert!(w.contains("`url` is a plain http:// URL") && w.contains("the token"), "{w}");
+            assert!(!w.contains("SECRET") && !w.contains("slack.com") && !w.contains("10.0.0.1"), "{w}");
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub mod http;
 pub mod message;
 mod sink;
 
-pub use http::{classify_api_body, classify_status, classify_transport, client, exchange, explain, Timeout};
+pub use http::{
+    classify_api_body, classify_status, classify_transport, cleartext_warning, client, exchange, explain, Timeout,
+};
 pub use message::{build, build_digest, MessageOptions};
 pub use sink::{Post, SlackSink};

@@ -138,7 +138,8 @@ fn fields(event: &Event) -> Vec<Value> {
         let text = format!("*{label}*\n{value}");
         out.push(json!({ "type": "mrkdwn", "text": truncate_chars(&text, MAX_FIELD) }));
     };
-    field("Jail", escape_slack(&event.jail));
+    // Flattened like every value: a CR/LF in a jail or host name must not fake a line.
+    field("Jail", Cow::Owned(escape_slack(&flatten(&event.jail)).into_owned()));
     if let Some(id) = &event.id {
         let label = if event.ip.is_some() { "Address" } else { "Banned id (not an IP address)" };
         field(label, Cow::Owned(code_span(id, MAX_FIELD - 40)));
@@ -152,7 +153,7 @@ fn fields(event: &Event) -> Vec<Value> {
         }
     }
     if !event.host.is_empty() {
-        field("Host", escape_slack(&event.host));
+        field("Host", Cow::Owned(escape_slack(&flatten(&event.host)).into_owned()));
     }
     if let Some(u) = event.user.as_deref().filter(|u| !u.is_empty()) {
         field("User", Cow::Owned(code_span(u, MAX_USER)));
@@ -313,6 +314,36 @@ mod tests {
         let blocks = body["attachments"][0]["blocks"].as_array().unwrap();
         assert_eq!(blocks.len(), 50);
         assert!(blocks[49]["text"]["text"].as_str().unwrap().contains("more not listed"));
+    }
+
+    /// Every line of every text in a body, to look for a faked one.
+    fn lines_of(body: &Value) -> Vec<String> {
+        let mut texts = Vec::new();
+        all_mrkdwn(body, &mut texts);
+        texts.iter().flat_map(|t| t.split(['\n', '\r']).map(str::to_owned).collect::<Vec<_>>()).collect()
+    }
+
+    #[test]
+    fn a_cr_lf_in_an_id_jail_or_host_fakes_no_line() {
+        let evil = "198.51.100.1\r\nFAKE LINE: banned 10.0.0.1";
+        let mut e = Event::target_event(EventKind::Ban, "sshd\nFAKE jail", evil, "h\r\nFAKE host");
+        e.user = Some("root\r\nFAKE user".into());
+        let body = build(&e, &Renderer::default(), &MessageOptions::default()).unwrap();
+        let text = body["text"].as_str().unwrap();
+        assert!(!text.contains(['\r', '\n']), "{text:?}");
+        assert!(text.contains("198.51.100.1  FAKE LINE: banned 10.0.0.1"), "{text}");
+        let lines = lines_of(&body);
+        assert!(!lines.iter().any(|l| l.starts_with("FAKE")), "{lines:?}");
+        let digest = Digest::new(vec![
+            e.clone(),
+            Event::target_event(EventKind::Unban, "sshd", evil, "h"),
+            Event::jail_event(EventKind::Stop, "web\nFAKE stop", "h"),
+        ]);
+        let body = build_digest(&digest, &MessageOptions::default());
+        assert!(!body["text"].as_str().unwrap().contains(['\r', '\n']), "{body}");
+        let lines = lines_of(&body);
+        assert!(!lines.iter().any(|l| l.starts_with("FAKE")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("`198.51.100.1  FAKE LINE: banned 10.0.0.1`")), "{lines:?}");
     }
 
     #[test]

@@ -203,6 +203,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cr_lf_in_the_id_fakes_no_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        let evil = "198.51.100.1\r\nFAKE LINE: banned 10.0.0.1";
+        let t = Templates { unban: Some("{{ jail }} {{ host }} {{ id }} {{ user }}".into()), ..Templates::default() };
+        let sink =
+            StdoutSink::new("c", Config { path: Some(path.clone()), templates: t, ..Config::default() }).unwrap();
+        let ban = Event::target_event(EventKind::Ban, "sshd", evil, "h");
+        let mut unban = Event::target_event(EventKind::Unban, "sshd\nFAKE", evil, "h\rFAKE");
+        unban.user = Some("root\r\nFAKE".into());
+        sink.send(&ban).await.unwrap();
+        sink.send_digest(&Digest::new(vec![ban.clone(), unban])).await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.split('\n').collect();
+        assert_eq!(lines.len(), 4, "three lines and the final newline: {text:?}");
+        assert!(!text.contains('\r') && !lines.iter().any(|l| l.starts_with("FAKE")), "{text:?}");
+        assert_eq!(lines[0], "Fail2Ban (sshd) banned 198.51.100.1  FAKE LINE: banned 10.0.0.1 (not an IP address)");
+        assert_eq!(lines[2], "sshd FAKE h FAKE 198.51.100.1  FAKE LINE: banned 10.0.0.1 root  FAKE");
+        // JSON keeps the id exactly, escaped inside one line.
+        let json = StdoutSink::new("j", Config { format: Format::Json, ..Config::default() }).unwrap();
+        let line = json.line(&ban).unwrap();
+        assert!(!line.contains(['\r', '\n']));
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&line).unwrap()["id"], evil);
+    }
+
+    #[tokio::test]
     async fn a_digest_keeps_every_event_as_a_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.log");
