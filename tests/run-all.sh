@@ -31,6 +31,17 @@ log "cargo clippy -D warnings (full build, every crate and test; and the minimal
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo clippy --locked --all-targets --no-default-features --features stdout -- -D warnings
 
+# --- security advisories -------------------------------------------------------------------
+# The RustSec database lives on GitHub, which these machines cannot reach (and no registry
+# they reach carries a copy): checked only when F2B_ADVISORY_DB names a copy, said otherwise.
+if [ -d "${F2B_ADVISORY_DB:-}" ]; then
+  log "cargo audit against $F2B_ADVISORY_DB"
+  command -v cargo-audit >/dev/null || cargo install --locked cargo-audit
+  cargo audit --db "$F2B_ADVISORY_DB" --no-fetch --stale
+else
+  log "advisories: NOT checked (no RustSec advisory database here; set F2B_ADVISORY_DB to a copy)"
+fi
+
 # --- every sink feature alone, then all together ------------------------------------------
 features=(stdout slack-webhook slack-api email)
 for f in "${features[@]}"; do

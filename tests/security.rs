@@ -128,13 +128,14 @@ fn a_world_writable_spool_and_run_dir_cannot_be_turned_against_root() {
     // The forged plan was neither used nor adopted as root's.
     assert_eq!(std::fs::metadata(&plan).unwrap().uid(), 65534, "f2b-notify rewrote the forged plan as root's");
 
-    // The worker and `queue` refuse the spool too, loudly.
-    for args in [&["deliver"][..], &["queue"], &["queue", "retry"]] {
+    // The worker, `queue` and `check` refuse the spool too, loudly.
+    for args in [&["deliver"][..], &["queue"], &["queue", "retry"], &["check"]] {
         let mut cmd = dir.cmd();
         cmd.arg("--config").arg(&config).args(args);
         let r = run(cmd);
         assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
-        assert!(r.stderr.contains(&format!("refusing to use {s}")), "{args:?}: {}", r.stderr);
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(said.contains(&format!("refusing to use {s}")), "{args:?}: {said}");
     }
     assert_eq!(snapshot(&outside), before, "root changed a file outside the spool");
     assert!(std::fs::read_dir(&outside).unwrap().count() == 1, "root created a file outside the spool");

@@ -37,7 +37,7 @@ fn ident(m: &fs::Metadata) -> Ident {
 }
 
 /// Where the plans are.
-fn run_dir() -> PathBuf {
+pub fn run_dir() -> PathBuf {
     std::env::var_os(plan::RUN_DIR_ENV)
         .filter(|v| !v.is_empty())
         .map_or_else(|| PathBuf::from(plan::DEFAULT_RUN_DIR), PathBuf::from)

@@ -1,12 +1,19 @@
 //! `f2b-notify check`: validates the config and prints what it means: the files read, the
-//! host name, the delivery mode, the sinks and the routing table, then any warnings.
+//! host name, the delivery mode, the sinks and the routing table, then any warnings, then any
+//! problems (a spool or run directory that would be refused); exit 2 when there is one.
 
 use std::process::ExitCode;
 
+use std::os::unix::ffi::OsStrExt;
+
+use f2b_notify_fastpath::trust;
+
 use super::{host_name, load};
 use crate::config::{self, Mode, Sources};
+use crate::os::StdOs;
 use crate::registry;
 use crate::route::Table;
+use crate::spool::Spool;
 
 /// Runs `check`.
 pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
@@ -23,6 +30,19 @@ pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
         Mode::Direct => out.push_str("delivery: direct (inside the action; Fail2Ban waits for every sink)\n"),
     }
     let mut warnings = Vec::new();
+    // Directories root writes into for every ban: a problem here is an error, not a warning.
+    let mut problems = Vec::new();
+    if delivery.mode == Mode::Queue {
+        if let Err(u) = Spool::new(&delivery.spool).verify() {
+            problems.push(format!("the spool: refusing to use {u}"));
+        }
+        let run_dir = crate::plan::run_dir();
+        let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
+        let bytes = run_dir.as_os_str().as_bytes();
+        if let Err(u) = trust::ancestors(&StdOs, bytes).and_then(|()| trust::dir(&StdOs, bytes)) {
+            problems.push(format!("the run directory (the action's fast path is off): refusing to use {u}"));
+        }
+    }
     let front = std::env::current_exe().ok().map(|e| e.with_file_name("f2b-notify-enqueue"));
     match front.filter(|f| f.is_file()) {
         Some(f) => out.push_str(&format!("action front end: {} (spools queued events without starting f2b-notify)\n", f.display())),
@@ -67,6 +87,12 @@ pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
             out.push_str(&format!("  {w}\n"));
         }
     }
+    if !problems.is_empty() {
+        out.push_str("problems:\n");
+        for p in &problems {
+            out.push_str(&format!("  {p}\n"));
+        }
+    }
     print!("{out}");
-    Ok(ExitCode::SUCCESS)
+    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
