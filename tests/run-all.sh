@@ -69,11 +69,15 @@ for forbidden in native-tls openssl-sys aws-lc-rs aws-lc-sys; do
 done
 grep -qw ring <<<"$full_tree" || { echo "full build lost rustls' ring provider" >&2; exit 1; }
 
+# Most integration tests wait on servers, Fail2Ban and clocks rather than the CPU: run more of
+# them at once than there are cores (every test has its own directories, ports and servers).
+threads=(-- --test-threads 6)
+
 log "tests: full build (all sinks), every crate, examples built"
-cargo test --locked --workspace
+cargo test --locked --workspace "${threads[@]}"
 
 log "the example sink runs"
 cargo run --locked --quiet --example custom_sink
 
 log "tests: minimal build (stdout only)"
-cargo test --locked --no-default-features --features stdout
+cargo test --locked --no-default-features --features stdout "${threads[@]}"
