@@ -297,9 +297,10 @@ fn corrupt_spool_file_is_moved_aside() {
 }
 
 #[test]
-fn unwritable_spool_falls_back_to_direct_delivery() {
+fn unwritable_spool_names_the_event_in_the_system_log_and_sends_nothing() {
     let server = StandIn::start(slack_ok());
     let dir = Dir::new();
+    let syslog = crate::util::Syslog::start(dir.path());
     // The spool's parent is a file: the spool cannot be created.
     dir.write("not-a-dir", "");
     let cfg = dir.write(
@@ -311,14 +312,25 @@ fn unwritable_spool_falls_back_to_direct_delivery() {
         ),
     );
     let mut c = dir.cmd();
+    c.env("F2B_NOTIFY_SYSLOG", &syslog.path);
     c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail=sshd", "--ip=198.18.9.9"]);
     let r = run(c);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert!(r.stderr.contains("cannot write to the spool") && r.stderr.contains("delivering directly"), "{}", r.stderr);
+    assert!(r.stderr.contains("could not spool the ban of 198.18.9.9 in jail sshd for hook"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    let reqs = server.requests_to("/services/");
-    assert_eq!(reqs.len(), 1);
-    assert!(missing(&reqs, &["198.18.9.9".to_owned()]).is_empty());
+    let logged = syslog.messages();
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(logged[0].starts_with("<27>f2b-notify[") && logged[0].contains("198.18.9.9"), "{logged:?}");
+    // Nothing is sent from the action: under Fail2Ban's lock that would stall banning.
+    assert!(server.requests().is_empty());
+
+    // With no system log either, the exit is non-zero: Fail2Ban logs the failure.
+    let mut c = dir.cmd();
+    c.env("F2B_NOTIFY_SYSLOG", dir.path().join("no-such.sock"));
+    c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail=sshd", "--ip=198.18.9.10"]);
+    let r = run(c);
+    assert_ne!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stderr.contains("198.18.9.10 in jail sshd is lost"), "{}", r.stderr);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{run, slack_ok, Dir, StandIn, WorkerGuard};
+use crate::util::{run, slack_ok, Dir, StandIn, Syslog, WorkerGuard};
 
 /// f2b-notify writes no plan from a config file younger than this (see crates/router/plan.rs).
 const SETTLE: Duration = Duration::from_millis(2100);
@@ -41,6 +41,8 @@ fn config(dir: &Dir, spool: &Path, server: &StandIn) -> PathBuf {
 
 fn notify(program: Command, config: &Path, ip: &str) -> crate::util::Run {
     let mut cmd = program;
+    // The system log is the test's own socket beside the config.
+    cmd.env("F2B_NOTIFY_SYSLOG", config.with_file_name("syslog.sock"));
     cmd.env("F2B_NOTIFY_LOG", "debug").arg("--config").arg(config).args(["notify", "ban", "--jail=sshd"]);
     cmd.arg(format!("--ip={ip}"));
     run(cmd)
@@ -70,6 +72,7 @@ fn a_world_writable_spool_and_run_dir_cannot_be_turned_against_root() {
     let spool = dir.path().join("spool");
     let run_dir = dir.path().join("run");
     let config = config(&dir, &spool, &server);
+    let syslog = Syslog::start(dir.path());
     let _worker = WorkerGuard(spool.clone());
     // Root's files outside the spool, which the attack aims at.
     let outside = dir.path().join("outside");
@@ -113,7 +116,7 @@ fn a_world_writable_spool_and_run_dir_cannot_be_turned_against_root() {
     assert_eq!(std::fs::metadata(&plan).unwrap().uid(), 65534);
 
     // The front end: refuses the forged plan and the run directory, hands over; f2b-notify
-    // refuses the spool, says so with the fix, and delivers the ban directly.
+    // refuses the spool, says so with the fix, and names the ban in the system log.
     let fast = notify(dir.enqueue_cmd(), &config, "192.0.2.2");
     assert_eq!(fast.code, Some(0), "{}", fast.stderr);
     assert!(fast.stderr.contains("running f2b-notify: the run directory is missing or not trusted"), "{}", fast.stderr);
@@ -122,8 +125,13 @@ fn a_world_writable_spool_and_run_dir_cannot_be_turned_against_root() {
         "{}",
         fast.stderr
     );
-    assert!(fast.stderr.contains("delivering directly instead"), "{}", fast.stderr);
-    assert!(server.requests().iter().any(|r| r.body.contains("192.0.2.2")), "the ban was not delivered");
+    let logged = syslog.messages();
+    assert!(
+        logged.iter().any(|m| m.starts_with("<27>f2b-notify[")
+            && m.contains("could not spool the ban of 192.0.2.2 in jail sshd for hook")
+            && m.contains("chmod go-w")),
+        "{logged:?}"
+    );
     assert!(fast.stderr.contains("the action's fast path is off"), "{}", fast.stderr);
     // The forged plan was neither used nor adopted as root's.
     assert_eq!(std::fs::metadata(&plan).unwrap().uid(), 65534, "f2b-notify rewrote the forged plan as root's");
@@ -147,6 +155,7 @@ fn a_replaced_subdirectory_or_a_foreign_queue_is_refused() {
     let server = StandIn::start(slack_ok());
     let spool = dir.path().join("spool");
     let config = config(&dir, &spool, &server);
+    let syslog = Syslog::start(dir.path());
     let _worker = WorkerGuard(spool.clone());
     let first = notify(dir.cmd(), &config, "192.0.2.1");
     assert_eq!(first.code, Some(0), "{}", first.stderr);
@@ -165,7 +174,7 @@ fn a_replaced_subdirectory_or_a_foreign_queue_is_refused() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let new = spool.join("new");
     assert!(r.stderr.contains(&format!("refusing to use {} is a symbolic link", new.display())), "{}", r.stderr);
-    assert!(server.requests().iter().any(|q| q.body.contains("192.0.2.2")), "not delivered directly");
+    assert!(syslog.messages().iter().any(|m| m.contains("could not spool the ban of 192.0.2.2")), "not in the system log");
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "a file was written through the link");
     std::fs::remove_file(&new).unwrap();
     std::fs::create_dir(&new).unwrap();

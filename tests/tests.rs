@@ -11,6 +11,8 @@ mod fail2ban;
 #[cfg(feature = "slack-webhook")]
 mod fastpath;
 #[cfg(feature = "slack-webhook")]
+mod full_disk;
+#[cfg(feature = "slack-webhook")]
 mod security;
 #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
 mod slack;

@@ -600,3 +600,29 @@ impl Drop for WorkerGuard {
         kill_worker(&self.0);
     }
 }
+
+/// A system log on a private socket (what `F2B_NOTIFY_SYSLOG` points f2b-notify at): every
+/// datagram it receives, as text.
+pub struct Syslog {
+    pub path: PathBuf,
+    socket: std::os::unix::net::UnixDatagram,
+}
+
+impl Syslog {
+    pub fn start(dir: &Path) -> Self {
+        let path = dir.join("syslog.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the syslog socket");
+        socket.set_nonblocking(true).unwrap();
+        Self { path, socket }
+    }
+
+    /// What arrived since the last call.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = self.socket.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+}

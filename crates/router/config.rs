@@ -337,8 +337,10 @@ pub fn load(sources: &Sources) -> Result<Loaded, String> {
         figment = figment.merge(Toml::file_exact(f));
     }
     figment = figment.merge(env_provider());
-    let config: Config = figment.extract().map_err(|e| describe(&e, &figment))?;
+    let mut config: Config = figment.extract().map_err(|e| describe(&e, &figment))?;
     validate(&config, &figment)?;
+    // Another set of config files may already use this spool: then this set gets its own.
+    config.delivery.spool = crate::sets::resolve(&config.delivery.spool, sources);
     Ok(Loaded { config, files })
 }
 

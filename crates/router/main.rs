@@ -13,6 +13,8 @@ mod os;
 mod plan;
 mod registry;
 mod route;
+mod sets;
+mod syslog;
 mod spool;
 mod worker;
 

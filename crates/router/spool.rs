@@ -185,7 +185,7 @@ impl Spool {
         if !trust::dir(&os, root)? {
             return Ok(());
         }
-        for d in [layout::TMP, layout::NEW, "sinks", "dead", "corrupt", "state", "inflight"] {
+        for d in [layout::TMP, layout::NEW, "sinks", "dead", "corrupt", "state", "inflight", crate::sets::SETS] {
             let dir = self.dir(d);
             if trust::dir(&os, dir.as_os_str().as_bytes())? && matches!(d, "sinks" | "dead") {
                 // Listed without following links: a link here is reported, not entered.

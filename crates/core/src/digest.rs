@@ -23,6 +23,9 @@ pub struct JailSummary {
     pub jail: String,
     /// Banned ids, in order, each flattened to one line.
     pub banned: Vec<String>,
+    /// How many of the bans Fail2Ban restored from its database at a restart (old bans
+    /// announced again, not a new attack).
+    pub restored: usize,
     /// Unbanned ids, in order, each flattened to one line.
     pub unbanned: Vec<String>,
     /// How often the jail started.
@@ -32,6 +35,14 @@ pub struct JailSummary {
 }
 
 impl JailSummary {
+    /// "banned 3" or "banned 3 (2 restored at restart)": the lead of the banned list.
+    pub fn banned_lead(&self) -> String {
+        match self.restored {
+            0 => format!("banned {}", self.banned.len()),
+            r => format!("banned {} ({r} restored at restart)", self.banned.len()),
+        }
+    }
+
     /// "2 started, 1 stopped": the jail events in words, or empty.
     pub fn jail_events(&self) -> String {
         let mut parts = Vec::new();
@@ -85,7 +96,10 @@ impl Digest {
             let j = &mut out[i];
             let id = || e.id.as_deref().map(flatten).unwrap_or_default();
             match e.kind {
-                EventKind::Ban => j.banned.push(id()),
+                EventKind::Ban => {
+                    j.banned.push(id());
+                    j.restored += usize::from(e.restored);
+                }
                 EventKind::Unban => j.unbanned.push(id()),
                 EventKind::Start => j.started += 1,
                 EventKind::Stop => j.stopped += 1,
@@ -123,7 +137,12 @@ impl Digest {
     pub fn summary(&self) -> String {
         let (b, u, s, t) = self.counts();
         let mut parts = Vec::new();
-        if b > 0 {
+        let restored = self.events.iter().filter(|e| e.kind == EventKind::Ban && e.restored).count();
+        if b > 0 && restored == b {
+            parts.push(format!("{} restored at Fail2Ban's restart", count(b, "ban", "bans")));
+        } else if b > 0 && restored > 0 {
+            parts.push(format!("{} ({restored} restored at Fail2Ban's restart)", count(b, "ban", "bans")));
+        } else if b > 0 {
             parts.push(count(b, "ban", "bans"));
         }
         if u > 0 {
@@ -152,7 +171,7 @@ impl Digest {
                 out.push_str(&format!("  jail {events}\n"));
             }
             if !j.banned.is_empty() {
-                out.push_str(&format!("  banned {}: {}\n", j.banned.len(), j.banned.join(", ")));
+                out.push_str(&format!("  {}: {}\n", j.banned_lead(), j.banned.join(", ")));
             }
             if !j.unbanned.is_empty() {
                 out.push_str(&format!("  unbanned {}: {}\n", j.unbanned.len(), j.unbanned.join(", ")));
@@ -191,6 +210,23 @@ pub fn chunk_list(items: &[String], max_chars: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restored_bans_say_so() {
+        let ban = |ip: &str, restored: bool| {
+            let mut e = Event::target_event(EventKind::Ban, "sshd", ip, "h");
+            e.restored = restored;
+            e
+        };
+        let all = Digest::new(vec![ban("192.0.2.1", true), ban("192.0.2.2", true)]);
+        assert_eq!(all.summary(), "2 bans restored at Fail2Ban's restart in 1 jail");
+        assert!(all.plain_text().contains("  banned 2 (2 restored at restart): 192.0.2.1, 192.0.2.2"), "{}", all.plain_text());
+        let some = Digest::new(vec![ban("192.0.2.1", true), ban("192.0.2.3", false)]);
+        assert_eq!(some.summary(), "2 bans (1 restored at Fail2Ban's restart) in 1 jail");
+        let none = Digest::new(vec![ban("192.0.2.3", false)]);
+        assert_eq!(none.summary(), "1 ban in 1 jail");
+        assert_eq!(none.jails()[0].banned_lead(), "banned 1");
+    }
 
     #[test]
     fn folds_per_jail() {

@@ -179,13 +179,22 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Option<Invocation<'a>> {
     for c in &configs {
         core::str::from_utf8(c).ok()?;
     }
-    Some(Invocation { configs, notify: check(kind, &values).ok()? })
+    match check(kind, &values) {
+        // A value set aside is said on stderr, which only the full binary does.
+        Ok((notify, set_aside)) if set_aside.is_empty() => Some(Invocation { configs, notify }),
+        _ => None,
+    }
 }
 
 /// The meaning of `notify`'s values (`v` in the order of `OPTIONS`): surrounding white space
 /// is trimmed from the jail, the id and the numbers, and an empty value (a tag Fail2Ban had
 /// nothing for) counts as not given; the user and the log lines are kept as given.
-pub fn check(kind: Kind, v: &[Option<&str>; 8]) -> Result<Notify, ArgError> {
+///
+/// Without a jail, or a ban without an id, there is no event: an error. A malformed number or
+/// `--restored` does not lose the event: that value is set aside (the event goes out without
+/// it) and returned with the event, for the caller to say so.
+pub fn check(kind: Kind, v: &[Option<&str>; 8]) -> Result<(Notify, Vec<ArgError>), ArgError> {
+    let mut set_aside = Vec::new();
     fn nonempty(s: Option<&str>) -> Option<&str> {
         s.filter(|s| !s.trim().is_empty())
     }
@@ -202,21 +211,27 @@ pub fn check(kind: Kind, v: &[Option<&str>; 8]) -> Result<Notify, ArgError> {
     } else {
         (None, None)
     };
-    let failures = match nonempty(v[2]) {
-        Some(s) => Some(s.trim().parse::<u64>().map_err(|_| ArgError::Failures(String::from(s)))?),
-        None => None,
-    };
-    let time = match nonempty(v[3]) {
-        Some(s) => match s.trim().parse::<f64>() {
-            Ok(t) if t.is_finite() && t >= 0.0 => Some(t),
-            _ => return Err(ArgError::Time(String::from(s))),
-        },
-        None => None,
-    };
-    let bantime = match nonempty(v[4]) {
-        Some(s) => Some(s.trim().parse::<i64>().map_err(|_| ArgError::Bantime(String::from(s)))?),
-        None => None,
-    };
+    let failures = nonempty(v[2]).and_then(|s| match s.trim().parse::<u64>() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            set_aside.push(ArgError::Failures(String::from(s)));
+            None
+        }
+    });
+    let time = nonempty(v[3]).and_then(|s| match s.trim().parse::<f64>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Some(t),
+        _ => {
+            set_aside.push(ArgError::Time(String::from(s)));
+            None
+        }
+    });
+    let bantime = nonempty(v[4]).and_then(|s| match s.trim().parse::<i64>() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            set_aside.push(ArgError::Bantime(String::from(s)));
+            None
+        }
+    });
     let restored = match nonempty(v[5]) {
         None => false,
         Some(s) => {
@@ -226,11 +241,12 @@ pub fn check(kind: Kind, v: &[Option<&str>; 8]) -> Result<Notify, ArgError> {
             } else if ["0", "false", "no"].iter().any(|w| t.eq_ignore_ascii_case(w)) {
                 false
             } else {
-                return Err(ArgError::Restored(String::from(s)));
+                set_aside.push(ArgError::Restored(String::from(s)));
+                false
             }
         }
     };
-    Ok(Notify {
+    let notify = Notify {
         kind,
         jail: String::from(jail),
         id,
@@ -241,7 +257,8 @@ pub fn check(kind: Kind, v: &[Option<&str>; 8]) -> Result<Notify, ArgError> {
         restored,
         user: nonempty(v[6]).map(String::from),
         matches: nonempty(v[7]).map(String::from),
-    })
+    };
+    Ok((notify, set_aside))
 }
 
 /// An address the way Fail2Ban prints it (surrounding white space ignored); IPv6 may come in
@@ -329,6 +346,7 @@ mod tests {
             "`notify ban` needs --ip ADDR (a non-empty address or id)"
         );
         v[1] = Some("192.0.2.1");
+        // A malformed number or flag is set aside: the event goes out without it.
         for (slot, value, text) in [
             (2, "-1", "--failures `-1` is not a whole number"),
             (3, " nan", "--time ` nan` is not a number of seconds since the epoch"),
@@ -337,7 +355,11 @@ mod tests {
         ] {
             let mut w = v;
             w[slot] = Some(value);
-            assert_eq!(check(Kind::Ban, &w).unwrap_err().to_string(), text);
+            let (n, set_aside) = check(Kind::Ban, &w).unwrap();
+            assert_eq!(set_aside.iter().map(ToString::to_string).collect::<Vec<_>>(), [text]);
+            assert_eq!((n.failures, n.time, n.bantime, n.restored), (None, None, None, false));
+            assert_eq!(n.id.as_deref(), Some("192.0.2.1"));
+            assert!(p(&["notify", "ban", "--jail=j", "--ip=192.0.2.1", &alloc::format!("--{}={value}", OPTIONS[slot])]).is_none(), "the front end hands over");
         }
         v[0] = Some(" ");
         assert_eq!(check(Kind::Start, &v).unwrap_err(), ArgError::EmptyJail);

@@ -47,11 +47,13 @@ pub const CONFIG_DIR_ENV: &str = "F2B_NOTIFY_CONFIG_DIR";
 pub const LOG_ENV: &str = "F2B_NOTIFY_LOG";
 /// Moves the plans' directory from `/run/f2b-notify`.
 pub const RUN_DIR_ENV: &str = "F2B_NOTIFY_RUN_DIR";
+/// The system log's socket instead of `/dev/log` (tests).
+pub const SYSLOG_ENV: &str = "F2B_NOTIFY_SYSLOG";
 
 /// The `F2B_NOTIFY_…` variables that are settings of the program, not config keys, and
 /// whether each one selects which config files are read.
-pub const SETTINGS: [(&str, bool); 4] =
-    [(CONFIG_ENV, true), (CONFIG_DIR_ENV, true), (LOG_ENV, false), (RUN_DIR_ENV, false)];
+pub const SETTINGS: [(&str, bool); 5] =
+    [(CONFIG_ENV, true), (CONFIG_DIR_ENV, true), (LOG_ENV, false), (RUN_DIR_ENV, false), (SYSLOG_ENV, false)];
 
 /// The prefix of every variable f2b-notify reads.
 pub const ENV_PREFIX: &str = "F2B_NOTIFY_";

@@ -17,13 +17,12 @@ use crate::config::{Loaded, Mode, Sources};
 use crate::route::{Decision, Table};
 use crate::spool::{Entry, Spool};
 
-/// The bound when the spool cannot be written and the action delivers itself instead.
-const FALLBACK_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Turns `notify`'s arguments into an event, by the action contract's rules (the front end
-/// applies the very same `check`): empty values count as not given; a malformed value is an
-/// error naming the argument.
-pub fn event_from_args(a: NotifyArgs, host: String) -> anyhow::Result<Event> {
+/// applies the very same `check`): empty values count as not given; a missing jail or id is
+/// an error naming the argument; a malformed number or flag is set aside, and said in the
+/// returned lines, so that the event still goes out.
+pub fn event_from_args(a: NotifyArgs, host: String) -> anyhow::Result<(Event, Vec<String>)> {
     let values: [Option<&str>; OPTIONS.len()] = [
         Some(a.jail.as_str()),
         a.ip.as_deref(),
@@ -34,14 +33,20 @@ pub fn event_from_args(a: NotifyArgs, host: String) -> anyhow::Result<Event> {
         a.user.as_deref(),
         a.matches.as_deref(),
     ];
-    let notify = args::check(a.event.into(), &values).map_err(|e| anyhow!(e.to_string()))?;
-    Ok(Event::from_notify(notify, host))
+    let (notify, set_aside) = args::check(a.event.into(), &values).map_err(|e| anyhow!(e.to_string()))?;
+    let said = set_aside.iter().map(|e| format!("{e}: the event is sent without it")).collect();
+    Ok((Event::from_notify(notify, host), said))
 }
 
 /// Runs `notify` (`configs`: the `--config` values as given, for the fast path's plan).
 pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::Result<ExitCode> {
     let loaded = load(sources)?;
-    let event = event_from_args(args, host_name(&loaded))?;
+    let (event, set_aside) = event_from_args(args, host_name(&loaded))?;
+    for line in set_aside {
+        // One line each on stderr, which Fail2Ban logs; the exit stays 0 (a re-run would not
+        // fix the value and would send the event twice).
+        eprintln!("f2b-notify: {line}");
+    }
     let table = Table::new(&loaded.config.jails);
     // Let `f2b-notify-enqueue` take this jail's next events itself.
     crate::plan::record(configs, sources, &loaded, &table, &event, worker_args(sources));
@@ -69,7 +74,9 @@ pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::
         return Ok(ExitCode::SUCCESS);
     }
     let spool = Spool::new(&loaded.config.delivery.spool);
-    match spool.enqueue(&Entry::new(event.clone(), queued.clone())) {
+    // A spool created now is claimed for this set of config files (see crates/router/sets.rs).
+    let claimed = if spool.root().exists() { Ok(()) } else { crate::sets::claim(spool.root(), sources) };
+    match claimed.and_then(|()| spool.enqueue(&Entry::new(event.clone(), queued.clone()))) {
         Ok(_) => {
             if let Err(e) = ensure_worker(&spool, sources) {
                 // The event is safe in the spool; the next event or `f2b-notify deliver`
@@ -77,15 +84,32 @@ pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::
                 tracing::error!("event spooled, but the delivery worker could not be started: {e:#}");
             }
         }
-        Err(e) => {
-            eprintln!(
-                "f2b-notify: cannot write to the spool {}: {e}; delivering directly instead",
-                spool.root().display()
-            );
-            deliver_and_report(&loaded, &queued, &event, FALLBACK_DEADLINE)?;
-        }
+        Err(e) => not_kept(&spool, &event, &queued, &e)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The spool could not take the event (disk full, read-only, refused as untrusted). Nothing is
+/// sent from here: under Fail2Ban's lock that would hold up banning for every sink's timeout
+/// and send a storm unpaced. The event is named with the reason in the system log (and on
+/// stderr), and the exit is 0 so that Fail2Ban does not run the action again; if even the
+/// system log cannot take it, the exit is 1 and Fail2Ban logs the failure.
+fn not_kept(spool: &Spool, event: &Event, sinks: &[String], e: &std::io::Error) -> anyhow::Result<()> {
+    let what = match &event.id {
+        Some(id) => format!("{} of {id} in jail {}", event.kind, event.jail),
+        None => format!("{} of jail {}", event.kind, event.jail),
+    };
+    let line = format!(
+        "could not spool the {what} for {}: {}: {e}; it is not delivered",
+        sinks.join(", "),
+        spool.root().display()
+    );
+    eprintln!("f2b-notify: {line}");
+    if crate::syslog::error(&line) {
+        Ok(())
+    } else {
+        anyhow::bail!("the system log ({}) cannot be written either: the {what} is lost", crate::syslog::socket().display())
+    }
 }
 
 /// Delivers `event` to `names` now; failures are logged, not fatal: a non-zero exit would
@@ -111,7 +135,7 @@ mod tests {
     fn parse(args: &[&str]) -> anyhow::Result<Event> {
         let cli = Cli::try_parse_from(std::iter::once("f2b-notify").chain(args.iter().copied()))?;
         match cli.command {
-            Command::Notify(a) => event_from_args(a, "h".into()),
+            Command::Notify(a) => event_from_args(a, "h".into()).map(|(e, _)| e),
             other => panic!("{other:?}"),
         }
     }
@@ -150,8 +174,10 @@ mod tests {
             parse(&["notify", "ban", "--jail=j", "--ip=x", "--time=1700000000"]).unwrap().time,
             Some(1_700_000_000.0)
         );
+        // A malformed value is set aside, not the event.
         for bad in ["--time=nan", "--time=-5", "--time=inf", "--failures=-1", "--restored=maybe"] {
-            assert!(parse(&["notify", "ban", "--jail=j", "--ip=x", bad]).is_err(), "{bad}");
+            let e = parse(&["notify", "ban", "--jail=j", "--ip=x", bad]).unwrap();
+            assert_eq!((e.time, e.failures, e.restored, e.id.as_deref()), (None, None, false, Some("x")), "{bad}");
         }
         // Start and stop need no address and ignore none they get.
         let e = parse(&["notify", "start", "--jail=j"]).unwrap();

@@ -88,19 +88,21 @@ pub fn build_digest(digest: &Digest, options: &MessageOptions) -> Value {
         if !events.is_empty() {
             head.push_str(&format!(": jail {events}"));
         }
-        let lists = [("banned", &jail.banned), ("unbanned", &jail.unbanned)];
+        let banned_lead = jail.banned_lead();
+        let unbanned_lead = format!("unbanned {}", jail.unbanned.len());
+        let lists = [(&banned_lead, &jail.banned), (&unbanned_lead, &jail.unbanned)];
         if lists.iter().all(|(_, ids)| ids.is_empty()) {
             if blocks.len() < MAX_BLOCKS {
                 blocks.push(section(&head));
             }
             continue;
         }
-        for (verb, ids) in lists {
+        for (what, ids) in lists {
             if ids.is_empty() {
                 continue;
             }
             let spans: Vec<String> = ids.iter().map(|id| code_span(id, 200)).collect();
-            let lead = format!("{head} {verb} {}:\n", ids.len());
+            let lead = format!("{head} {what}:\n");
             for (i, chunk) in chunk_list(&spans, MAX_SECTION - lead.chars().count() - 10).into_iter().enumerate() {
                 if blocks.len() >= MAX_BLOCKS {
                     unlisted += chunk.matches(", ").count() + 1;
