@@ -177,7 +177,7 @@ mod tests {
                 Event::target_event(
                     EventKind::Ban,
                     jail,
-                    &format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
+                    format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
                     "h",
                 ),
                 vec!["hook".to_owned()],
