@@ -551,3 +551,104 @@ fn a_worker_stopped_by_sigterm_mid_send_leaves_the_batch_queued_not_counted_as_a
         queue().contains("sink `hook`: 0 pending, 0 dead").then_some(())
     });
 }
+
+/// A process a test started, stopped by its PID however the test ends.
+struct Started(std::process::Child);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The PID in the spool's lock file.
+fn lock_pid(spool: &std::path::Path) -> Option<u32> {
+    std::fs::read_to_string(spool.join("worker.lock")).ok()?.trim().parse().ok()
+}
+
+#[test]
+fn deliver_follow_waits_for_an_on_demand_worker_which_hands_the_spool_over() {
+    let server = StandIn::start(slack_ok());
+    let dir = Dir::new();
+    let spool = dir.path().join("spool");
+    let cfg = dir.write(
+        "c.toml",
+        &format!(
+            "[delivery]\nspool = \"{}\"\nidle_exit = 60\n[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"{}\"\n[jails.\"*\"]\nsinks = [\"hook\"]\n",
+            spool.display(),
+            server.url("/services/T0/B0/X")
+        ),
+    );
+    let _guard = WorkerGuard(spool.clone());
+    let start = |follow: bool, log: &str| {
+        let mut c = dir.cmd();
+        c.arg("-c").arg(&cfg).arg("deliver");
+        if follow {
+            c.arg("--follow");
+        }
+        c.stderr(std::fs::File::create(dir.path().join(log)).unwrap());
+        Started(c.spawn().expect("start deliver"))
+    };
+    // A worker as `notify` starts it, which would stay a minute before exiting when idle.
+    let mut on_demand = start(false, "on-demand.log");
+    crate::util::wait_for("the on-demand worker to take the spool", WAIT, || {
+        (lock_pid(&spool) == Some(on_demand.0.id())).then_some(())
+    });
+    // The service starts meanwhile: it must wait, not exit 0 (systemd would leave it dead).
+    let mut service = start(true, "service.log");
+    let handed_over = crate::util::wait_for("the on-demand worker to hand over", Duration::from_secs(10), || {
+        on_demand.0.try_wait().unwrap()
+    });
+    assert!(handed_over.success(), "{handed_over:?}");
+    crate::util::wait_for("the service to take the spool", Duration::from_secs(5), || {
+        (lock_pid(&spool) == Some(service.0.id())).then_some(())
+    });
+    assert!(service.0.try_wait().unwrap().is_none(), "deliver --follow exited");
+    let said = std::fs::read_to_string(dir.path().join("service.log")).unwrap();
+    assert!(said.contains("waiting for it to hand over"), "{said}");
+    // It delivers, and stays.
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail=sshd", "--ip=198.18.6.1"]);
+    assert_eq!(run(c).code, Some(0));
+    wait_named(&server, "/services/", &["198.18.6.1".to_owned()]);
+    assert!(service.0.try_wait().unwrap().is_none(), "deliver --follow exited");
+    assert_eq!(lock_pid(&spool), Some(service.0.id()));
+}
+
+#[test]
+fn a_dead_letter_older_than_max_age_is_delivered_once_retried() {
+    // The server is down until the event is dead for max_age (3 s); then it comes up and
+    // `queue retry` must deliver it, not bury it again at once for being old.
+    let port = StandIn::reserve_port();
+    let dir = Dir::new();
+    let spool = dir.path().join("spool");
+    let cfg = dir.write(
+        "c.toml",
+        &format!(
+            "[delivery]\nspool = \"{}\"\nidle_exit = 30\nmax_age = 3\nretry_max = 1\n[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"http://127.0.0.1:{port}/services/T0/B0/X\"\n[jails.\"*\"]\nsinks = [\"hook\"]\n",
+            spool.display(),
+        ),
+    );
+    let _guard = WorkerGuard(spool.clone());
+    let queue = |action: &str| {
+        let mut c = dir.cmd();
+        c.arg("-c").arg(&cfg).args(["queue", action]);
+        run(c).stdout
+    };
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail=sshd", "--ip=198.18.6.2"]);
+    assert_eq!(run(c).code, Some(0));
+    let listed = crate::util::wait_for("the event to die of max_age", WAIT, || {
+        let out = queue("list");
+        out.contains("sink `hook`: 0 pending, 1 dead").then_some(out)
+    });
+    assert!(listed.contains("1 × not delivered within max_age (3s)"), "{listed}");
+    let server = StandIn::start_on(port, slack_ok());
+    assert!(queue("retry").contains("moved 1 dead event(s) back"));
+    wait_named(&server, "/services/", &["198.18.6.2".to_owned()]);
+    crate::util::wait_for("the queue to empty", WAIT, || {
+        queue("list").contains("sink `hook`: 0 pending, 0 dead").then_some(())
+    });
+    assert_eq!(server.requests().len(), 1);
+}

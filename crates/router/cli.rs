@@ -59,6 +59,10 @@ pub struct QueueArgs {
     /// dead events).
     #[arg(value_enum, default_value = "list")]
     pub action: QueueAction,
+    /// list: print every dead event and corrupt file on a line of its own (by default they
+    /// are counted per sink, jail and reason, with the first few shown).
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// What `queue` does.

@@ -79,6 +79,16 @@ pub struct DeliveryConfig {
     /// default (Slack sinks: 1 s; others: none). `min_interval = { ops = 2 }`.
     #[serde(default)]
     pub min_interval: BTreeMap<String, Seconds>,
+    /// Most events that may wait for one sink. Past it the oldest waiting events of that sink
+    /// (not the batch being sent) go to its dead letters with the reason "spool cap reached",
+    /// logged with the count: a sink down for long, or an attacker who sets the event rate,
+    /// cannot fill the disk, and nothing is dropped unseen. 0: no cap. Default 50000.
+    #[serde(default = "default_max_pending")]
+    pub max_pending: usize,
+    /// Dead letters are deleted this long after they were moved aside (logged with the
+    /// count). Seconds or a duration like "30d"; 0 keeps them for ever. Default 30 days.
+    #[serde(default = "default_dead_retention")]
+    pub dead_retention: Seconds,
 }
 
 impl Default for DeliveryConfig {
@@ -91,6 +101,8 @@ impl Default for DeliveryConfig {
             idle_exit: default_idle_exit(),
             batch_max: default_batch_max(),
             min_interval: BTreeMap::new(),
+            max_pending: default_max_pending(),
+            dead_retention: default_dead_retention(),
         }
     }
 }
@@ -120,6 +132,12 @@ fn default_idle_exit() -> Seconds {
 }
 fn default_batch_max() -> usize {
     500
+}
+fn default_max_pending() -> usize {
+    50_000
+}
+fn default_dead_retention() -> Seconds {
+    Seconds(Duration::from_secs(30 * 86_400))
 }
 
 /// A duration given as seconds (`30`, `0.5`) or in words (`"5m"`, `"1h 30m"`).

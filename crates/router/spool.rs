@@ -5,11 +5,15 @@
 //!   tmp/              events being written (then fsync, then rename into new/)
 //!   new/              events not yet handed to their sinks
 //!   sinks/NAME/       each sink's own queue: a hard link per event, removed once delivered,
-//!                     so a broken sink never delays or duplicates the others
-//!   dead/NAME/        what a sink gave up on, each with a `.reason` file beside it
+//!                     so a broken sink never delays or duplicates the others; `X.json.retried`
+//!                     beside an event holds when `queue retry` gave it a fresh `max_age`
+//!   dead/NAME/        what a sink gave up on, each with a `.reason` file beside it (whose
+//!                     mtime says when; deleted after `dead_retention`)
 //!   corrupt/          files that could not be read, with a `.reason` file
 //!   state/NAME.json   each sink's progress and last error, for `f2b-notify queue`
 //!   worker.lock       held (flock) by the one worker; holds its PID
+//!   follow.lock       held (flock) by a `deliver --follow` waiting for worker.lock: an
+//!                     on-demand worker that sees it held hands the spool over
 //!   worker.log        the detached worker's stderr
 //! ```
 //!
@@ -74,6 +78,9 @@ pub struct SinkState {
     pub last_delivered_at: Option<f64>,
     /// Events delivered by this worker run.
     pub delivered: u64,
+    /// When `last_error` happened (epoch seconds). Missing in state files of older versions.
+    #[serde(default)]
+    pub last_error_at: Option<f64>,
 }
 
 /// Seconds since the epoch, now.
@@ -108,6 +115,25 @@ pub fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     f.read_to_end(&mut out)?;
     Ok(out)
+}
+
+/// The lock a `deliver --follow` holds while it waits for `worker.lock`.
+const FOLLOW_LOCK: &str = "follow.lock";
+
+/// The [`RETRIED`] sidecar of a queued event.
+fn retried_path(event: &Path) -> PathBuf {
+    let mut p = event.as_os_str().to_owned();
+    p.push(".");
+    p.push(RETRIED);
+    PathBuf::from(p)
+}
+
+/// Removes a file; one that is already gone is not an error.
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// The `.json` files of a directory, sorted by name (arrival order).
@@ -162,6 +188,110 @@ pub fn write_private(path: &Path, text: &[u8], durable: bool) -> io::Result<()> 
     written
 }
 
+/// The extension of the sidecar `queue retry` leaves beside an event it moved back
+/// (`X.json.retried`): the event's `max_age` counts from the time in it, not from when it was
+/// spooled, so that a retried event is not dead again at once. The event's own file is the
+/// action contract's and is never rewritten: its `enqueued_at` stays as it was.
+pub const RETRIED: &str = "retried";
+
+/// How long a directory's mtime must be in the past before an unchanged mtime is taken to mean
+/// an unchanged directory. The kernel stamps directories from a coarse clock (a few ms per
+/// tick): a file added in the same tick as a look leaves the mtime as that look saw it, so a
+/// recent mtime proves nothing and the directory is read again.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread read a sink's queue directory (the worker's tests check
+    /// that a waiting worker does not).
+    pub static LISTINGS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Tells, from its mtime alone, whether a directory may have changed since the last look, so
+/// that a worker waiting on a backlog of 100 000 events stats its queue instead of reading it.
+#[derive(Debug, Default, Clone)]
+pub struct DirStamp {
+    seen: Option<SystemTime>,
+    settled: bool,
+}
+
+impl DirStamp {
+    /// Whether `dir` may have changed since the last call (always on the first one, and while
+    /// its mtime is younger than [`SETTLE`]). A directory that does not exist has not changed
+    /// until it appears.
+    pub fn changed(&mut self, dir: &Path) -> io::Result<bool> {
+        let mtime = match fs::symlink_metadata(dir) {
+            Ok(m) => Some(m.modified()?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let unchanged = self.settled && mtime == self.seen;
+        self.seen = mtime;
+        // A clock set back makes every mtime "in the future": never settled, read each time
+        // (slower, never wrong).
+        self.settled = mtime.is_none_or(|m| SystemTime::now().duration_since(m).is_ok_and(|age| age >= SETTLE));
+        Ok(!unchanged)
+    }
+
+    /// Forgets the last look: the next [`Self::changed`] says yes.
+    pub fn reset(&mut self) {
+        self.settled = false;
+    }
+}
+
+/// A sink's queue as last read: its events' file names, oldest first, and which of them have
+/// a [`RETRIED`] sidecar. Read again only when the directory changed.
+#[derive(Debug, Default, Clone)]
+pub struct Queue {
+    stamp: DirStamp,
+    /// Event file names (`….json`), sorted (arrival order).
+    pub names: Vec<Box<str>>,
+    /// The event file names that have a `.retried` sidecar.
+    pub retried: std::collections::HashSet<Box<str>>,
+}
+
+impl Queue {
+    /// Reads `dir` again if it may have changed; returns whether it did.
+    pub fn refresh(&mut self, dir: &Path) -> io::Result<bool> {
+        if !self.stamp.changed(dir)? {
+            return Ok(false);
+        }
+        #[cfg(test)]
+        LISTINGS.with(|n| n.set(n.get() + 1));
+        let mut names = Vec::new();
+        let mut retried = std::collections::HashSet::new();
+        match fs::read_dir(dir) {
+            Ok(rd) => {
+                for e in rd {
+                    let Ok(name) = e?.file_name().into_string() else { continue };
+                    if let Some(event) = name.strip_suffix(&format!(".{RETRIED}")) {
+                        retried.insert(Box::from(event));
+                    } else if name.ends_with(".json") {
+                        names.push(name.into_boxed_str());
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                self.stamp.reset();
+                return Err(e);
+            }
+        }
+        names.sort_unstable();
+        retried.retain(|r| names.binary_search(r).is_ok());
+        self.names = names;
+        self.retried = retried;
+        Ok(true)
+    }
+}
+
+/// Dead letters deleted for being older than the retention period, per sink.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// (sink, how many) for each sink that lost some.
+    pub per_sink: Vec<(String, usize)>,
+}
+
 impl Spool {
     /// The spool at `root` (nothing is created yet); a relative path is taken from the
     /// working directory now.
@@ -204,6 +334,16 @@ impl Spool {
 
     fn dir(&self, name: &str) -> PathBuf {
         self.root.join(name)
+    }
+
+    /// `new/`: events not yet handed to their sinks.
+    pub fn new_dir(&self) -> PathBuf {
+        self.dir(layout::NEW)
+    }
+
+    /// `sinks/`: the sinks' queues.
+    pub fn sinks_dir(&self) -> PathBuf {
+        self.dir("sinks")
     }
 
     /// The queue directory of one sink.
@@ -275,6 +415,9 @@ impl Spool {
             let entry = match Self::load(&file) {
                 Ok(e) => e,
                 Err(reason) => {
+                    // Said in the worker's log as well as beside the file: nothing leaves
+                    // the queues unnoticed.
+                    tracing::error!("{}: moved to {}/corrupt: {reason}", file.display(), self.root.display());
                     self.quarantine(&file, &reason)?;
                     continue;
                 }
@@ -375,6 +518,8 @@ impl Spool {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
+            // A dead letter's age no longer matters; `queue retry` stamps it again.
+            remove_if_present(&retried_path(f))?;
         }
         Ok(())
     }
@@ -399,8 +544,11 @@ impl Spool {
         fs::read_to_string(PathBuf::from(p)).map(|s| s.trim().to_owned()).unwrap_or_default()
     }
 
-    /// Moves every dead letter back into its sink's queue; returns how many.
+    /// Moves every dead letter back into its sink's queue; returns how many. Each gets a
+    /// [`RETRIED`] sidecar with the time now, written before the event is moved (a worker
+    /// never sees it back without the stamp), so that its `max_age` starts again.
     pub fn retry_dead(&self) -> io::Result<usize> {
+        let now = format!("{}\n", now_epoch());
         let mut n = 0;
         for sink in self.dead_sinks()? {
             let queue = self.sink_dir(&sink);
@@ -408,12 +556,66 @@ impl Spool {
             for f in self.dead(&sink)? {
                 let Some(name) = f.file_name() else { continue };
                 let reason = f.with_extension("json.reason");
-                fs::rename(&f, queue.join(name))?;
+                let back = queue.join(name);
+                write_private(&retried_path(&back), now.as_bytes(), false)?;
+                fs::rename(&f, &back)?;
                 let _ = fs::remove_file(reason);
                 n += 1;
             }
         }
         Ok(n)
+    }
+
+    /// When `queue retry` last moved this queued event back (its [`RETRIED`] sidecar), if it
+    /// did.
+    pub fn retried_at(event: &Path) -> Option<f64> {
+        let text = read_nofollow(&retried_path(event)).ok()?;
+        std::str::from_utf8(&text).ok()?.trim().parse().ok().filter(|t: &f64| t.is_finite())
+    }
+
+    /// Removes the [`RETRIED`] sidecar of a queued event (delivered, or moved aside).
+    pub fn forget_retried(event: &Path) -> io::Result<()> {
+        remove_if_present(&retried_path(event))
+    }
+
+    /// Deletes the dead letters moved aside more than `retention` ago (the time of their
+    /// `.reason` file, written when they were moved; the event's own mtime when it has none).
+    /// Also removes `.retried` sidecars left without their event for as long (a crash between
+    /// a delivery and the sidecar's removal).
+    pub fn prune_dead(&self, retention: std::time::Duration) -> io::Result<Pruned> {
+        let Some(cutoff) = SystemTime::now().checked_sub(retention) else {
+            return Ok(Pruned::default());
+        };
+        let old = |p: &Path| fs::symlink_metadata(p).and_then(|m| m.modified()).is_ok_and(|t| t < cutoff);
+        let mut pruned = Pruned::default();
+        for sink in self.dead_sinks()? {
+            let mut n = 0;
+            for f in self.dead(&sink)? {
+                let reason = f.with_extension("json.reason");
+                let buried_long_ago = if reason.exists() { old(&reason) } else { old(&f) };
+                if buried_long_ago {
+                    remove_if_present(&f)?;
+                    remove_if_present(&reason)?;
+                    n += 1;
+                }
+            }
+            if n > 0 {
+                pruned.per_sink.push((sink, n));
+            }
+        }
+        for sink in self.sink_names()? {
+            let dir = self.sink_dir(&sink);
+            for e in fs::read_dir(&dir)?.flatten() {
+                let path = e.path();
+                let Some(event) = path.to_str().and_then(|p| p.strip_suffix(&format!(".{RETRIED}"))) else {
+                    continue;
+                };
+                if !Path::new(event).exists() && old(&path) {
+                    remove_if_present(&path)?;
+                }
+            }
+        }
+        Ok(pruned)
     }
 
     /// Deletes every dead letter; returns how many.
@@ -465,6 +667,40 @@ impl Spool {
         match f.try_lock() {
             Ok(()) => Ok(Some(f)),
             Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Says that a `deliver --follow` waits for the spool: holds `follow.lock` while the
+    /// returned file is open (`None` when another one already waits). An on-demand worker
+    /// that sees it held ([`Self::follower_waiting`]) hands the spool over.
+    pub fn announce_follower(&self) -> io::Result<Option<File>> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(O_NOFOLLOW)
+            .open(self.dir(FOLLOW_LOCK))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(f)),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Whether a `deliver --follow` waits for the spool (holds `follow.lock`). The lock dies
+    /// with its process, so a follower that was killed never holds up an on-demand worker.
+    pub fn follower_waiting(&self) -> io::Result<bool> {
+        let f = match OpenOptions::new().read(true).custom_flags(O_NOFOLLOW).open(self.dir(FOLLOW_LOCK)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match f.try_lock_shared() {
+            Ok(()) => Ok(false),
+            Err(fs::TryLockError::WouldBlock) => Ok(true),
             Err(fs::TryLockError::Error(e)) => Err(e),
         }
     }
@@ -549,6 +785,79 @@ mod tests {
         spool.bury("api", &spool.pending("api").unwrap(), "again").unwrap();
         assert_eq!(spool.purge_dead().unwrap(), 2);
         assert!(spool.dead("api").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_dir_stamp_trusts_an_unchanged_mtime_only_once_it_is_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = dir.path().join("q");
+        let mut stamp = DirStamp::default();
+        assert!(stamp.changed(&q).unwrap(), "the first look");
+        assert!(!stamp.changed(&q).unwrap(), "a missing directory has not changed");
+        fs::create_dir(&q).unwrap();
+        assert!(stamp.changed(&q).unwrap());
+        // Just changed: an unchanged mtime proves nothing yet (same clock tick).
+        assert!(stamp.changed(&q).unwrap());
+        let old = SystemTime::now() - std::time::Duration::from_secs(60);
+        File::open(&q).unwrap().set_modified(old).unwrap();
+        assert!(stamp.changed(&q).unwrap(), "a different mtime");
+        assert!(!stamp.changed(&q).unwrap());
+        assert!(!stamp.changed(&q).unwrap());
+        fs::write(q.join("1.json"), "{}").unwrap();
+        assert!(stamp.changed(&q).unwrap());
+        stamp.reset();
+        File::open(&q).unwrap().set_modified(old).unwrap();
+        assert!(stamp.changed(&q).unwrap());
+        assert!(!stamp.changed(&q).unwrap());
+        stamp.reset();
+        assert!(stamp.changed(&q).unwrap(), "reset forgets");
+    }
+
+    #[test]
+    fn a_queue_lists_events_and_their_retry_stamps() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        spool.enqueue(&entry("192.0.2.1", &["api"])).unwrap();
+        spool.enqueue(&entry("192.0.2.2", &["api"])).unwrap();
+        spool.fan_out().unwrap();
+        let pending = spool.pending("api").unwrap();
+        spool.bury("api", &pending[..1], "gone").unwrap();
+        assert_eq!(spool.retry_dead().unwrap(), 1);
+        // A stray stamp without its event is not counted.
+        fs::write(spool.sink_dir("api").join("9-9-9.json.retried"), "1").unwrap();
+        let mut queue = Queue::default();
+        assert!(queue.refresh(&spool.sink_dir("api")).unwrap());
+        let names: Vec<String> = pending.iter().map(|p| p.file_name().unwrap().to_str().unwrap().to_owned()).collect();
+        assert_eq!(queue.names.iter().map(|n| n.to_string()).collect::<Vec<_>>(), names);
+        assert_eq!(queue.retried.iter().map(|n| n.to_string()).collect::<Vec<_>>(), [names[0].clone()]);
+        assert!(Spool::retried_at(&pending[0]).is_some());
+        assert!(Spool::retried_at(&pending[1]).is_none());
+        // Moved aside again, the stamp goes with it.
+        spool.bury("api", &pending[..1], "again").unwrap();
+        assert!(Spool::retried_at(&pending[0]).is_none());
+    }
+
+    #[test]
+    fn dead_letters_are_pruned_by_the_time_they_were_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        for ip in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+            spool.enqueue(&entry(ip, &["api", "hook"])).unwrap();
+        }
+        spool.fan_out().unwrap();
+        spool.bury("api", &spool.pending("api").unwrap(), "channel_not_found").unwrap();
+        spool.bury("hook", &spool.pending("hook").unwrap()[..1], "x").unwrap();
+        let long_ago = SystemTime::now() - std::time::Duration::from_secs(31 * 86_400);
+        for f in &spool.dead("api").unwrap()[..2] {
+            File::options().write(true).open(f.with_extension("json.reason")).unwrap().set_modified(long_ago).unwrap();
+        }
+        let month = std::time::Duration::from_secs(30 * 86_400);
+        assert_eq!(spool.prune_dead(month).unwrap(), Pruned { per_sink: vec![("api".to_owned(), 2)] });
+        assert_eq!(spool.dead("api").unwrap().len(), 1);
+        assert_eq!(spool.dead("hook").unwrap().len(), 1);
+        let reasons = fs::read_dir(spool.dead_dir("api")).unwrap().count();
+        assert_eq!(reasons, 2, "the event and its reason, nothing else");
+        assert_eq!(spool.prune_dead(month).unwrap(), Pruned::default());
     }
 
     #[test]

@@ -445,12 +445,13 @@ async fn a_broken_sink_never_delays_another_and_a_hung_send_ends_at_the_deadline
     assert_eq!(sent.len(), 3, "{sent:?}");
     assert_eq!(sent[0], (0, ids(&["192.0.2.1"])));
     assert!((500..=550).contains(&sent[1].0) && (20_000..=20_050).contains(&sent[2].0), "{sent:?}");
-    // The hung send counts as a transient failure at the worker's deadline; the retry (after
-    // the first backoff, 1 s ± 20 %) carries everything that waited.
+    // The hung send counts as a transient failure at the worker's deadline, one that may
+    // have been received: the retry comes TIMEOUT_BACKOFF_MIN (30 s) later, not after the
+    // first backoff (1 s), and carries everything that waited.
     let sent = bad.sent();
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert_eq!(sent[0], (0, ids(&["192.0.2.1"])));
-    assert!((60_800..=61_200).contains(&sent[1].0), "{sent:?}");
+    assert_eq!(sent[1].0, 90_000, "{sent:?}");
     assert_eq!(sent[1].1, ids(&["192.0.2.1", "192.0.2.2", "192.0.2.3"]));
     assert!(b.dead("bad").is_empty());
 }
@@ -566,4 +567,204 @@ async fn an_idle_worker_exits_after_idle_exit_and_a_second_one_does_nothing() {
     assert!(b.worker().run(false).await.unwrap());
     assert_eq!(hook.sent(), [(0, ids(&["192.0.2.1"]))]);
     assert!((2000..=2100).contains(&b.ms()), "exited at {} ms", b.ms());
+}
+
+#[test]
+fn a_timeout_counts_as_maybe_delivered_and_a_refusal_does_not() {
+    for timed_out in
+        ["no answer within 10.0 s", "SMTP: no answer in time (read)", "operation timed out", "request_timeout"]
+    {
+        assert!(maybe_delivered(&SinkError::transient(timed_out)), "{timed_out}");
+    }
+    for refused in ["cannot connect: connection refused", "HTTP 503", "rate limited"] {
+        assert!(!maybe_delivered(&SinkError::transient(refused)), "{refused}");
+    }
+    assert!(!maybe_delivered(&SinkError::permanent("timed out")), "a permanent failure is not retried at all");
+    // Four times the backoff, at least 30 s, at most retry_max (or 30 s when that is less).
+    let cap = Duration::from_secs(300);
+    assert_eq!(timeout_backoff(1, cap), TIMEOUT_BACKOFF_MIN);
+    let b = timeout_backoff(5, cap);
+    assert!(b >= Duration::from_millis(51_200) && b <= Duration::from_millis(76_800), "{b:?}");
+    assert_eq!(timeout_backoff(20, cap), cap);
+    assert_eq!(timeout_backoff(20, Duration::from_secs(5)), TIMEOUT_BACKOFF_MIN);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_timeout_the_next_try_waits_longer_than_after_a_refusal() {
+    let mut b = Bench::new();
+    let slow =
+        b.sink("slow", |n| if n < 2 { Act::Fail(SinkError::transient("no answer within 10.0 s")) } else { Act::Ok });
+    let down = b.sink("down", |n| {
+        if n < 2 {
+            Act::Fail(SinkError::transient("cannot connect: connection refused"))
+        } else {
+            Act::Ok
+        }
+    });
+    b.ban("192.0.2.1", &["slow", "down"]);
+    with_worker(b.worker(), async {
+        wait("both to deliver", || b.pending("slow") + b.pending("down") == 0).await;
+    })
+    .await;
+    let at = |m: &Mem| m.calls().iter().map(|c| c.at).collect::<Vec<u64>>();
+    // The slow server may have posted each try: 30 s apart, not 1 s then 2 s.
+    assert_eq!(at(&slow), [0, 30_000, 60_000]);
+    let down = at(&down);
+    assert!(down.len() == 3 && down[1] <= 1200 && down[2] - down[1] <= 2400, "{down:?}");
+}
+
+/// Writes `n` bans for `sink` straight into `new/` (without the fsync of each that
+/// `notify` does: a thousand fsyncs would be most of the test's time).
+fn spool_many(b: &Bench, sink: &str, n: usize) {
+    b.spool.ensure().unwrap();
+    for i in 0..n {
+        let entry = Entry::new(
+            Event::target_event(EventKind::Ban, "sshd", format!("198.18.{}.{}", i / 256, i % 256), "h"),
+            vec![sink.to_owned()],
+        );
+        let name = format!("{:020}-1-{i}.json", 1_700_000_000_000_000_000u64 + i as u64);
+        std::fs::write(b.spool.new_dir().join(name), serde_json::to_vec(&entry).unwrap()).unwrap();
+    }
+}
+
+/// Sets a directory's mtime an hour back, as if nothing had changed in it for that long.
+fn age(dir: &std::path::Path) {
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::open(dir).unwrap().set_modified(hour_ago).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_waiting_on_a_backlog_does_not_read_its_queue_again() {
+    let mut b = Bench::new();
+    let down = b.sink("down", |_| Act::Fail(SinkError::transient("cannot connect: connection refused")));
+    spool_many(&b, "down", 1000);
+    let listings = || crate::spool::LISTINGS.with(std::cell::Cell::get);
+    let mut read_while_waiting = 0;
+    with_worker(b.worker(), async {
+        wait("the first refusal", || down.calls().len() == 1).await;
+        assert_eq!(b.pending("down"), 1000);
+        // From here on nothing changes in the spool but the clock.
+        for dir in [b.spool.new_dir(), b.spool.sinks_dir(), b.spool.sink_dir("down")] {
+            age(&dir);
+        }
+        let before = listings();
+        // Ten minutes of backoff (1 s doubling to retry_max = 300 s): 600 regular looks and
+        // nine tries, each taking a batch from the queue as last read.
+        b.until(600_000).await;
+        read_while_waiting = listings() - before;
+    })
+    .await;
+    // Once, because the mtime the test set is not the one the worker saw; then never.
+    assert!(read_while_waiting <= 1, "the queue was read {read_while_waiting} times while waiting");
+    let calls = down.calls();
+    assert!((8..=10).contains(&calls.len()), "{} tries", calls.len());
+    assert!(calls.iter().all(|c| c.ids.len() == 500 && c.ids[0] == "198.18.0.0"), "each try is the oldest batch");
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_max_pending_the_oldest_waiting_events_go_to_the_dead_letters_not_the_batch_in_flight() {
+    let mut b = Bench::new();
+    b.delivery.max_pending = 3;
+    let hook = b.sink("hook", |n| if n == 0 { Act::Hang } else { Act::Ok });
+    b.ban("192.0.2.1", &["hook"]);
+    with_worker(b.worker(), async {
+        wait("the first send", || hook.calls().len() == 1).await;
+        b.until(1000).await;
+        for i in 2..=6 {
+            b.ban(&format!("192.0.2.{i}"), &["hook"]);
+        }
+        wait("the retry after the deadline", || b.pending("hook") == 0).await;
+    })
+    .await;
+    let dead = b.dead("hook");
+    let buried: Vec<&str> = dead.iter().map(|(ip, _)| ip.as_str()).collect();
+    assert_eq!(buried, ["192.0.2.2", "192.0.2.3", "192.0.2.4"]);
+    assert!(dead.iter().all(|(_, why)| why.starts_with("spool cap reached: more than 3 event(s) waited")), "{dead:?}");
+    // The batch in flight was kept, and went out with the newest events.
+    assert_eq!(hook.sent()[1].1, ids(&["192.0.2.1", "192.0.2.5", "192.0.2.6"]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retried_dead_letter_older_than_max_age_is_delivered() {
+    let mut b = Bench::new();
+    let hook = b.sink("hook", |_| Act::Ok);
+    let old = b.ban_at("192.0.2.1", &["hook"], now_epoch() - 2.0 * 86_400.0);
+    b.spool.fan_out().unwrap();
+    b.spool.bury("hook", &b.spool.pending("hook").unwrap(), "not delivered within max_age (1day)").unwrap();
+    assert_eq!(b.spool.retry_dead().unwrap(), 1);
+    let queued = b.spool.sink_dir("hook").join(&old);
+    assert!(Spool::retried_at(&queued).is_some_and(|t| t > now_epoch() - 60.0));
+    with_worker(b.worker(), async {
+        wait("the retried event", || b.pending("hook") == 0).await;
+    })
+    .await;
+    assert_eq!(hook.sent(), [(0, ids(&["192.0.2.1"]))]);
+    assert!(b.dead("hook").is_empty(), "{:?}", b.dead("hook"));
+    // Its stamp went with it.
+    let left: Vec<_> = std::fs::read_dir(b.spool.sink_dir("hook")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dead_letters_older_than_dead_retention_are_deleted_when_a_worker_starts() {
+    let mut b = Bench::new();
+    b.delivery.dead_retention = Seconds(Duration::from_secs(30 * 86_400));
+    let hook = b.sink("hook", |_| Act::Ok);
+    b.ban("192.0.2.1", &["api"]);
+    b.ban("192.0.2.2", &["api"]);
+    b.spool.fan_out().unwrap();
+    let buried = b.spool.pending("api").unwrap();
+    b.spool.bury("api", &buried, "permanent failure: channel_not_found").unwrap();
+    let reason = b.spool.dead("api").unwrap()[0].with_extension("json.reason");
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(31 * 86_400);
+    std::fs::File::options().write(true).open(&reason).unwrap().set_modified(long_ago).unwrap();
+    b.ban("192.0.2.3", &["hook"]);
+    with_worker(b.worker(), async {
+        wait("the worker to start", || hook.calls().len() == 1).await;
+    })
+    .await;
+    assert_eq!(b.dead("api"), [("192.0.2.2".to_owned(), "permanent failure: channel_not_found".to_owned())]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_on_demand_worker_hands_over_to_a_waiting_follow_worker_once_its_sends_end() {
+    let mut b = Bench::new();
+    b.delivery.idle_exit = Seconds(Duration::from_secs(60));
+    let hook = b.sink("hook", |_| Act::Slow(Duration::from_secs(3)));
+    b.ban("192.0.2.1", &["hook"]);
+    let follower = async {
+        b.until(500).await;
+        let announced = b.spool.announce_follower().unwrap().expect("no one waits yet");
+        b.until(1500).await;
+        b.ban("192.0.2.2", &["hook"]);
+        announced
+    };
+    let (ran, announced) = tokio::join!(b.worker().run(false), follower);
+    assert!(ran.unwrap());
+    // Seen at the check after 500 ms; the send in flight (until 3 s) was finished, no new
+    // one was started, and the spool is free for the follower.
+    assert_eq!(b.ms(), 3000);
+    assert_eq!(hook.sent(), [(0, ids(&["192.0.2.1"]))]);
+    assert_eq!(b.pending("hook"), 1);
+    assert!(b.spool.try_lock().unwrap().is_some(), "the spool is still held");
+    drop(announced);
+    assert!(!b.spool.follower_waiting().unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_follow_worker_waits_for_the_spool_instead_of_exiting() {
+    let mut b = Bench::new();
+    let hook = b.sink("hook", |_| Act::Ok);
+    b.ban("192.0.2.1", &["hook"]);
+    let mut held = Some(b.spool.try_lock().unwrap().expect("free"));
+    with_worker(b.worker(), async {
+        b.until(5000).await;
+        assert!(hook.calls().is_empty(), "delivered without the spool");
+        assert!(b.spool.follower_waiting().unwrap(), "the follower does not say that it waits");
+        held.take();
+        wait("delivery", || hook.calls().len() == 1).await;
+    })
+    .await;
+    let at = hook.calls()[0].at;
+    assert!((5000..=5250).contains(&at), "took the spool at {at} ms");
 }
