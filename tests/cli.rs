@@ -155,7 +155,10 @@ fn a_bad_value_is_set_aside_and_the_event_still_goes_out() {
     let dir = Dir::new();
     for (arg, want) in [
         ("--failures=many", "--failures `many` is not a whole number: the event is sent without it"),
-        ("--time=yesterday", "--time `yesterday` is not a number of seconds since the epoch: the event is sent without it"),
+        (
+            "--time=yesterday",
+            "--time `yesterday` is not a number of seconds since the epoch: the event is sent without it",
+        ),
         ("--time=-5", "--time `-5`"),
         ("--bantime=1.5", "--bantime `1.5` is not a whole number of seconds"),
         ("--restored=2", "--restored `2` must be 0 or 1"),
@@ -164,7 +167,11 @@ fn a_bad_value_is_set_aside_and_the_event_still_goes_out() {
         c.args(["notify", "ban", "--jail=sshd", "--ip=203.0.113.9", arg]);
         let r = run(c);
         assert_eq!(r.code, Some(0), "{arg}: {}", r.stderr);
-        assert!(r.stderr.starts_with(&format!("f2b-notify: {want}")) && r.stderr.lines().count() == 1, "{arg}: {:?}", r.stderr);
+        assert!(
+            r.stderr.starts_with(&format!("f2b-notify: {want}")) && r.stderr.lines().count() == 1,
+            "{arg}: {:?}",
+            r.stderr
+        );
         assert!(r.stdout.contains("banned IP 203.0.113.9"), "{arg}: the event was not sent: {:?}", r.stdout);
     }
 }

@@ -19,7 +19,11 @@ impl Tmpfs {
             .arg(dir)
             .output()
             .expect("mount runs");
-        assert!(out.status.success(), "mount a tmpfs (the tests run as root): {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "mount a tmpfs (the tests run as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Self(dir.to_path_buf())
     }
 }
@@ -76,15 +80,18 @@ fn a_full_spool_during_a_storm_names_every_event_it_could_not_keep() {
         (banned.lines().filter(|l| l.starts_with('+')).count() >= ips.len()).then_some(())
     });
     let mut logged = String::new();
-    let unaccounted = crate::util::wait_for("every address delivered or in the system log", Duration::from_secs(120), || {
-        logged.push_str(&syslog.messages().join("\n"));
-        let delivered: String = server.requests().into_iter().map(|r| r.body).collect();
-        let missing: Vec<&String> = ips
-            .iter()
-            .filter(|ip| !delivered.contains(&format!("`{ip}`")) && !logged.contains(&format!("ban of {ip} in jail sshd")))
-            .collect();
-        missing.is_empty().then_some(missing.len())
-    });
+    let unaccounted =
+        crate::util::wait_for("every address delivered or in the system log", Duration::from_secs(120), || {
+            logged.push_str(&syslog.messages().join("\n"));
+            let delivered: String = server.requests().into_iter().map(|r| r.body).collect();
+            let missing: Vec<&String> = ips
+                .iter()
+                .filter(|ip| {
+                    !delivered.contains(&format!("`{ip}`")) && !logged.contains(&format!("ban of {ip} in jail sshd"))
+                })
+                .collect();
+            missing.is_empty().then_some(missing.len())
+        });
     assert_eq!(unaccounted, 0);
     // Both happened: the spool took some, then filled up.
     assert!(logged.contains("No space left on device"), "the spool never filled up");

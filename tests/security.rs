@@ -174,7 +174,10 @@ fn a_replaced_subdirectory_or_a_foreign_queue_is_refused() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let new = spool.join("new");
     assert!(r.stderr.contains(&format!("refusing to use {} is a symbolic link", new.display())), "{}", r.stderr);
-    assert!(syslog.messages().iter().any(|m| m.contains("could not spool the ban of 192.0.2.2")), "not in the system log");
+    assert!(
+        syslog.messages().iter().any(|m| m.contains("could not spool the ban of 192.0.2.2")),
+        "not in the system log"
+    );
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "a file was written through the link");
     std::fs::remove_file(&new).unwrap();
     std::fs::create_dir(&new).unwrap();

@@ -14,8 +14,8 @@ mod plan;
 mod registry;
 mod route;
 mod sets;
-mod syslog;
 mod spool;
+mod syslog;
 mod worker;
 
 use std::process::ExitCode;

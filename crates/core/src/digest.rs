@@ -220,7 +220,11 @@ mod tests {
         };
         let all = Digest::new(vec![ban("192.0.2.1", true), ban("192.0.2.2", true)]);
         assert_eq!(all.summary(), "2 bans restored at Fail2Ban's restart in 1 jail");
-        assert!(all.plain_text().contains("  banned 2 (2 restored at restart): 192.0.2.1, 192.0.2.2"), "{}", all.plain_text());
+        assert!(
+            all.plain_text().contains("  banned 2 (2 restored at restart): 192.0.2.1, 192.0.2.2"),
+            "{}",
+            all.plain_text()
+        );
         let some = Digest::new(vec![ban("192.0.2.1", true), ban("192.0.2.3", false)]);
         assert_eq!(some.summary(), "2 bans (1 restored at Fail2Ban's restart) in 1 jail");
         let none = Digest::new(vec![ban("192.0.2.3", false)]);

@@ -359,7 +359,11 @@ mod tests {
             assert_eq!(set_aside.iter().map(ToString::to_string).collect::<Vec<_>>(), [text]);
             assert_eq!((n.failures, n.time, n.bantime, n.restored), (None, None, None, false));
             assert_eq!(n.id.as_deref(), Some("192.0.2.1"));
-            assert!(p(&["notify", "ban", "--jail=j", "--ip=192.0.2.1", &alloc::format!("--{}={value}", OPTIONS[slot])]).is_none(), "the front end hands over");
+            assert!(
+                p(&["notify", "ban", "--jail=j", "--ip=192.0.2.1", &alloc::format!("--{}={value}", OPTIONS[slot])])
+                    .is_none(),
+                "the front end hands over"
+            );
         }
         v[0] = Some(" ");
         assert_eq!(check(Kind::Start, &v).unwrap_err(), ArgError::EmptyJail);

@@ -17,7 +17,6 @@ use crate::config::{Loaded, Mode, Sources};
 use crate::route::{Decision, Table};
 use crate::spool::{Entry, Spool};
 
-
 /// Turns `notify`'s arguments into an event, by the action contract's rules (the front end
 /// applies the very same `check`): empty values count as not given; a missing jail or id is
 /// an error naming the argument; a malformed number or flag is set aside, and said in the
@@ -108,7 +107,10 @@ fn not_kept(spool: &Spool, event: &Event, sinks: &[String], e: &std::io::Error) 
     if crate::syslog::error(&line) {
         Ok(())
     } else {
-        anyhow::bail!("the system log ({}) cannot be written either: the {what} is lost", crate::syslog::socket().display())
+        anyhow::bail!(
+            "the system log ({}) cannot be written either: the {what} is lost",
+            crate::syslog::socket().display()
+        )
     }
 }
 
