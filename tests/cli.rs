@@ -1,7 +1,9 @@
 //! The built binary, run as Fail2Ban and administrators run it: arguments, exit codes, the
 //! config it reads, and what reaches the stdout sink.
 
-use crate::util::{json_lines, run, Dir};
+use std::time::Duration;
+
+use crate::util::{json_lines, run, Dir, Syslog, WorkerGuard};
 
 /// A config with a JSON-lines file sink for `sshd` and a text stdout fallback.
 fn json_config(dir: &Dir, extra: &str) -> std::path::PathBuf {
@@ -179,19 +181,51 @@ fn a_bad_value_is_set_aside_and_the_event_still_goes_out() {
 #[test]
 fn bad_config_names_file_and_key() {
     let dir = Dir::new();
-    let cfg = dir.write("bad.toml", "[sinks.console]\ntype = \"stdout\"\ncolour = \"red\"\n");
-    for sub in [&["check"][..], &["notify", "start", "--jail", "sshd"][..]] {
-        let mut c = dir.cmd();
-        c.arg("--config").arg(&cfg).args(sub);
-        let r = run(c);
-        assert_eq!(r.code, Some(2));
-        assert_eq!(r.stderr.lines().count(), 1, "{:?}", r.stderr);
-        assert!(
-            r.stderr.contains("bad.toml") && r.stderr.contains("sinks.console") && r.stderr.contains("colour"),
-            "{:?}",
-            r.stderr
-        );
-    }
+    let spool = dir.path().join("spool");
+    let _worker = WorkerGuard(spool.clone());
+    let cfg = dir.write(
+        "bad.toml",
+        &format!("[delivery]\nspool = \"{}\"\n[sinks.console]\ntype = \"stdout\"\ncolour = \"red\"\n", spool.display()),
+    );
+    let named =
+        |stderr: &str| stderr.contains("bad.toml") && stderr.contains("sinks.console") && stderr.contains("colour");
+    let mut c = dir.cmd();
+    c.arg("--config").arg(&cfg).arg("check");
+    let r = run(c);
+    assert_eq!(r.code, Some(2));
+    assert_eq!(r.stderr.lines().count(), 1, "{:?}", r.stderr);
+    assert!(named(&r.stderr), "{:?}", r.stderr);
+    // The action says the same, and keeps the event: exit 0 (a re-run would not fix the
+    // config), the event spooled unrouted in the spool the config names.
+    let syslog = Syslog::start(dir.path());
+    let mut c = dir.cmd();
+    c.arg("--config").arg(&cfg).args(["notify", "ban", "--jail", "sshd", "--ip", "192.0.2.9"]);
+    c.env("F2B_NOTIFY_SYSLOG", &syslog.path);
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{:?}", r.stderr);
+    assert!(named(&r.stderr), "{:?}", r.stderr);
+    assert!(r.stderr.contains("the ban of 192.0.2.9 in jail sshd waits in"), "{:?}", r.stderr);
+    let logged = crate::util::wait_for("the system log line", Duration::from_secs(5), || {
+        let m = syslog.messages();
+        (!m.is_empty()).then_some(m)
+    });
+    assert!(logged[0].starts_with("<27>f2b-notify[") && named(&logged[0]), "{logged:?}");
+    let new: Vec<_> = std::fs::read_dir(spool.join("new")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    let entry: serde_json::Value = serde_json::from_slice(&std::fs::read(&new[0]).unwrap()).unwrap();
+    assert_eq!(entry["event"]["id"], "192.0.2.9");
+    assert!(entry["unrouted"].as_str().is_some_and(named), "{entry}");
+    // `queue` shows it, and why, with the config still broken.
+    let mut c = dir.cmd();
+    c.arg("--config").arg(&cfg).arg("queue");
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("1 event(s) spooled while the config did not load wait for one that does"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

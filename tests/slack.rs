@@ -1,7 +1,7 @@
 //! The binary with both Slack sinks against a loopback Slack stand-in: what `notify`, `test`
 //! and `check` do and print, and that the webhook URL and the token never leak.
 
-use crate::util::{run, Dir, Slack, API_TOKEN, WEBHOOK_SECRET};
+use crate::util::{run, Dir, Slack, Syslog, WorkerGuard, API_TOKEN, WEBHOOK_SECRET};
 
 fn config(dir: &Dir, slack: &Slack) -> std::path::PathBuf {
     dir.write(
@@ -136,17 +136,25 @@ fn check_warns_about_readable_secret_files_and_never_prints_secrets() {
 
     // A secret that reads as a number, a boolean or a table: one line naming the variable,
     // the key and the type wanted, never the value (which would be logged on every action).
+    let spool = dir.path().join("spool");
+    let _worker = WorkerGuard(spool.clone());
+    let syslog = Syslog::start(dir.path());
     for (value, found) in [("987654321", "an integer"), ("true", "a boolean"), ("{a=424242}", "a table")] {
         for action in [&["check"][..], &["notify", "ban", "--jail=sshd", "--ip=192.0.2.1"]] {
             let mut c = dir.cmd();
             c.arg("-c").arg(&cfg).args(action).env("F2B_NOTIFY_SINKS__API__TOKEN", value);
+            // `notify` spools the event unrouted rather than drop it: into the test's spool.
+            c.env("F2B_NOTIFY_DELIVERY__SPOOL", &spool).env("F2B_NOTIFY_SYSLOG", &syslog.path);
             let r = run(c);
-            assert_eq!(r.code, Some(2), "{value}: {}", r.stderr);
+            assert_eq!(r.code, Some(if action[0] == "check" { 2 } else { 0 }), "{value}: {}", r.stderr);
             let want = format!(
                 "environment variable F2B_NOTIFY_SINKS__API__TOKEN: key `sinks.api.token`: must be a string, not {found}"
             );
             assert!(r.stderr.contains(&want), "{value}: {}", r.stderr);
             assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+            for line in syslog.messages() {
+                assert!(line.contains(&want) && !line.contains(value), "{value}: {line}");
+            }
             for shown in ["987654321", "true", "424242"] {
                 assert!(!r.stderr.contains(shown), "{value}: {}", r.stderr);
             }

@@ -5,6 +5,8 @@
 mod util;
 
 mod cli;
+#[cfg(feature = "slack-webhook")]
+mod config_changes;
 #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
 mod delivery;
 mod fail2ban;

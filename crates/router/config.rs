@@ -240,6 +240,18 @@ impl SinkConfig {
         matches!(self, Self::Stdout(_))
     }
 
+    /// Whether this sink writes to the process's stdout (not to a file): only the action has
+    /// one that anybody reads.
+    pub fn writes_to_stdout(&self) -> bool {
+        match self {
+            #[cfg(feature = "stdout")]
+            Self::Stdout(c) => c.path.is_none(),
+            #[cfg(not(feature = "stdout"))]
+            Self::Stdout(_) => true,
+            _ => false,
+        }
+    }
+
     /// Whether this build has the code for this sink type.
     pub fn is_built(&self) -> bool {
         match self {
@@ -299,7 +311,7 @@ impl Sources {
     }
 
     /// The files to merge, lowest precedence first.
-    fn files(&self) -> Result<Vec<PathBuf>, String> {
+    pub(crate) fn files(&self) -> Result<Vec<PathBuf>, String> {
         match self {
             Self::Explicit(files) => {
                 for f in files {
@@ -360,6 +372,41 @@ pub fn load(sources: &Sources) -> Result<Loaded, String> {
     // Another set of config files may already use this spool: then this set gets its own.
     config.delivery.spool = crate::sets::resolve(&config.delivery.spool, sources);
     Ok(Loaded { config, files })
+}
+
+/// The spool a config that does not load would use, as far as can be told: its
+/// `delivery.spool` when the files and environment still say it (whatever else is wrong),
+/// else the default; then per set of config files, as [`load`] does. `notify` spools an
+/// event here unrouted, and the worker of the same files serves it.
+pub fn fallback_spool(sources: &Sources) -> PathBuf {
+    #[derive(Deserialize, Default)]
+    struct Lenient {
+        #[serde(default)]
+        delivery: LenientDelivery,
+    }
+    #[derive(Deserialize, Default)]
+    struct LenientDelivery {
+        spool: Option<PathBuf>,
+    }
+    let files: Vec<PathBuf> = match sources.files() {
+        Ok(files) => files,
+        Err(_) => match sources {
+            Sources::Explicit(files) => files.iter().filter(|f| std::fs::File::open(f).is_ok()).cloned().collect(),
+            Sources::Default(dir) => vec![dir.join("config.toml")].into_iter().filter(|f| f.exists()).collect(),
+        },
+    };
+    let mut figment = Figment::new();
+    for f in &files {
+        figment = figment.merge(Toml::file_exact(f));
+    }
+    let spool = figment
+        .merge(env_provider())
+        .extract::<Lenient>()
+        .ok()
+        .and_then(|l| l.delivery.spool)
+        .or_else(|| Figment::new().merge(env_provider()).extract::<Lenient>().ok().and_then(|l| l.delivery.spool))
+        .unwrap_or_else(default_spool);
+    crate::sets::resolve(&spool, sources)
 }
 
 fn env_provider() -> Env {

@@ -24,7 +24,7 @@ use crate::route::Table;
 /// How old every config file must be before a plan may rely on it.
 const SETTLED: Duration = Duration::from_secs(2);
 
-fn ident(m: &fs::Metadata) -> Ident {
+pub(crate) fn ident(m: &fs::Metadata) -> Ident {
     Ident {
         dev: m.dev(),
         ino: m.ino(),

@@ -54,6 +54,10 @@ pub struct Entry {
     pub enqueued_at: f64,
     /// The sinks the route chose when the event happened.
     pub sinks: Vec<String>,
+    /// Why no route chose the sinks (the config did not load): the worker routes the event
+    /// once a config loads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unrouted: Option<String>,
     /// The event itself.
     pub event: Event,
 }
@@ -61,8 +65,31 @@ pub struct Entry {
 impl Entry {
     /// A new entry for `event`, stamped now.
     pub fn new(event: Event, sinks: Vec<String>) -> Self {
-        Self { version: entry::VERSION, enqueued_at: now_epoch(), sinks, event }
+        Self { version: entry::VERSION, enqueued_at: now_epoch(), sinks, unrouted: None, event }
     }
+
+    /// A new entry for `event` that no route could take, because `reason`.
+    pub fn unrouted(event: Event, reason: String) -> Self {
+        Self { version: entry::VERSION, enqueued_at: now_epoch(), sinks: Vec::new(), unrouted: Some(reason), event }
+    }
+}
+
+/// Where the worker's current config routes an event that was spooled unrouted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routed {
+    /// To these sinks (maybe none: the route wants no such event).
+    Sinks(Vec<String>),
+    /// Nowhere, because (said in the worker's log).
+    Dropped(String),
+}
+
+/// What one [`Spool::fan_out`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FanOut {
+    /// Events handed to their sinks' queues (or dropped by the route).
+    pub handed: usize,
+    /// Events spooled unrouted that still wait for a config that loads.
+    pub waiting: usize,
 }
 
 /// A sink's progress as the worker last saw it.
@@ -370,12 +397,11 @@ impl Spool {
     /// rename is journaled in order after the file's data.)
     pub fn enqueue(&self, entry: &Entry) -> io::Result<PathBuf> {
         let name = unique_name();
-        let text = f2b_notify_fastpath::entry::json(
-            &entry.event.to_notify(),
-            &entry.sinks,
-            &entry.event.host,
-            entry.enqueued_at,
-        );
+        let notify = entry.event.to_notify();
+        let text = match &entry.unrouted {
+            None => f2b_notify_fastpath::entry::json(&notify, &entry.sinks, &entry.event.host, entry.enqueued_at),
+            Some(why) => f2b_notify_fastpath::entry::unrouted(&notify, &entry.event.host, entry.enqueued_at, why),
+        };
         let root = self.root.as_os_str().as_bytes();
         // The directories exist after the first event: create them only when missing, so the
         // action path makes no needless system calls.
@@ -403,12 +429,14 @@ impl Spool {
     }
 
     /// Hands every event in `new/` to its sinks' queues (hard links, idempotent, so a crash
-    /// half-way only means doing it again). Unreadable files are moved aside. Returns how many
-    /// events were handed out.
-    pub fn fan_out(&self) -> io::Result<usize> {
+    /// half-way only means doing it again). Unreadable files are moved aside. An event spooled
+    /// unrouted (the config did not load) is routed by `route` now, or, without one, stays in
+    /// `new/` and is counted as waiting.
+    pub fn fan_out(&self, route: Option<&dyn Fn(&Event) -> Routed>) -> io::Result<FanOut> {
+        let mut out = FanOut::default();
         let files = json_files(&self.dir(layout::NEW))?;
         if files.is_empty() {
-            return Ok(0);
+            return Ok(out);
         }
         let mut done = Vec::new();
         for file in files {
@@ -422,8 +450,33 @@ impl Spool {
                     continue;
                 }
             };
+            let sinks = match (&entry.unrouted, route) {
+                (None, _) => entry.sinks,
+                (Some(_), None) => {
+                    out.waiting += 1;
+                    continue;
+                }
+                (Some(why), Some(route)) => match route(&entry.event) {
+                    Routed::Sinks(sinks) => {
+                        tracing::info!(
+                            "{}: routed now to {} (spooled unrouted: {why})",
+                            file.display(),
+                            if sinks.is_empty() { "no sink".to_owned() } else { sinks.join(", ") }
+                        );
+                        sinks
+                    }
+                    Routed::Dropped(because) => {
+                        tracing::warn!("{}: spooled unrouted ({why}), and now {because}", file.display());
+                        done.push(file);
+                        continue;
+                    }
+                },
+            };
             let name = file.file_name().map(PathBuf::from).unwrap_or_default();
-            for sink in &entry.sinks {
+            for sink in &sinks {
+                if !valid_sink_name(sink) {
+                    continue;
+                }
                 let dir = self.sink_dir(sink);
                 mkdir(&dir)?;
                 match fs::hard_link(&file, dir.join(&name)) {
@@ -438,11 +491,16 @@ impl Spool {
         // undo a link or an unlink, and journaling filesystems commit these metadata changes
         // in order (the link before the unlink that follows it). A directory fsync per poll
         // would also stall every `notify` fsync behind a journal commit during a storm.
-        let n = done.len();
+        out.handed = done.len();
         for file in done {
             fs::remove_file(file)?;
         }
-        Ok(n)
+        Ok(out)
+    }
+
+    /// Why events spooled unrouted wait in `new/`: the reason of each, oldest first.
+    pub fn unrouted_reasons(&self) -> io::Result<Vec<String>> {
+        Ok(self.unrouted()?.iter().filter_map(|f| Self::load(f).ok().and_then(|e| e.unrouted)).collect())
     }
 
     /// The sinks that have a queue directory.
@@ -738,7 +796,7 @@ mod tests {
         spool.enqueue(&entry("192.0.2.2", &["hook"])).unwrap();
         assert_eq!(fs::metadata(spool.root()).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(spool.fan_out().unwrap(), 2);
+        assert_eq!(spool.fan_out(None).unwrap().handed, 2);
         assert!(spool.unrouted().unwrap().is_empty());
         assert_eq!(spool.sink_names().unwrap(), ["api", "hook"]);
         let hook = spool.pending("hook").unwrap();
@@ -746,7 +804,7 @@ mod tests {
         assert_eq!(Spool::load(&hook[0]).unwrap().event.id.as_deref(), Some("192.0.2.1"));
         assert_eq!(spool.pending("api").unwrap().len(), 1);
         // Idempotent: nothing new, nothing doubled.
-        assert_eq!(spool.fan_out().unwrap(), 0);
+        assert_eq!(spool.fan_out(None).unwrap().handed, 0);
         assert_eq!(spool.pending("hook").unwrap().len(), 2);
     }
 
@@ -759,7 +817,7 @@ mod tests {
         let evil = serde_json::to_vec(&entry("192.0.2.1", &["../../etc"])).unwrap();
         fs::write(dir.path().join("new/00000000000000000002-1-0.json"), evil).unwrap();
         spool.enqueue(&entry("192.0.2.3", &["hook"])).unwrap();
-        assert_eq!(spool.fan_out().unwrap(), 1);
+        assert_eq!(spool.fan_out(None).unwrap().handed, 1);
         let corrupt = spool.corrupt().unwrap();
         assert_eq!(corrupt.len(), 2);
         assert!(Spool::reason_of(&corrupt[0]).contains("not a spooled event"));
@@ -773,7 +831,7 @@ mod tests {
         let spool = Spool::new(dir.path());
         spool.enqueue(&entry("192.0.2.1", &["api"])).unwrap();
         spool.enqueue(&entry("192.0.2.2", &["api"])).unwrap();
-        spool.fan_out().unwrap();
+        spool.fan_out(None).unwrap();
         let pending = spool.pending("api").unwrap();
         spool.bury("api", &pending, "channel_not_found").unwrap();
         assert!(spool.pending("api").unwrap().is_empty());
@@ -819,7 +877,7 @@ mod tests {
         let spool = Spool::new(dir.path());
         spool.enqueue(&entry("192.0.2.1", &["api"])).unwrap();
         spool.enqueue(&entry("192.0.2.2", &["api"])).unwrap();
-        spool.fan_out().unwrap();
+        spool.fan_out(None).unwrap();
         let pending = spool.pending("api").unwrap();
         spool.bury("api", &pending[..1], "gone").unwrap();
         assert_eq!(spool.retry_dead().unwrap(), 1);
@@ -844,7 +902,7 @@ mod tests {
         for ip in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
             spool.enqueue(&entry(ip, &["api", "hook"])).unwrap();
         }
-        spool.fan_out().unwrap();
+        spool.fan_out(None).unwrap();
         spool.bury("api", &spool.pending("api").unwrap(), "channel_not_found").unwrap();
         spool.bury("hook", &spool.pending("hook").unwrap()[..1], "x").unwrap();
         let long_ago = SystemTime::now() - std::time::Duration::from_secs(31 * 86_400);

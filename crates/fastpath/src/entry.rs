@@ -12,6 +12,17 @@ pub const VERSION: u32 = 1;
 /// The entry for `notify`, bound for `sinks`, from `host`, written at `enqueued_at` (seconds
 /// since the epoch).
 pub fn json(notify: &Notify, sinks: &[String], host: &str, enqueued_at: f64) -> String {
+    write(notify, sinks, None, host, enqueued_at)
+}
+
+/// The entry for `notify` when the config did not load, so no route could choose its sinks:
+/// `reason` says why, and the worker routes it once a config loads (nothing is dropped for a
+/// config mistake). Written only by the full binary.
+pub fn unrouted(notify: &Notify, host: &str, enqueued_at: f64, reason: &str) -> String {
+    write(notify, &[], Some(reason), host, enqueued_at)
+}
+
+fn write(notify: &Notify, sinks: &[String], unrouted: Option<&str>, host: &str, enqueued_at: f64) -> String {
     let mut s = String::with_capacity(256 + notify.matches.as_ref().map_or(0, |m| m.len() + m.len() / 8));
     let _ = write!(s, "{{\"version\":{VERSION},\"enqueued_at\":");
     float(&mut s, enqueued_at);
@@ -22,7 +33,12 @@ pub fn json(notify: &Notify, sinks: &[String], host: &str, enqueued_at: f64) -> 
         }
         string(&mut s, sink);
     }
-    s.push_str("],\"event\":{\"kind\":\"");
+    s.push(']');
+    if let Some(reason) = unrouted {
+        s.push_str(",\"unrouted\":");
+        string(&mut s, reason);
+    }
+    s.push_str(",\"event\":{\"kind\":\"");
     s.push_str(notify.kind.as_str());
     s.push_str("\",\"jail\":");
     string(&mut s, &notify.jail);

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use super::{load, runtime};
+use super::runtime;
 use crate::cli::DeliverArgs;
 use crate::config::Sources;
 use crate::worker;
@@ -13,10 +13,13 @@ pub fn run(sources: &Sources, args: DeliverArgs) -> anyhow::Result<ExitCode> {
     // Leave Fail2Ban's process group and session: when an action times out, Fail2Ban kills
     // the action's whole process group. Fails harmlessly when already a session leader.
     let _ = rustix::process::setsid();
-    let loaded = load(sources)?;
-    let ran = runtime()?.block_on(worker::run(&loaded, args.follow))?;
+    // A config that does not load is said, and the worker waits for it to be fixed: events
+    // spooled meanwhile are routed then.
+    let worker = worker::Worker::from_sources(sources);
+    let spool = worker.spool_root().to_owned();
+    let ran = runtime()?.block_on(worker.run(args.follow))?;
     if !ran {
-        tracing::info!("another worker is delivering from {}", loaded.config.delivery.spool.display());
+        tracing::info!("another worker is delivering from {}", spool.display());
     }
     Ok(ExitCode::SUCCESS)
 }

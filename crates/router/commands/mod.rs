@@ -55,6 +55,11 @@ fn host_name(loaded: &Loaded) -> String {
     if let Some(h) = loaded.config.host.as_deref().filter(|h| !h.is_empty()) {
         return h.to_owned();
     }
+    kernel_host_name()
+}
+
+/// The kernel's host name (`localhost` when it has none).
+fn kernel_host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_owned())

@@ -11,9 +11,9 @@ use anyhow::anyhow;
 use f2b_notify_core::Event;
 use f2b_notify_fastpath::args::{self, OPTIONS};
 
-use super::{build_sinks, deliver, ensure_worker, host_name, load, runtime, worker_args, DELIVERY_DEADLINE};
+use super::{build_sinks, deliver, ensure_worker, host_name, runtime, worker_args, DELIVERY_DEADLINE};
 use crate::cli::NotifyArgs;
-use crate::config::{Loaded, Mode, Sources};
+use crate::config::{self, Loaded, Mode, Sources};
 use crate::route::{Decision, Table};
 use crate::spool::{Entry, Spool};
 
@@ -39,13 +39,12 @@ pub fn event_from_args(a: NotifyArgs, host: String) -> anyhow::Result<(Event, Ve
 
 /// Runs `notify` (`configs`: the `--config` values as given, for the fast path's plan).
 pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load(sources)?;
+    let loaded = match config::load(sources) {
+        Ok(loaded) => loaded,
+        Err(e) => return spool_unrouted(sources, args, e),
+    };
     let (event, set_aside) = event_from_args(args, host_name(&loaded))?;
-    for line in set_aside {
-        // One line each on stderr, which Fail2Ban logs; the exit stays 0 (a re-run would not
-        // fix the value and would send the event twice).
-        eprintln!("f2b-notify: {line}");
-    }
+    say_set_aside(set_aside);
     let table = Table::new(&loaded.config.jails);
     // Let `f2b-notify-enqueue` take this jail's next events itself.
     crate::plan::record(configs, sources, &loaded, &table, &event, worker_args(sources));
@@ -88,16 +87,54 @@ pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
+/// One line each on stderr, which Fail2Ban logs; the exit stays 0 (a re-run would not fix
+/// the value and would send the event twice).
+fn say_set_aside(lines: Vec<String>) {
+    for line in lines {
+        eprintln!("f2b-notify: {line}");
+    }
+}
+
+/// The config does not load (a typo, a bad value, an unreadable file): the event is not
+/// dropped for it. It is spooled unrouted, in the spool that config would use as far as can
+/// be told, and the worker routes it once the config loads; the error is said on stderr and
+/// in the system log, and the exit is 0 (running the action again would not fix the config).
+fn spool_unrouted(sources: &Sources, args: NotifyArgs, error: String) -> anyhow::Result<ExitCode> {
+    let (event, set_aside) = event_from_args(args, super::kernel_host_name())?;
+    say_set_aside(set_aside);
+    let spool = Spool::new(config::fallback_spool(sources));
+    let what = describe(&event);
+    let line =
+        format!("the config does not load: {error}; the {what} waits in {} until it does", spool.root().display());
+    let claimed = if spool.root().exists() { Ok(()) } else { crate::sets::claim(spool.root(), sources) };
+    match claimed.and_then(|()| spool.enqueue(&Entry::unrouted(event.clone(), error))) {
+        Ok(_) => {
+            eprintln!("f2b-notify: {line}");
+            crate::syslog::error(&line);
+            if let Err(e) = ensure_worker(&spool, sources) {
+                tracing::error!("event spooled, but the delivery worker could not be started: {e:#}");
+            }
+        }
+        Err(e) => not_kept(&spool, &event, &["(no route: the config does not load)".to_owned()], &e)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "ban of 192.0.2.1 in jail sshd", "start of jail sshd".
+fn describe(event: &Event) -> String {
+    match &event.id {
+        Some(id) => format!("{} of {id} in jail {}", event.kind, event.jail),
+        None => format!("{} of jail {}", event.kind, event.jail),
+    }
+}
+
 /// The spool could not take the event (disk full, read-only, refused as untrusted). Nothing is
 /// sent from here: under Fail2Ban's lock that would hold up banning for every sink's timeout
 /// and send a storm unpaced. The event is named with the reason in the system log (and on
 /// stderr), and the exit is 0 so that Fail2Ban does not run the action again; if even the
 /// system log cannot take it, the exit is 1 and Fail2Ban logs the failure.
 fn not_kept(spool: &Spool, event: &Event, sinks: &[String], e: &std::io::Error) -> anyhow::Result<()> {
-    let what = match &event.id {
-        Some(id) => format!("{} of {id} in jail {}", event.kind, event.jail),
-        None => format!("{} of jail {}", event.kind, event.jail),
-    };
+    let what = describe(event);
     let line = format!(
         "could not spool the {what} for {}: {}: {e}; it is not delivered",
         sinks.join(", "),

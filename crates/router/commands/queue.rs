@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{ensure_worker, load};
+use super::ensure_worker;
 use crate::cli::{QueueAction, QueueArgs};
 use crate::config::Sources;
 use crate::spool::{now_epoch, Spool};
@@ -21,8 +21,15 @@ const SHOWN: usize = 10;
 
 /// Runs `queue`.
 pub fn run(sources: &Sources, args: QueueArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load(sources)?;
-    let spool = Spool::new(&loaded.config.delivery.spool);
+    // A config that does not load still has a spool to look at: the one `notify` spools
+    // into meanwhile (events wait there unrouted).
+    let spool = match crate::config::load(sources) {
+        Ok(loaded) => Spool::new(&loaded.config.delivery.spool),
+        Err(e) => {
+            eprintln!("f2b-notify: the config does not load: {e}");
+            Spool::new(crate::config::fallback_spool(sources))
+        }
+    };
     if !spool.root().exists() {
         println!("spool {}: empty (nothing was ever queued)", spool.root().display());
         return Ok(ExitCode::SUCCESS);
@@ -72,9 +79,17 @@ pub fn report(spool: &Spool, all: bool) -> anyhow::Result<String> {
         Some(pid) => writeln!(out, "spool {}: worker running (pid {pid})", spool.root().display())?,
         None => writeln!(out, "spool {}: no worker running", spool.root().display())?,
     }
-    let unrouted = spool.unrouted()?.len();
-    if unrouted > 0 {
-        writeln!(out, "new: {unrouted} event(s) not yet handed to their sinks")?;
+    let new = spool.unrouted()?.len();
+    let unrouted = spool.unrouted_reasons()?;
+    if new > unrouted.len() {
+        writeln!(out, "new: {} event(s) not yet handed to their sinks", new - unrouted.len())?;
+    }
+    if let Some(last) = unrouted.last() {
+        writeln!(
+            out,
+            "new: {} event(s) spooled while the config did not load wait for one that does (last: {last})",
+            unrouted.len()
+        )?;
     }
     let mut names: Vec<String> = spool.sink_names()?;
     names.extend(spool.dead_sinks()?);

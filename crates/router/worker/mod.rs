@@ -26,9 +26,17 @@
 //! An on-demand worker hands the spool over to a `deliver --follow` that waits for it (see
 //! [`Spool::announce_follower`]): it starts no new send, and exits once its sends are done.
 //!
+//! The config is read again when one of its files changes ([`reload`]), before anything is
+//! routed or judged: a sink added mid-storm gets its events, and one the config does not name
+//! (any more, or not yet) keeps its events waiting for [`UNCONFIGURED_GRACE`] before they go
+//! to the dead letters. A config that does not load keeps the last one that did; with none
+//! at all (broken when the worker started), nothing is judged and events spooled unrouted
+//! wait in `new/` until it loads.
+//!
 //! The scheduler runs on tokio's clock, so its tests run with a paused clock (`tests.rs`).
 
 pub(crate) mod inflight;
+mod reload;
 #[cfg(test)]
 mod tests;
 mod watch;
@@ -45,9 +53,10 @@ use tokio::signal::unix::{Signal, SignalKind};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
-use crate::config::{DeliveryConfig, Loaded};
+use crate::config::{Config, DeliveryConfig, Sources};
 use crate::registry;
-use crate::spool::{now_epoch, DirStamp, Queue, SinkState, Spool};
+use crate::route::{Decision, Table};
+use crate::spool::{now_epoch, DirStamp, Queue, Routed, SinkState, Spool};
 
 /// The least time between two looks at the spool: new events that arrive faster than this
 /// (a storm) are handed out together. Also how often the worker looks for new events when
@@ -87,6 +96,13 @@ const CRASHES_TO_BURY: u32 = 2;
 /// bound holds for any sink, including one built outside this repository.
 pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
 
+/// How long the events of a sink that the config does not name wait for it to come back
+/// (an edit in progress, a rename) before they go to the dead letters; never longer than
+/// `max_age`. They are listed by `f2b-notify queue` meanwhile, with the reason.
+pub const UNCONFIGURED_GRACE: Duration = Duration::from_secs(3600);
+/// How often a worker without a config that loads looks at its waiting sinks again.
+const CONFIG_WAIT: Duration = Duration::from_secs(5);
+
 /// `now + wait`, never a panic: a wait so long that the clock cannot hold it (only a config
 /// value near `u64::MAX` seconds can be) becomes [`RETRY_AFTER_MAX`].
 fn later(now: Instant, wait: Duration) -> Instant {
@@ -96,6 +112,16 @@ fn later(now: Instant, wait: Duration) -> Instant {
 /// Builds the sink of a name: `None` when the config has no such sink, `Some(Err)` when it
 /// has one that cannot be built now (for example an unreadable secret file).
 pub type SinkFactory<'a> = Box<dyn Fn(&str) -> Option<anyhow::Result<Arc<dyn Sink>>> + 'a>;
+
+/// Routes an event that `notify` spooled unrouted (its config did not load then).
+pub type RouteFn<'a> = Box<dyn Fn(&Event) -> Routed + 'a>;
+
+/// What a worker delivers with: its settings, how to build a sink, how to route.
+pub type Settings<'a> = (DeliveryConfig, SinkFactory<'a>, RouteFn<'a>);
+
+/// Says whether the config changed since it last asked: `None` when not, else the new
+/// settings or why the new config does not load.
+pub type ConfigWatch<'a> = Box<dyn FnMut() -> Option<Result<Settings<'a>, String>> + 'a>;
 
 /// A batch that was in flight when a worker died or its send panicked: it is sent alone
 /// (nothing added) until its outcome is known, so that it cannot take newer events down with
@@ -108,8 +134,13 @@ struct Suspect {
 
 /// One sink's lane.
 struct Lane {
-    /// Whether the config still has this sink (its events are buried when it has not).
+    /// Whether the config has this sink.
     configured: bool,
+    /// Since when the config has not named this sink: its events wait for
+    /// [`UNCONFIGURED_GRACE`] from then.
+    unconfigured_since: Option<Instant>,
+    /// The config changed while a send was in flight: build the sink again once it ends.
+    rebuild: bool,
     sink: Option<Arc<dyn Sink>>,
     min_interval: Duration,
     ready_at: Instant,
@@ -215,12 +246,6 @@ async fn received(s: &mut Option<Signal>) {
     }
 }
 
-/// Runs the worker for the loaded config until it has been idle for `idle_exit` (or forever
-/// with `follow`). Returns `Ok(false)`, doing nothing, when another worker holds the spool.
-pub async fn run(loaded: &Loaded, follow: bool) -> anyhow::Result<bool> {
-    Worker::from_config(loaded).run(follow).await
-}
-
 /// The delivery worker of one spool: its lanes (one per sink) and the sends in flight.
 pub struct Worker<'a> {
     spool: Spool,
@@ -239,6 +264,16 @@ pub struct Worker<'a> {
     new_stamp: DirStamp,
     /// A `deliver --follow` waits for the spool: start no new send, exit once none runs.
     handing_over: bool,
+    /// Routes events spooled unrouted; `None` while no config has loaded.
+    route: Option<RouteFn<'a>>,
+    /// Says when the config changed (`None`: sinks fixed, as in most tests).
+    reload: Option<ConfigWatch<'a>>,
+    /// Why no config is loaded: then no sink is judged "not in the config".
+    config_error: Option<String>,
+    /// The last config error said in the log (said once, not at every look).
+    config_said: Option<String>,
+    /// Events spooled unrouted that wait in `new/` for a config that loads.
+    unrouted_waiting: usize,
 }
 
 impl<'a> Worker<'a> {
@@ -256,16 +291,127 @@ impl<'a> Worker<'a> {
             sinks_stamp: DirStamp::default(),
             new_stamp: DirStamp::default(),
             handing_over: false,
+            route: None,
+            reload: None,
+            config_error: None,
+            config_said: None,
+            unrouted_waiting: 0,
         }
     }
 
-    /// A worker whose sinks are built from the loaded config, as `deliver` runs it.
-    pub fn from_config(loaded: &'a Loaded) -> Self {
-        let sinks = &loaded.config.sinks;
-        Self::new(
-            loaded.config.delivery.clone(),
-            Box::new(move |name| sinks.get(name).map(|cfg| registry::build(name, cfg))),
-        )
+    /// A worker for the config of `sources`, as `deliver` runs it: it reads the config again
+    /// whenever its files change. A config that does not load now is said in the log, and
+    /// the worker serves the spool that config would use (as far as it can be told, as
+    /// `notify` does), judging nothing until it loads.
+    pub fn from_sources(sources: &Sources) -> Worker<'static> {
+        let mut reload = reload::Reload::new(sources.clone());
+        let first = reload.load();
+        let spool = match &first {
+            Ok(config) => config.delivery.spool.clone(),
+            Err(e) => {
+                let spool = crate::config::fallback_spool(sources);
+                tracing::error!(
+                    "the config does not load: {e}; delivering from {} once it does (events spooled meanwhile wait)",
+                    spool.display()
+                );
+                spool
+            }
+        };
+        let mut worker =
+            Worker::new(DeliveryConfig { spool: spool.clone(), ..DeliveryConfig::default() }, Box::new(|_| None));
+        match first {
+            Ok(config) => {
+                let (delivery, build, route) = settings(config, &spool);
+                worker.reconfigure(delivery, build, Some(route));
+            }
+            Err(e) => {
+                worker.config_said = Some(e.clone());
+                worker.config_error = Some(e);
+            }
+        }
+        worker.watch_config(Box::new(move || {
+            let changed = reload.changed()?;
+            Some(changed.map(|config| {
+                tracing::warn!("the config changed: read again ({})", reload.describe());
+                settings(config, &spool)
+            }))
+        }));
+        worker
+    }
+
+    /// Asks `watch` before each look at the spool whether the config changed: `None` when
+    /// not, else the new settings or why the new config does not load.
+    pub fn watch_config(&mut self, watch: ConfigWatch<'a>) {
+        self.reload = Some(watch);
+    }
+
+    /// The spool this worker delivers from.
+    pub fn spool_root(&self) -> &std::path::Path {
+        self.spool.root()
+    }
+
+    /// Takes new settings, sinks and routes: lanes are built again (a send in flight keeps
+    /// its sink until it ends), keeping the waits that pacing, backoff and `Retry-After`
+    /// impose; events spooled unrouted are routed at the next look.
+    pub fn reconfigure(&mut self, delivery: DeliveryConfig, build: SinkFactory<'a>, route: Option<RouteFn<'a>>) {
+        self.delivery = delivery;
+        self.build = build;
+        self.route = route;
+        self.config_error = None;
+        let mut lanes = std::mem::take(&mut self.lanes);
+        for (name, lane) in &mut lanes {
+            if lane.in_flight.is_some() {
+                lane.rebuild = true;
+            } else {
+                self.rebuild(name, lane);
+            }
+        }
+        self.lanes = lanes;
+        self.new_stamp.reset();
+    }
+
+    /// Builds a lane's sink again for a new config. A wait for a sink that works stays (a
+    /// `Retry-After` is kept whatever the config says); one for a sink that could not be
+    /// built or was not configured ends, since the new config may have fixed it.
+    fn rebuild(&self, name: &str, lane: &mut Lane) {
+        let waited = lane.ready_at;
+        let worked = lane.sink.is_some();
+        lane.rebuild = false;
+        self.build_sink(name, lane);
+        if worked && lane.sink.is_some() {
+            lane.ready_at = lane.ready_at.max(waited);
+        }
+        let _ = self.spool.save_state(name, &lane.state);
+    }
+
+    /// Reads the config again when one of its files changed; a config that does not load
+    /// is said once, and the one loaded before stays.
+    fn check_config(&mut self) {
+        let Some(watch) = &mut self.reload else {
+            return;
+        };
+        match watch() {
+            None => {}
+            Some(Ok((delivery, build, route))) => {
+                self.config_said = None;
+                self.reconfigure(delivery, build, Some(route));
+            }
+            Some(Err(e)) => {
+                if self.config_said.as_ref() != Some(&e) {
+                    if self.route.is_some() {
+                        tracing::error!(
+                            "the config changed and does not load: {e}; delivering with the one loaded before"
+                        );
+                    } else {
+                        tracing::error!("the config still does not load: {e}");
+                    }
+                    self.config_said = Some(e.clone());
+                }
+                if self.route.is_none() {
+                    self.config_error = Some(e);
+                }
+            }
+        }
     }
 
     /// Delivers until idle for `idle_exit` (or for ever with `follow`). Returns `Ok(false)`,
@@ -368,9 +514,20 @@ impl<'a> Worker<'a> {
             }
             let scan = self.scan()?;
             let scanned = Instant::now();
-            if scan.busy {
+            // Without a config, an on-demand worker can only wait; it does so for `idle_exit`
+            // and leaves the spool to the worker of the next event, which may have the config
+            // (or environment) fixed. `deliver --follow` waits for the files to be fixed.
+            let stuck = self.config_error.is_some() && self.tasks.is_empty();
+            if scan.busy && !stuck {
                 idle_since = scanned;
             } else if !follow && idle_since.elapsed() >= self.delivery.idle_exit.0 {
+                if stuck && scan.busy {
+                    tracing::warn!(
+                        "stopping: the config does not load, and events wait in {} for the worker of the next event",
+                        self.spool.root().display()
+                    );
+                    return Ok(Stop::Idle);
+                }
                 // Let go of the lock first, then look once more: a `notify` that saw the lock
                 // held just before has its event in the spool, and no new worker is coming.
                 drop(lock);
@@ -464,10 +621,22 @@ impl<'a> Worker<'a> {
                 return;
             }
         }
-        if let Err(e) = self.spool.fan_out() {
-            tracing::error!("cannot hand out new events in {}: {e}", self.spool.root().display());
-            // Some may still wait there: look again next time.
-            self.new_stamp.reset();
+        match self.spool.fan_out(self.route.as_deref()) {
+            Ok(out) => {
+                if out.waiting > 0 && out.waiting != self.unrouted_waiting {
+                    tracing::warn!(
+                        "{} event(s) spooled while the config did not load wait in {} for one that does",
+                        out.waiting,
+                        new.display()
+                    );
+                }
+                self.unrouted_waiting = out.waiting;
+            }
+            Err(e) => {
+                tracing::error!("cannot hand out new events in {}: {e}", self.spool.root().display());
+                // Some may still wait there: look again next time.
+                self.new_stamp.reset();
+            }
         }
     }
 
@@ -475,8 +644,10 @@ impl<'a> Worker<'a> {
     /// that is ready. Directories whose mtime did not change are not read again, so a look
     /// at a spool where 100 000 events wait costs a few `stat`s.
     fn scan(&mut self) -> anyhow::Result<Scan> {
+        // Before anything is routed or judged: the config may have changed since the last look.
+        self.check_config();
         self.hand_out();
-        let mut scan = Scan { busy: !self.tasks.is_empty(), next_ready: None };
+        let mut scan = Scan { busy: !self.tasks.is_empty() || self.unrouted_waiting > 0, next_ready: None };
         if self.sinks_stamp.changed(&self.spool.sinks_dir())? {
             self.sink_names = self.spool.sink_names()?;
             let names = &self.sink_names;
@@ -546,6 +717,8 @@ impl<'a> Worker<'a> {
     fn open_lane(&mut self, name: &str) -> anyhow::Result<Lane> {
         let mut lane = Lane {
             configured: true,
+            unconfigured_since: None,
+            rebuild: false,
             sink: None,
             min_interval: Duration::ZERO,
             ready_at: Instant::now(),
@@ -592,6 +765,17 @@ impl<'a> Worker<'a> {
         lane.ready_at = Instant::now();
         let built = (self.build)(name);
         lane.configured = built.is_some();
+        if lane.configured {
+            lane.unconfigured_since = None;
+            let was_unconfigured = lane.state.last_error.as_deref().is_some_and(|e| e.starts_with(NOT_CONFIGURED));
+            if was_unconfigured {
+                lane.state.last_error = None;
+                lane.state.last_error_at = None;
+                lane.state.next_try_at = None;
+            }
+        } else {
+            lane.unconfigured_since.get_or_insert_with(Instant::now);
+        }
         match built {
             None => {}
             Some(Ok(sink)) => {
@@ -655,8 +839,42 @@ impl<'a> Worker<'a> {
         let dir = self.spool.sink_dir(name);
         let Some(sink) = lane.sink.clone() else {
             if !lane.configured {
+                let now = Instant::now();
+                if let Some(e) = &self.config_error {
+                    // No config has loaded: nothing can be judged, everything waits.
+                    lane.state.last_error = Some(format!("{NOT_CONFIGURED} yet: the config does not load: {e}"));
+                    lane.state.last_error_at = Some(now_epoch());
+                    lane.ready_at = later(now, CONFIG_WAIT);
+                    let _ = self.spool.save_state(name, &lane.state);
+                    return Ok(());
+                }
+                let grace = UNCONFIGURED_GRACE.min(self.delivery.max_age.0);
+                let since = *lane.unconfigured_since.get_or_insert(now);
+                let until = later(since, grace);
+                if now < until {
+                    let left = until - now;
+                    if lane.state.last_error.as_deref().is_none_or(|e| !e.starts_with(NOT_CONFIGURED)) {
+                        tracing::warn!(
+                            "sink `{name}` is not in the config: its {} event(s) wait {} for it to come back, then go to the dead letters",
+                            queue.names.len(),
+                            humantime::format_duration(Duration::from_secs(left.as_secs()))
+                        );
+                    }
+                    lane.state.last_error = Some(format!(
+                        "{NOT_CONFIGURED}: its events wait for it until {}, then go to the dead letters",
+                        humantime::format_rfc3339_seconds(SystemTime::now() + left)
+                    ));
+                    lane.state.last_error_at = Some(now_epoch());
+                    lane.state.next_try_at = Some(now_epoch() + left.as_secs_f64());
+                    lane.ready_at = until;
+                    let _ = self.spool.save_state(name, &lane.state);
+                    return Ok(());
+                }
                 let pending: Vec<PathBuf> = queue.names.iter().map(|n| dir.join(&**n)).collect();
-                let reason = format!("sink `{name}` is not in the config any more");
+                let reason = format!(
+                    "sink `{name}` is not in the config (waited {} for it to come back)",
+                    humantime::format_duration(Duration::from_secs(grace.as_secs()))
+                );
                 tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", pending.len());
                 self.spool.bury(name, &pending, &reason)?;
                 inflight::clear(&self.spool, name)?;
@@ -784,6 +1002,9 @@ impl<'a> Worker<'a> {
                 counted.and_then(|()| Ok(inflight::clear(&self.spool, &name)?))
             }
         };
+        if lane.rebuild {
+            self.rebuild(&name, &mut lane);
+        }
         self.lanes.insert(name, lane);
         outcome
     }
@@ -870,6 +1091,50 @@ impl<'a> Worker<'a> {
 fn retried_since(queue: &Queue, file: &std::path::Path, oldest_allowed: f64) -> bool {
     let listed = file.file_name().and_then(|n| n.to_str()).is_some_and(|n| queue.retried.contains(n));
     listed && Spool::retried_at(file).is_some_and(|at| at >= oldest_allowed)
+}
+
+/// A loaded config as the worker uses it: its delivery settings (except the spool, which is
+/// the worker's, `spool`, for its life), its sinks and its routes.
+fn settings(config: Config, spool: &std::path::Path) -> Settings<'static> {
+    let config = Arc::new(config);
+    if config.delivery.spool != spool {
+        tracing::warn!(
+            "the config names the spool {}; this worker keeps delivering from {} until it stops",
+            config.delivery.spool.display(),
+            spool.display()
+        );
+    }
+    let delivery = DeliveryConfig { spool: spool.to_owned(), ..config.delivery.clone() };
+    let sinks = Arc::clone(&config);
+    let build: SinkFactory<'static> = Box::new(move |name| sinks.sinks.get(name).map(|c| registry::build(name, c)));
+    let table = Table::new(&config.jails);
+    let route: RouteFn<'static> = Box::new(move |event| route(&table, &config, event));
+    (delivery, build, route)
+}
+
+/// The start of a lane's last error while the config does not name its sink.
+const NOT_CONFIGURED: &str = "not in the config";
+
+/// Where the current config sends an event spooled unrouted: its route's sinks, except a
+/// stdout sink writing to stdout (the worker has none; the event is said in its log instead).
+fn route(table: &Table, config: &Config, event: &Event) -> Routed {
+    match table.decide(event) {
+        Decision::Send(names) => {
+            let (to_stdout, sinks): (Vec<&String>, Vec<&String>) =
+                names.iter().partition(|n| config.sinks.get(*n).is_some_and(|c| c.writes_to_stdout()));
+            for n in to_stdout {
+                tracing::warn!(
+                    "sink `{n}` writes to the action's stdout, which is gone: {} {} not written there",
+                    event.kind,
+                    event.id.as_deref().unwrap_or(&event.jail)
+                );
+            }
+            Routed::Sinks(sinks.into_iter().cloned().collect())
+        }
+        Decision::NoRoute => Routed::Dropped(format!("jail `{}` matches no route in the config", event.jail)),
+        Decision::Filtered => Routed::Sinks(Vec::new()),
+        Decision::Restored => Routed::Sinks(Vec::new()),
+    }
 }
 
 /// What one look at the spool found.

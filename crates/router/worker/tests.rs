@@ -689,7 +689,7 @@ async fn a_retried_dead_letter_older_than_max_age_is_delivered() {
     let mut b = Bench::new();
     let hook = b.sink("hook", |_| Act::Ok);
     let old = b.ban_at("192.0.2.1", &["hook"], now_epoch() - 2.0 * 86_400.0);
-    b.spool.fan_out().unwrap();
+    b.spool.fan_out(None).unwrap();
     b.spool.bury("hook", &b.spool.pending("hook").unwrap(), "not delivered within max_age (1day)").unwrap();
     assert_eq!(b.spool.retry_dead().unwrap(), 1);
     let queued = b.spool.sink_dir("hook").join(&old);
@@ -712,7 +712,7 @@ async fn dead_letters_older_than_dead_retention_are_deleted_when_a_worker_starts
     let hook = b.sink("hook", |_| Act::Ok);
     b.ban("192.0.2.1", &["api"]);
     b.ban("192.0.2.2", &["api"]);
-    b.spool.fan_out().unwrap();
+    b.spool.fan_out(None).unwrap();
     let buried = b.spool.pending("api").unwrap();
     b.spool.bury("api", &buried, "permanent failure: channel_not_found").unwrap();
     let reason = b.spool.dead("api").unwrap()[0].with_extension("json.reason");
@@ -767,4 +767,115 @@ async fn a_follow_worker_waits_for_the_spool_instead_of_exiting() {
     .await;
     let at = hook.calls()[0].at;
     assert!((5000..=5250).contains(&at), "took the spool at {at} ms");
+}
+
+/// A factory for `b`'s in-memory sinks, for a worker whose config changes during a test.
+fn factory(sinks: &BTreeMap<String, Mem>) -> SinkFactory<'static> {
+    let sinks = sinks.clone();
+    Box::new(move |name| sinks.get(name).map(|m| Ok(Arc::new(m.clone()) as Arc<dyn Sink>)))
+}
+
+/// A config watch that says nothing until `edited` is set, then hands over `next` once.
+fn edit_when(edited: &Arc<std::sync::atomic::AtomicBool>, mut next: Option<Settings<'static>>) -> ConfigWatch<'static> {
+    let edited = Arc::clone(edited);
+    Box::new(move || if edited.load(std::sync::atomic::Ordering::SeqCst) { next.take().map(Ok) } else { None })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sink_the_config_does_not_name_keeps_its_events_for_an_hour_then_they_go_to_the_dead_letters() {
+    let mut b = Bench::new();
+    let hook = b.sink("hook", |_| Act::Ok);
+    b.ban("192.0.2.1", &["hook", "gone"]);
+    with_worker(b.worker(), async {
+        wait("the configured sink", || hook.calls().len() == 1).await;
+        b.until(60_000).await;
+        // Waiting, visibly: `queue` shows the pending event and why.
+        assert_eq!((b.pending("gone"), b.dead("gone").len()), (1, 0));
+        let state = b.spool.load_state("gone").expect("a state for `queue`");
+        let why = state.last_error.unwrap_or_default();
+        assert!(why.starts_with("not in the config: its events wait for it until "), "{why}");
+        b.until(UNCONFIGURED_GRACE.as_millis() as u64 - 1000).await;
+        assert_eq!(b.dead("gone").len(), 0, "buried before the grace period ended");
+        wait("the dead letter", || !b.dead("gone").is_empty()).await;
+    })
+    .await;
+    let dead = b.dead("gone");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].1, "sink `gone` is not in the config (waited 1h for it to come back)");
+    assert!(b.ms() >= UNCONFIGURED_GRACE.as_millis() as u64, "{} ms", b.ms());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sink_added_to_the_config_mid_storm_gets_every_event_that_waited_for_it() {
+    let mut b = Bench::new();
+    let hook = b.sink("hook", |_| Act::Ok);
+    let old = b.worker();
+    let sec = b.sink("sec", |_| Act::Ok);
+    let edited = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut worker = old;
+    let route: RouteFn<'static> = Box::new(|_| Routed::Sinks(Vec::new()));
+    worker.watch_config(edit_when(&edited, Some((b.delivery.clone(), factory(&b.sinks), route))));
+    with_worker(worker, async {
+        // `notify` already routes by the edited config; the worker still has the old one.
+        for (i, at) in [0u64, 100, 200, 300].into_iter().enumerate() {
+            b.until(at).await;
+            b.ban(&format!("192.0.2.{}", i + 1), &["hook", "sec"]);
+        }
+        b.until(5000).await;
+        assert!(sec.calls().is_empty());
+        edited.store(true, std::sync::atomic::Ordering::SeqCst);
+        wait("the new sink to catch up", || b.pending("sec") + b.pending("hook") == 0).await;
+    })
+    .await;
+    let sent: Vec<String> = sec.calls().into_iter().flat_map(|c| c.ids).collect();
+    assert_eq!(sent, ids(&["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]));
+    // At the next look after the edit.
+    assert!((5000..=6000).contains(&sec.calls()[0].at), "{:?}", sec.calls());
+    assert_eq!(hook.calls().iter().map(|c| c.ids.len()).sum::<usize>(), 4);
+    assert!(b.dead("sec").is_empty() && b.dead("hook").is_empty());
+    // What the old config said while it waited is gone with it.
+    assert_eq!(b.spool.load_state("sec").and_then(|s| s.last_error), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn while_no_config_loads_nothing_is_judged_and_unrouted_events_wait_then_go_where_it_routes_them() {
+    let mut b = Bench::new();
+    let hook = b.sink("hook", |_| Act::Ok);
+    // Routed before the config broke: its sink is unknown to a worker that has no config.
+    b.ban("192.0.2.1", &["hook"]);
+    // Spooled by `notify` while the config did not load.
+    let event = Event::target_event(EventKind::Ban, "sshd", "192.0.2.2", "h");
+    b.spool.enqueue(&Entry::unrouted(event, "config.toml: unknown field `sinkz`".into())).unwrap();
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let fixed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut worker = Worker::new(b.delivery.clone(), Box::new(|_| None));
+    let route: RouteFn<'static> = Box::new(|e| {
+        assert_eq!(e.id.as_deref(), Some("192.0.2.2"));
+        Routed::Sinks(vec!["hook".to_owned()])
+    });
+    let mut next = Some((b.delivery.clone(), factory(&b.sinks), route));
+    let (broken2, fixed2) = (Arc::clone(&broken), Arc::clone(&fixed));
+    worker.watch_config(Box::new(move || {
+        if broken2.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Some(Err("config.toml: unknown field `sinkz`".to_owned()));
+        }
+        if fixed2.load(std::sync::atomic::Ordering::SeqCst) {
+            return next.take().map(Ok);
+        }
+        None
+    }));
+    with_worker(worker, async {
+        // Broken for longer than the grace period: still nothing dead, nothing sent.
+        b.until(2 * UNCONFIGURED_GRACE.as_millis() as u64).await;
+        assert!(hook.calls().is_empty());
+        assert!(b.dead("hook").is_empty());
+        assert_eq!(b.spool.unrouted_reasons().unwrap(), ["config.toml: unknown field `sinkz`"]);
+        let why = b.spool.load_state("hook").and_then(|s| s.last_error).unwrap_or_default();
+        assert!(why.contains("the config does not load: config.toml: unknown field `sinkz`"), "{why}");
+        fixed.store(true, std::sync::atomic::Ordering::SeqCst);
+        wait("both events", || hook.calls().iter().map(|c| c.ids.len()).sum::<usize>() == 2).await;
+    })
+    .await;
+    assert!(b.spool.unrouted().unwrap().is_empty());
+    assert!(b.dead("hook").is_empty());
 }

@@ -1,0 +1,181 @@
+//! What administrators do to a running system, under the real Fail2Ban: edit the config
+//! mid-storm, point two jails at two configs that share one spool, break the config for a
+//! while. Nothing may be lost, judged by the wrong config or sent to the wrong place.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::util::{bin, run, slack_ok, wait_for, Dir, Fail2Ban, Request, StandIn, WorkerGuard};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A config at `path` with a Slack webhook sink per name (each at its own path of `server`)
+/// and every jail routed to all of them.
+fn write_config(path: &Path, spool: &Path, server: &StandIn, sinks: &[&str], extra: &str) {
+    let mut text = format!("[delivery]\nspool = \"{}\"\nidle_exit = 5\n", spool.display());
+    for name in sinks {
+        text.push_str(&format!(
+            "[sinks.{name}]\ntype = \"slack-webhook\"\nurl = \"{}\"\n{extra}",
+            server.url(&format!("/services/T0/{name}/X"))
+        ));
+    }
+    let list: Vec<String> = sinks.iter().map(|s| format!("\"{s}\"")).collect();
+    text.push_str(&format!("[jails.\"*\"]\nsinks = [{}]\n", list.join(", ")));
+    // As editors save: a new file renamed over the old one.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A private Fail2Ban with one jail per (name, config), each with its own log.
+fn fail2ban(dir: &Dir, jails: &[(&str, &Path)]) -> Fail2Ban {
+    let mut local = String::from("[DEFAULT]\nbackend = polling\nbantime = 3600\n");
+    for (name, config) in jails {
+        let log = dir.write(&format!("{name}.log"), "");
+        local.push_str(&format!(
+            "\n[{name}]\nenabled = true\nfilter = sshd\nlogpath = {log}\naction = dummy[target=\"{d}/dummy-{name}\"]\n         f2b-notify[bin=\"{bin}\", args=\"--config {cfg}\"]\n",
+            log = log.display(),
+            d = dir.path().display(),
+            bin = bin().display(),
+            cfg = config.display(),
+        ));
+    }
+    Fail2Ban::start(dir.path(), &local)
+}
+
+fn addresses(net: u8, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("198.{net}.{}.{}", i / 256, i % 256)).collect()
+}
+
+fn ban(f2b: &Fail2Ban, jail: &str, ips: &[String]) {
+    let mut args = vec!["set", jail, "banip"];
+    args.extend(ips.iter().map(String::as_str));
+    f2b.client(&args);
+}
+
+/// The addresses named in the requests to sink `name`.
+fn delivered(server: &StandIn, name: &str, among: &[String]) -> Vec<String> {
+    let bodies: String =
+        server.requests_to(&format!("/services/T0/{name}/")).iter().map(|r: &Request| r.body.clone()).collect();
+    among.iter().filter(|ip| bodies.contains(&format!("`{ip}`"))).cloned().collect()
+}
+
+fn wait_delivered(server: &StandIn, name: &str, ips: &[String]) {
+    wait_for(&format!("sink `{name}` to name all {} addresses", ips.len()), WAIT, || {
+        (delivered(server, name, ips).len() == ips.len()).then_some(())
+    });
+}
+
+fn queue(config: &Path) -> String {
+    let mut c = std::process::Command::new(bin());
+    c.arg("-c").arg(config).arg("queue").arg("--all");
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    r.stdout
+}
+
+/// The pid `queue` shows for the running worker.
+fn worker_pid(config: &Path) -> Option<String> {
+    let out = queue(config);
+    let at = out.find("worker running (pid ")? + "worker running (pid ".len();
+    Some(out[at..].chars().take_while(char::is_ascii_digit).collect())
+}
+
+fn assert_nothing_dead(config: &Path) {
+    let out = queue(config);
+    assert!(!out.contains("dead `") && !out.lines().any(|l| l.contains("pending") && !l.contains(", 0 dead")), "{out}");
+}
+
+#[test]
+fn a_sink_added_mid_storm_gets_every_event_after_the_edit_and_nothing_dies() {
+    let dir = Dir::new();
+    let server = StandIn::start(slack_ok());
+    let spool = dir.path().join("spool");
+    let _worker = WorkerGuard(spool.clone());
+    let config = dir.path().join("notify.toml");
+    write_config(&config, &spool, &server, &["hook"], "");
+    let f2b = fail2ban(&dir, &[("sshd", &config)]);
+    let before = addresses(18, 200);
+    ban(&f2b, "sshd", &before);
+    // Mid-storm: the worker is delivering with the old config.
+    wait_for("the first message", WAIT, || (!server.requests().is_empty()).then_some(()));
+    let pid = worker_pid(&config).expect("a worker delivers");
+    write_config(&config, &spool, &server, &["hook", "sec"], "");
+    let after = addresses(19, 100);
+    ban(&f2b, "sshd", &after);
+    wait_delivered(&server, "sec", &after);
+    wait_delivered(&server, "hook", &before);
+    wait_delivered(&server, "hook", &after);
+    // The running worker read the config again; it did not take a restart.
+    assert_eq!(worker_pid(&config).as_deref(), Some(pid.as_str()), "{}", queue(&config));
+    let log = std::fs::read_to_string(spool.join("worker.log")).unwrap();
+    assert!(log.contains("the config changed: read again"), "{log}");
+    assert!(!log.contains("dead letters"), "{log}");
+    assert_nothing_dead(&config);
+}
+
+#[test]
+fn two_configs_sharing_one_spool_each_deliver_their_own_events_to_their_own_sinks() {
+    let dir = Dir::new();
+    let server = StandIn::start(slack_ok());
+    let spool = dir.path().join("spool");
+    let _worker = WorkerGuard(spool.clone());
+    // Both name the same spool, and both call their sink `hook`: only the URL differs.
+    let a = dir.path().join("a.toml");
+    let b = dir.path().join("b.toml");
+    write_config(&a, &spool, &server, &["hook"], "");
+    std::fs::write(&b, std::fs::read_to_string(&a).unwrap().replace("/services/T0/hook/", "/services/T0/other/"))
+        .unwrap();
+    let f2b = fail2ban(&dir, &[("sshd", &a), ("sshd-b", &b)]);
+    let ips_a = addresses(18, 30);
+    let ips_b = addresses(19, 30);
+    for (a_half, b_half) in ips_a.chunks(10).zip(ips_b.chunks(10)) {
+        ban(&f2b, "sshd", a_half);
+        ban(&f2b, "sshd-b", b_half);
+    }
+    wait_delivered(&server, "hook", &ips_a);
+    wait_delivered(&server, "other", &ips_b);
+    assert_eq!(delivered(&server, "hook", &ips_b), Vec::<String>::new(), "b's events at a's sink");
+    assert_eq!(delivered(&server, "other", &ips_a), Vec::<String>::new(), "a's events at b's sink");
+    // The second set got its own spool inside the first.
+    let sets: Vec<PathBuf> = std::fs::read_dir(spool.join("sets")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    assert_nothing_dead(&a);
+    assert_nothing_dead(&b);
+}
+
+#[test]
+fn a_config_broken_for_a_while_then_fixed_loses_nothing() {
+    let dir = Dir::new();
+    let server = StandIn::start(slack_ok());
+    let spool = dir.path().join("spool");
+    let _worker = WorkerGuard(spool.clone());
+    let config = dir.path().join("notify.toml");
+    write_config(&config, &spool, &server, &["hook"], "");
+    let f2b = fail2ban(&dir, &[("sshd", &config)]);
+    let first = addresses(18, 10);
+    ban(&f2b, "sshd", &first);
+    wait_delivered(&server, "hook", &first);
+    wait_for("the worker to exit when idle", WAIT, || worker_pid(&config).is_none().then_some(()));
+    // A typo: every event while it lasts is spooled unrouted, none dropped, none sent.
+    write_config(&config, &spool, &server, &["hook"], "colour = \"red\"\n");
+    let broken = addresses(19, 10);
+    ban(&f2b, "sshd", &broken);
+    wait_for("the bans to be spooled", WAIT, || {
+        queue(&config).contains("10 event(s) spooled while the config did not load").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(delivered(&server, "hook", &broken).is_empty(), "sent with a config that does not load");
+    let banned = std::fs::read_to_string(dir.path().join("dummy-sshd")).unwrap();
+    assert_eq!(banned.lines().filter(|l| l.starts_with('+')).count(), 20, "{banned}");
+    // Fixed: what waited goes out, and so does what comes next.
+    write_config(&config, &spool, &server, &["hook"], "");
+    let fixed = addresses(20, 10);
+    ban(&f2b, "sshd", &fixed);
+    wait_delivered(&server, "hook", &broken);
+    wait_delivered(&server, "hook", &fixed);
+    assert!(!queue(&config).contains("spooled while the config did not load"));
+    assert_nothing_dead(&config);
+    // Fail2Ban ran each action once: the broken config did not fail the action.
+    assert!(!f2b.log().contains("Failed to execute ban"), "{}", f2b.log());
+}
