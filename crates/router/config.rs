@@ -56,8 +56,8 @@ pub struct DeliveryConfig {
     /// timeouts (Fail2Ban waits, under its global lock).
     #[serde(default)]
     pub mode: Mode,
-    /// The spool directory (created with mode 0700). Default `/var/spool/f2b-notify`. Each
-    /// config file set needs its own spool.
+    /// The spool directory (created with mode 0700). Default `/var/spool/f2b-notify`. A
+    /// second set of config files that names the same spool gets `SPOOL/sets/ID` of its own.
     #[serde(default = "default_spool")]
     pub spool: PathBuf,
     /// Events older than this go to the dead-letter directory instead of out. Seconds or a
