@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::util::{bin, run, slack_ok, wait_for, Dir, Fail2Ban, Request, StandIn, WorkerGuard};
+use crate::util::{bin, run, slack_ok, wait_for, Dir, Fail2Ban, Reply, Request, StandIn, WorkerGuard};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -178,4 +178,56 @@ fn a_config_broken_for_a_while_then_fixed_loses_nothing() {
     assert_nothing_dead(&config);
     // Fail2Ban ran each action once: the broken config did not fail the action.
     assert!(!f2b.log().contains("Failed to execute ban"), "{}", f2b.log());
+}
+
+#[test]
+fn a_broken_token_is_told_to_the_alert_sink_once_and_its_recovery_once_nothing_more() {
+    let dir = Dir::new();
+    // The Web API stand-in takes one token; any other is `invalid_token`, as Slack answers.
+    let responder: crate::util::Responder = std::sync::Arc::new(|req: &Request, _| {
+        if !req.path.starts_with("/api/") {
+            Reply::new(200, "ok")
+        } else if req.authorization.as_deref() == Some("Bearer xoxb-good") {
+            Reply::new(200, r#"{"ok":true}"#)
+        } else {
+            Reply::new(200, r#"{"ok":false,"error":"invalid_token"}"#)
+        }
+    });
+    let server = StandIn::start(responder);
+    let spool = dir.path().join("spool");
+    let _worker = WorkerGuard(spool.clone());
+    let config = dir.path().join("notify.toml");
+    let write = |token: &str| {
+        let text = format!(
+            "[delivery]\nspool = \"{spool}\"\nidle_exit = 60\nalert = [\"ops\"]\nalert_after = 3\n[sinks.api]\ntype = \"slack-api\"\ntoken = \"{token}\"\nchannel = \"#sec\"\nurl = \"{api}\"\n[sinks.ops]\ntype = \"slack-webhook\"\nurl = \"{ops}\"\n[jails.\"*\"]\nsinks = [\"api\"]\n",
+            spool = spool.display(),
+            api = server.url("/api/"),
+            ops = server.url("/services/T0/ops/X"),
+        );
+        let tmp = config.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &config).unwrap();
+    };
+    write("xoxb-bad");
+    let f2b = fail2ban(&dir, &[("sshd", &config)]);
+    let alerts = || server.requests_to("/services/T0/ops/");
+    let broken = addresses(18, 3);
+    ban(&f2b, "sshd", &broken);
+    let first = wait_for("the alert", WAIT, || alerts().first().cloned());
+    assert!(first.body.contains("sink `api`") && first.body.contains("invalid_token"), "{}", first.body);
+    assert!(first.body.contains("moved to the dead letters"), "{}", first.body);
+    assert!(!first.body.contains("xoxb-bad"), "the token is in the alert: {}", first.body);
+    // Fixed: the next ban goes out, and the alert sink hears of the recovery.
+    write("xoxb-good");
+    std::thread::sleep(Duration::from_secs(3));
+    let fixed = addresses(19, 1);
+    ban(&f2b, "sshd", &fixed);
+    wait_for("the recovery", WAIT, || (alerts().len() >= 2).then_some(()));
+    // Two alert periods more: nothing else is said.
+    std::thread::sleep(Duration::from_secs(7));
+    let all = alerts();
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert!(all[1].body.contains("sink `api` recovered"), "{}", all[1].body);
+    let delivered: String = server.requests_to("/api/").iter().map(|r| r.body.clone()).collect();
+    assert!(delivered.contains(&fixed[0]));
 }

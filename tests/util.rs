@@ -414,6 +414,8 @@ pub struct Request {
     pub at: Instant,
     pub path: String,
     pub body: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
 }
 
 /// What the [`StandIn`] answers.
@@ -541,7 +543,11 @@ fn serve(
                     let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
                     buf.drain(..end + 4 + len);
                     let path = head.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("/").to_owned();
-                    break Request { at: Instant::now(), path, body };
+                    let authorization = head
+                        .lines()
+                        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("authorization")))
+                        .map(|(_, v)| v.trim().to_owned());
+                    break Request { at: Instant::now(), path, body, authorization };
                 }
             }
             match sock.read(&mut chunk) {
@@ -574,6 +580,13 @@ fn serve(
     }
 }
 
+/// The PID of the spool's live delivery worker, from its lock file (a stale PID is none).
+pub fn worker_pid(spool: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(spool.join("worker.lock")).ok()?.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    String::from_utf8_lossy(&cmdline).contains("deliver").then_some(pid)
+}
+
 /// Kills the spool's delivery worker, if one runs, by the PID in its lock file.
 pub fn kill_worker(spool: &Path) -> Option<u32> {
     signal_worker(spool, rustix::process::Signal::KILL)
@@ -581,12 +594,7 @@ pub fn kill_worker(spool: &Path) -> Option<u32> {
 
 /// Sends `signal` to the spool's delivery worker, if one runs, by the PID in its lock file.
 pub fn signal_worker(spool: &Path, signal: rustix::process::Signal) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(spool.join("worker.lock")).ok()?.trim().parse().ok()?;
-    // Only a live f2b-notify worker: the PID may be stale.
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    if !String::from_utf8_lossy(&cmdline).contains("deliver") {
-        return None;
-    }
+    let pid = worker_pid(spool)?;
     let target = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
     rustix::process::kill_process(target, signal).ok()?;
     Some(pid)

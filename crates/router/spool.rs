@@ -108,6 +108,10 @@ pub struct SinkState {
     /// When `last_error` happened (epoch seconds). Missing in state files of older versions.
     #[serde(default)]
     pub last_error_at: Option<f64>,
+    /// The alert sinks were told that this sink is in trouble, and not yet that it recovered
+    /// (kept here so that the worker that sees it recover says so, whichever it is).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alert_open: bool,
 }
 
 /// Seconds since the epoch, now.

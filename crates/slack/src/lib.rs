@@ -9,5 +9,5 @@ mod sink;
 pub use http::{
     classify_api_body, classify_status, classify_transport, cleartext_warning, client, exchange, explain, Timeout,
 };
-pub use message::{build, build_digest, MessageOptions};
+pub use message::{build, build_alert, build_digest, MessageOptions};
 pub use sink::{Post, SlackSink};

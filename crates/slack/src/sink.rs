@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use f2b_notify_core::{ConfigError, Digest, Event, Renderer, Sink, SinkError, Templates};
+use f2b_notify_core::{Alert, ConfigError, Digest, Event, Renderer, Sink, SinkError, Templates};
 use serde_json::Value;
 
-use crate::{build, build_digest, MessageOptions};
+use crate::{build, build_alert, build_digest, MessageOptions};
 
 /// How a Slack sink sends one JSON body and reads Slack's answer.
 #[async_trait]
@@ -78,5 +78,13 @@ impl<P: Post> Sink for SlackSink<P> {
 
     fn check(&self) -> Vec<String> {
         self.poster.check()
+    }
+
+    async fn send_alert(&self, alert: &Alert) -> Result<(), SinkError> {
+        self.poster.post(&build_alert(alert, &self.options)).await
+    }
+
+    fn carries_alerts(&self) -> bool {
+        true
     }
 }

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use f2b_notify_core::{
-    async_trait, flatten, truncate_chars, ConfigError, Digest, Event, Renderer, Sink, SinkError, Templates,
+    async_trait, flatten, truncate_chars, Alert, ConfigError, Digest, Event, Renderer, Sink, SinkError, Templates,
 };
 use serde::Deserialize;
 
@@ -109,6 +109,27 @@ impl Sink for StdoutSink {
         let mut line = self.line(event)?;
         line.push('\n');
         self.write(&line)
+    }
+
+    /// One line, like an event's: `f2b-notify alert: SUBJECT: TEXT` (JSON: an object with
+    /// `alert`, `text` and `recovered`).
+    async fn send_alert(&self, alert: &Alert) -> Result<(), SinkError> {
+        let line = match self.config.format {
+            Format::Text => {
+                flatten(&format!("f2b-notify alert: {}: {}", alert.subject, alert.text.replace('\n', "; ")))
+            }
+            Format::Json => {
+                serde_json::json!({ "alert": alert.subject, "text": alert.text, "recovered": alert.recovered })
+                    .to_string()
+            }
+        };
+        let mut line = truncate_chars(&line, MAX_LINE).into_owned();
+        line.push('\n');
+        self.write(&line)
+    }
+
+    fn carries_alerts(&self) -> bool {
+        true
     }
 
     /// A log keeps every event: a digest is written as its events' lines, in one write.
