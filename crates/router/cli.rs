@@ -126,4 +126,8 @@ pub struct TestArgs {
     /// The sample address (default 192.0.2.1, a documentation address).
     #[arg(long, allow_hyphen_values = true, value_name = "ADDR", default_value = "192.0.2.1")]
     pub ip: String,
+    /// Send nothing: print, per sink on the route, exactly what would be sent (the JSON
+    /// body, the mail with its headers, the line), with secrets left out.
+    #[arg(long)]
+    pub dry_run: bool,
 }

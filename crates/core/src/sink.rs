@@ -69,6 +69,13 @@ pub trait Sink: Send + Sync {
     fn carries_alerts(&self) -> bool {
         false
     }
+
+    /// What [`Sink::send`] would deliver for `event`, for `f2b-notify test --dry-run`: where
+    /// it would go and the exact payload, secrets left out. Sends nothing.
+    fn preview(&self, event: &Event) -> Result<String, SinkError> {
+        let _ = event;
+        Err(SinkError::permanent(format!("a `{}` sink cannot show what it would send", self.kind())))
+    }
 }
 
 #[async_trait]
@@ -97,6 +104,9 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     fn carries_alerts(&self) -> bool {
         (**self).carries_alerts()
     }
+    fn preview(&self, event: &Event) -> Result<String, SinkError> {
+        (**self).preview(event)
+    }
 }
 
 #[async_trait]
@@ -124,5 +134,8 @@ impl<S: Sink + ?Sized> Sink for Arc<S> {
     }
     fn carries_alerts(&self) -> bool {
         (**self).carries_alerts()
+    }
+    fn preview(&self, event: &Event) -> Result<String, SinkError> {
+        (**self).preview(event)
     }
 }

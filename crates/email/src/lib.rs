@@ -394,6 +394,15 @@ impl Sink for EmailSink {
         true
     }
 
+    /// The mail exactly as it would be handed to the server (the password is never in it).
+    fn preview(&self, event: &Event) -> Result<String, SinkError> {
+        let how = match &self.transport {
+            Transport::Sendmail(_) => "handed to sendmail",
+            _ => "sent over SMTP",
+        };
+        Ok(format!("a mail {how}:\n{}", String::from_utf8_lossy(&self.message(event)?.formatted())))
+    }
+
     fn check(&self) -> Vec<String> {
         let readable = self.password_source.as_ref().and_then(|s| s.permission_warning("password"));
         readable.into_iter().chain(self.cleartext.clone()).collect()

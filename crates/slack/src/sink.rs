@@ -23,6 +23,9 @@ pub trait Post: Send + Sync + std::fmt::Debug {
     fn check(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Where and how a body is posted, for `test --dry-run`: never the secret.
+    fn describe(&self) -> String;
 }
 
 /// A Slack sink: the shared layout over a [`Post`].
@@ -86,5 +89,11 @@ impl<P: Post> Sink for SlackSink<P> {
 
     fn carries_alerts(&self) -> bool {
         true
+    }
+
+    fn preview(&self, event: &Event) -> Result<String, SinkError> {
+        let body = build(event, &self.renderer, &self.options).map_err(|e| SinkError::permanent(e.to_string()))?;
+        let json = serde_json::to_string_pretty(&body).map_err(|e| SinkError::permanent(e.to_string()))?;
+        Ok(format!("{}, this JSON body:\n{json}", self.poster.describe()))
     }
 }

@@ -132,6 +132,14 @@ impl Sink for StdoutSink {
         true
     }
 
+    fn preview(&self, event: &Event) -> Result<String, SinkError> {
+        let to = match &self.config.path {
+            Some(p) => format!("appended to {}", p.display()),
+            None => "written to stdout".to_owned(),
+        };
+        Ok(format!("a line {to}:\n{}", self.line(event)?))
+    }
+
     /// A log keeps every event: a digest is written as its events' lines, in one write.
     async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
         let mut text = String::new();
