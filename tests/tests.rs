@@ -16,5 +16,6 @@ mod fastpath;
 mod full_disk;
 #[cfg(feature = "slack-webhook")]
 mod security;
+mod setup;
 #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
 mod slack;
