@@ -378,17 +378,46 @@ fn check_prints_sinks_and_routes() {
 }
 
 #[test]
-fn action_prints_the_shipped_action_file() {
+fn action_prints_the_shipped_action_file_with_this_binary() {
     let dir = Dir::new();
     let mut c = dir.cmd();
     c.arg("action");
     let r = run(c);
-    assert_eq!(r.code, Some(0));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     let shipped = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/action.d/f2b-notify.conf"),
     )
     .unwrap();
-    assert_eq!(r.stdout, shipped);
+    // The shipped file, except that `bin` is the binary that printed it.
+    let this = std::fs::canonicalize(crate::util::bin()).unwrap();
+    let ours = format!("\nbin = {}\n", this.display());
+    assert!(r.stdout.contains(&ours), "{}", r.stdout);
+    assert_eq!(r.stdout.replacen(&ours, "\nbin = /usr/local/bin/f2b-notify\n", 1), shipped);
+
+    // A copy elsewhere names itself.
+    let other = dir.path().join("opt/bin");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(crate::util::bin(), other.join("f2b-notify")).unwrap();
+    let mut c = dir.cmd_of(&other.join("f2b-notify"));
+    c.arg("action");
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains(&format!("\nbin = {}/f2b-notify\n", other.display())), "{}", r.stdout);
+
+    // A path that Fail2Ban or the shell would read as something else is refused, not printed.
+    let odd = dir.path().join("a b");
+    std::fs::create_dir_all(&odd).unwrap();
+    std::fs::copy(crate::util::bin(), odd.join("f2b-notify")).unwrap();
+    let mut c = dir.cmd_of(&odd.join("f2b-notify"));
+    c.arg("action");
+    let r = run(c);
+    assert_eq!(r.code, Some(2));
+    assert_eq!(r.stdout, "");
+    assert!(
+        r.stderr.contains("which Fail2Ban or the shell would interpret") && r.stderr.lines().count() == 1,
+        "{}",
+        r.stderr
+    );
     // Tags in double quotes only: single quotes would turn escaped values into `$f2bV_…` text.
     for line in shipped.lines().filter(|l| l.starts_with("action")) {
         assert!(!line.contains('\''), "single quote in {line}");

@@ -35,7 +35,8 @@ pub enum Command {
     /// Deliver a sample event through a jail's route now and print each sink's result;
     /// exit 1 if any failed.
     Test(TestArgs),
-    /// Print the Fail2Ban action file (config/action.d/f2b-notify.conf).
+    /// Print the Fail2Ban action file (config/action.d/f2b-notify.conf) with `bin` set to this
+    /// binary's absolute path.
     Action,
     /// Deliver what is in the spool (started by `notify` in queue mode; exits when idle).
     Deliver(DeliverArgs),
