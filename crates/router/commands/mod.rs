@@ -6,6 +6,7 @@ mod check;
 mod deliver;
 mod notify;
 mod queue;
+mod setup;
 mod test;
 
 use std::ffi::{CString, OsString};
@@ -24,8 +25,8 @@ use crate::os::StdOs;
 use crate::registry;
 use crate::spool::{io_error, Spool};
 
-/// The Fail2Ban action file, shipped in the binary so `f2b-notify action` needs no files (it
-/// sets the file's `bin` to the running binary: see `action.rs`).
+/// The Fail2Ban action file, shipped in the binary so `f2b-notify action` and `setup` need no
+/// files (they set its `bin` to the running binary: see `action.rs`).
 pub const ACTION_FILE: &str = include_str!("../../../config/action.d/f2b-notify.conf");
 
 /// An upper bound on one delivery in the action path, far below Fail2Ban's 60 s action
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(args) => test::run(&sources, args),
         Command::Deliver(args) => deliver::run(&sources, args),
         Command::Queue(args) => queue::run(&sources, args),
+        Command::Setup(args) => setup::run(&sources, args),
     }
 }
 
