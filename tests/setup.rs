@@ -605,3 +605,32 @@ fn what_fail2ban_rejects_is_taken_back() {
     assert!(snapshot(&conf) == first, "the second run was not taken back exactly");
     assert!(dir.path().join("etc/config.toml").is_file());
 }
+
+/// Without its front end beside it, setup says what that costs; without fail2ban-client it
+/// writes the files and says that Fail2Ban's own test was not run.
+#[test]
+fn setup_says_what_is_missing_around_it() {
+    let dir = Dir::new();
+    let auth = dir.write("auth.log", "");
+    let conf = stock_fail2ban_dir(dir.path(), &jail_local(&auth, ""));
+    let before = snapshot(&conf);
+    let lone = dir.path().join("lone");
+    std::fs::create_dir(&lone).unwrap();
+    std::fs::copy(crate::util::bin(), lone.join("f2b-notify")).unwrap();
+    let mut c = dir.cmd_of(&lone.join("f2b-notify"));
+    c.env("F2B_NOTIFY_CONFIG_DIR", dir.path().join("etc")).env("PATH", dir.path().join("no-bin"));
+    c.arg("setup").arg("--fail2ban-dir").arg(&conf).args(["--jails", "sshd"]);
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    for want in [
+        format!("note: f2b-notify-enqueue is not installed beside f2b-notify: the action starts f2b-notify for every event, which holds Fail2Ban's action lock about twice as long: install it in {}\n", lone.display()),
+        "note: fail2ban-client is not installed here: Fail2Ban's own test of its config was not run\n".to_owned(),
+        format!("wrote {}/action.d/f2b-notify.conf (the action; bin = {}/f2b-notify)", conf.display(), lone.display()),
+    ] {
+        assert!(r.stdout.contains(&want), "{want:?} not in:\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("jail sshd runs"), "{}", r.stdout);
+    let r = setup(&dir, &conf, &["--undo"], &[]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(snapshot(&conf) == before);
+}
