@@ -6,9 +6,14 @@ use std::path::{Path, PathBuf};
 use crate::util::{run, snapshot, stock_fail2ban_dir, Dir, Run};
 
 /// `cargo run -- notify …` in the repository runs the router (the package's `default-run`)
-/// and, with no config anywhere, prints the message through the embedded default. Only in
-/// the full build: `cargo run` builds the default features into the same target directory,
-/// which must not replace the binary a minimal build's tests are running.
+/// and, with no config anywhere, prints the message through the embedded default.
+///
+/// Cargo builds into a target directory of its own below this build's: `cargo test` builds
+/// the binary with the dev-dependencies' features unified in, `cargo run` without them, and in
+/// the same directory `cargo run` would put its binary where the running tests' binary is
+/// (swapping it under them: the front end's plans would go stale mid-test). The first run
+/// builds once (without debug info, which halves that); later runs find it built. Only in the
+/// full build: `cargo run` builds the default features, which is what this is about.
 #[cfg(all(feature = "stdout", feature = "slack-webhook", feature = "slack-api", feature = "email"))]
 #[test]
 fn cargo_run_notify_prints_the_message() {
@@ -16,7 +21,7 @@ fn cargo_run_notify_prints_the_message() {
     let dir = Dir::new();
     let mut c = Command::new(env!("CARGO"));
     // As from a shell: without the variables Cargo sets for this test (ring's build script
-    // runs again when CARGO_PKG_NAME or OUT_DIR differ, and half the tree would be rebuilt),
+    // watches CARGO_PKG_NAME and OUT_DIR, so they would make its build differ from a user's),
     // and without any F2B_NOTIFY_… setting of the machine.
     const SET_BY_CARGO: [&str; 7] = [
         "CARGO_PKG_",
@@ -33,7 +38,11 @@ fn cargo_run_notify_prints_the_message() {
             c.env_remove(&k);
         }
     }
+    let target =
+        crate::util::bin().parent().and_then(Path::parent).expect("the target directory").join("cargo-run-test");
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_PROFILE_DEV_DEBUG", "0")
         .args(["run", "--quiet", "--offline", "--"])
         .args(["notify", "ban", "--jail", "sshd", "--ip", "203.0.113.7", "--failures", "5"])
         // No config directory: the embedded default (every event to stdout).
