@@ -507,6 +507,12 @@ fn jail_plan(
         )
     };
     if args.all_jails {
+        text.push_str(
+            "# Every jail: [DEFAULT] below, and a section for each enabled jail that sets its own action
+# (which [DEFAULT]'s does not reach). After enabling another such jail, run
+# `f2b-notify setup --all-jails` again.
+",
+        );
         match conf.own(DEFAULT, "action") {
             Some(v) if jailconf::runs_f2b_notify(v) => {
                 out.say(format!("[DEFAULT] action in {} already runs f2b-notify: left as it is", v.file.display()))
