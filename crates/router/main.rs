@@ -9,6 +9,7 @@
 mod cli;
 mod commands;
 mod config;
+mod jailconf;
 mod os;
 mod plan;
 mod registry;

@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use f2b_notify_fastpath::trust;
 
-use super::{host_name, load};
+use super::{action, host_name, load};
 use crate::config::{self, Mode, Sources};
 use crate::os::StdOs;
 use crate::registry;
@@ -17,6 +17,14 @@ use crate::spool::Spool;
 
 /// Runs `check`.
 pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
+    let (out, code) = report(sources)?;
+    print!("{out}");
+    Ok(code)
+}
+
+/// What `check` prints, and its exit code (2 when there is a problem); an error when the
+/// config does not load or a sink cannot be built.
+pub fn report(sources: &Sources) -> anyhow::Result<(String, ExitCode)> {
     let loaded = load(sources)?;
     let mut out = String::new();
     out.push_str(&format!("config: {}\n", config::describe_files(&loaded.files)));
@@ -43,12 +51,13 @@ pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
             problems.push(format!("the run directory (the action's fast path is off): refusing to use {u}"));
         }
     }
-    let front = std::env::current_exe().ok().map(|e| e.with_file_name("f2b-notify-enqueue"));
+    let front = std::env::current_exe().ok().map(|e| e.with_file_name(action::FRONT_END));
     match front.filter(|f| f.is_file()) {
-        Some(f) => out.push_str(&format!("action front end: {} (spools queued events without starting f2b-notify)\n", f.display())),
-        None if delivery.mode == Mode::Queue => warnings.push(
-            "f2b-notify-enqueue is not installed beside f2b-notify: the action starts f2b-notify for every event, which holds Fail2Ban's action lock about twice as long".to_owned(),
-        ),
+        Some(f) => out.push_str(&format!(
+            "action front end: {} (spools queued events without starting f2b-notify)\n",
+            f.display()
+        )),
+        None if delivery.mode == Mode::Queue => warnings.push(action::NO_FRONT_END.to_owned()),
         None => {}
     }
     out.push_str("sinks:\n");
@@ -93,6 +102,5 @@ pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
             out.push_str(&format!("  {p}\n"));
         }
     }
-    print!("{out}");
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok((out, if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) }))
 }
