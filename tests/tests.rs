@@ -15,6 +15,7 @@ mod fail2ban;
 mod fastpath;
 #[cfg(feature = "slack-webhook")]
 mod full_disk;
+mod no_config;
 #[cfg(feature = "slack-webhook")]
 mod security;
 mod setup;
