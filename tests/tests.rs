@@ -21,3 +21,5 @@ mod security;
 mod setup;
 #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
 mod slack;
+#[cfg(feature = "syslog")]
+mod syslog;
