@@ -65,10 +65,11 @@ pub struct Config {
     /// host name: the system log adds its own). `rfc5424`: `<PRI>1 TIMESTAMP HOSTNAME
     /// APP-NAME PROCID MSGID STRUCTURED-DATA MESSAGE`, with the event's own time (UTC, to the
     /// microsecond), the host name, the event kind (`ban`, `unban`, `start`, `stop`) as MSGID
-    /// and `sd_id`'s fields; for a receiver that reads RFC 5424 on this socket (rsyslog's
-    /// imuxsock with `useSpecialParser="off"`, syslog-ng with `flags(syslog-protocol)`):
-    /// journald and rsyslog's default `/dev/log` input do not, and would keep the whole line,
-    /// header and all, as the message.
+    /// and `sd_id`'s fields; for a receiver that reads RFC 5424 on this socket (an rsyslog
+    /// `imuxsock` input with `useSpecialParser="off"`, which still files messages by their
+    /// arrival time unless `ignoreTimestamp="off"`; syslog-ng with `flags(syslog-protocol)`).
+    /// journald and rsyslog's default `/dev/log` input do not read it: they keep the whole
+    /// line, header and all, as the message, under the program name `1`.
     #[serde(default)]
     pub format: Format,
     /// `rfc5424` only: the SD-ID of one structured-data element carrying the event's fields

@@ -495,7 +495,7 @@ async fn a_full_queue_is_waited_for_then_transient() {
     let err = s.send_digest(&Digest::new(events.clone())).await.unwrap_err();
     assert!(err.is_transient() && err.message().contains("queue is full"), "{err:?}");
     assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
     // A reader that keeps up, slowly: everything arrives, in order, once.
     while !log.nothing_more() {}
     let path = log.path();
@@ -509,7 +509,8 @@ async fn a_full_queue_is_waited_for_then_transient() {
         }
         got
     });
-    let s = sink(Config { socket: path, timeout: Duration::from_secs(5), ..Config::default() });
+    // The longest wait a config may ask for: a busy test machine may starve the reader.
+    let s = sink(Config { socket: path, timeout: MAX_TIMEOUT, ..Config::default() });
     s.send_digest(&Digest::new(events)).await.unwrap();
     let got = reader.join().unwrap();
     for (i, text) in got.iter().enumerate() {
