@@ -95,8 +95,9 @@ pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::
 /// a terminal (Fail2Ban runs the action with a pipe and discards what comes out) nobody would
 /// ever see the event, nor learn why. So it goes to the system log too, with where the config
 /// was looked for. Cheap enough for the action: one `isatty` and, without a terminal, one
-/// datagram that never waits. An administrator trying `notify` by hand sees the line on the
-/// terminal and nothing goes to the log.
+/// datagram, which waits at most a second for a system log that is not reading. An
+/// administrator trying `notify` by hand sees the line on the terminal and nothing goes to
+/// the log.
 fn no_config_file(sources: &Sources, event: &Event) {
     if rustix::termios::isatty(std::io::stdout()) {
         return;
