@@ -57,7 +57,8 @@ impl Datagram {
         Self { head: format!("<{pri}>{tag}[{pid}]:"), structured: None, message: one_line(text), bom: false }
     }
 
-    /// `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA MESSAGE`.
+    /// `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA MESSAGE` for an event:
+    /// its own time, its host, its kind as MSGID.
     pub(crate) fn rfc5424(
         pri: u8,
         event: &Event,
@@ -67,18 +68,31 @@ impl Datagram {
         sd_id: Option<&str>,
         text: &str,
     ) -> Self {
+        let header = [&timestamp(event.time, now), &event.host, tag, &pid.to_string(), event.kind.as_str()];
+        let structured = sd_id.map_or_else(|| "-".to_owned(), |id| structured_data(id, event));
+        Self::rfc5424_with(pri, header, structured, text)
+    }
+
+    /// The same for a message about f2b-notify itself (an alert): sent now, from `host`,
+    /// MSGID `alert`, no structured data.
+    pub(crate) fn rfc5424_alert(pri: u8, host: &str, tag: &str, pid: u32, now: SystemTime, text: &str) -> Self {
+        let header = [&timestamp(None, now), host, tag, &pid.to_string(), "alert"];
+        Self::rfc5424_with(pri, header, "-".to_owned(), text)
+    }
+
+    /// `header`: TIMESTAMP (already written), HOSTNAME, APP-NAME, PROCID, MSGID.
+    fn rfc5424_with(pri: u8, header: [&str; 5], structured: String, text: &str) -> Self {
+        let [time, host, app, procid, msgid] = header;
         let head = format!(
-            "<{pri}>1 {} {} {} {} {}",
-            timestamp(event.time, now),
-            header_field(&event.host, 255),
-            header_field(tag, 48),
-            header_field(&pid.to_string(), 128),
-            header_field(event.kind.as_str(), 32),
+            "<{pri}>1 {time} {} {} {} {}",
+            header_field(host, 255),
+            header_field(app, 48),
+            header_field(procid, 128),
+            header_field(msgid, 32),
         );
-        let structured = Some(sd_id.map_or_else(|| "-".to_owned(), |id| structured_data(id, event)));
         let message = one_line(text);
         let bom = !message.is_ascii();
-        Self { head, structured, message, bom }
+        Self { head, structured: Some(structured), message, bom }
     }
 
     /// The datagram in at most `limit` bytes (at least [`MIN_DATAGRAM`] are always allowed):

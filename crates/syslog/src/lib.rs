@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use f2b_notify_core::{
-    async_trait, flatten, truncate_chars, ConfigError, Digest, Event, EventKind, Renderer, Sink, SinkError, Templates,
+    async_trait, flatten, truncate_chars, Alert, ConfigError, Digest, Event, EventKind, Renderer, Sink, SinkError,
+    Templates,
 };
 use serde::{Deserialize, Deserializer};
 
@@ -274,6 +275,19 @@ impl SyslogSink {
         })
     }
 
+    /// The datagram for an alert about another sink: severity `err` (notifications are not
+    /// getting through), `notice` when it says that one recovered; the subject and the
+    /// details on one line.
+    pub fn alert_datagram(&self, alert: &Alert, pid: u32, now: SystemTime) -> Datagram {
+        let severity = if alert.recovered { 5 } else { 3 };
+        let pri = self.config.facility.code() * 8 + severity;
+        let text = format!("{}: {}", alert.subject, alert.text.replace('\n', "; "));
+        match self.config.format {
+            Format::Rfc3164 => Datagram::rfc3164(pri, &self.config.tag, pid, &text),
+            Format::Rfc5424 => Datagram::rfc5424_alert(pri, &kernel_host_name(), &self.config.tag, pid, now, &text),
+        }
+    }
+
     fn connect(&self) -> Result<Connection, SinkError> {
         Connection::open(&self.config.socket, self.config.timeout)
     }
@@ -313,6 +327,34 @@ impl Sink for SyslogSink {
     fn check(&self) -> Vec<String> {
         check_socket(&self.config.socket).into_iter().collect()
     }
+
+    async fn send_alert(&self, alert: &Alert) -> Result<(), SinkError> {
+        let datagram = self.alert_datagram(alert, std::process::id(), SystemTime::now());
+        self.connect()?.send(&datagram).await
+    }
+
+    fn carries_alerts(&self) -> bool {
+        true
+    }
+
+    /// The datagram as it would be sent now by this process (the worker's own PID and clock
+    /// go into the real one).
+    fn preview(&self, event: &Event) -> Result<String, SinkError> {
+        let datagram = self.datagram(event, std::process::id(), SystemTime::now())?;
+        let bytes = datagram.bytes(MAX_DATAGRAM);
+        Ok(format!(
+            "a datagram to {} ({} bytes):\n{}",
+            self.config.socket.display(),
+            bytes.len(),
+            String::from_utf8_lossy(&bytes)
+        ))
+    }
+}
+
+/// The kernel's host name, for an alert's HOSTNAME (an alert carries no event, and so no
+/// configured `host`); empty (written `-`) when there is none.
+fn kernel_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
 }
 
 fn check_socket(path: &Path) -> Option<String> {

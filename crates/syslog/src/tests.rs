@@ -6,7 +6,7 @@ use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use f2b_notify_core::{Digest, Event, EventKind, Sink, Templates};
+use f2b_notify_core::{Alert, Digest, Event, EventKind, Sink, Templates};
 use figment::providers::{Format as _, Toml};
 use figment::Figment;
 
@@ -442,6 +442,49 @@ async fn datagrams_reach_the_socket_one_per_event() {
     s.send(&hostile()).await.unwrap();
     let p = parse5424(&log.recv());
     assert_eq!((p.procid, p.msgid), (pid.to_string(), "ban".to_owned()));
+    assert!(log.nothing_more());
+}
+
+#[tokio::test]
+async fn alerts_are_one_datagram_each_err_or_notice() {
+    let log = StandIn::new();
+    let pid = std::process::id();
+    let mut alert = Alert {
+        subject: "f2b-notify on h: sink `ops` failing since 10:00".into(),
+        text: "last error: HTTP 503\n12 event(s) waiting\r\n<13>FAKE".into(),
+        recovered: false,
+    };
+    let said = "f2b-notify on h: sink `ops` failing since 10:00: last error: HTTP 503; 12 event(s) waiting ; <13>FAKE";
+    for format in [Format::Rfc3164, Format::Rfc5424] {
+        let s = sink(Config { socket: log.path(), format, facility: Facility::Daemon, ..Config::default() });
+        assert!(s.carries_alerts());
+        for (recovered, pri) in [(false, 3 * 8 + 3), (true, 3 * 8 + 5)] {
+            alert.recovered = recovered;
+            s.send_alert(&alert).await.unwrap();
+            let got = String::from_utf8(log.recv()).unwrap();
+            assert!(!got.chars().any(char::is_control), "{got:?}");
+            if format == Format::Rfc5424 {
+                let p = parse5424(got.as_bytes());
+                assert_eq!((p.pri, p.msgid.as_str(), p.procid), (pri, "alert", pid.to_string()), "{got}");
+                assert!(p.sd.is_empty() && p.msg == said, "{got}");
+            } else {
+                assert_eq!(got, format!("<{pri}>f2b-notify[{pid}]: {said}"));
+            }
+        }
+    }
+    assert!(log.nothing_more());
+}
+
+#[test]
+fn preview_is_the_datagram_and_sends_nothing() {
+    let log = StandIn::new();
+    let s = sink(Config { socket: log.path(), ..rfc5424(Some("fail2ban@32473")) });
+    let shown = s.preview(&ban()).unwrap();
+    let (first, datagram) = shown.split_once('\n').unwrap();
+    assert_eq!(first, format!("a datagram to {} ({} bytes):", log.path().display(), datagram.len()));
+    let p = parse5424(datagram.as_bytes());
+    assert_eq!((p.procid, p.timestamp.as_str()), (std::process::id().to_string(), "2023-11-14T22:13:20.500000Z"));
+    assert_eq!(p.msg, "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s)");
     assert!(log.nothing_more());
 }
 
