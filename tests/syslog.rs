@@ -230,10 +230,24 @@ fn check_and_test_know_the_syslog_sink() {
     assert_eq!(r.code, Some(1), "{}", r.stdout);
     assert!(r.stdout.contains("sink `log` (syslog): FAILED: the system log socket"), "{}", r.stdout);
     assert!(r.stdout.contains("(temporary: a later try may succeed)"), "{}", r.stdout);
-    // With one: no warning, and `test` delivers a sample to both sinks now.
+    // With one: no warning; `test --dry-run` shows the datagrams and sends nothing; `test`
+    // delivers a sample to both sinks now.
     let log = Syslog::start(socket.parent().unwrap());
     let r = cmd(&["check"]);
     assert!(!r.stdout.contains("does not exist"), "{}", r.stdout);
+    let r = cmd(&["test", "--jail", "sshd", "--dry-run"]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    let to = format!("a datagram to {} (", socket.display());
+    assert!(r.stdout.contains(&format!("sink `log` (syslog): {to}")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("sink `local` (syslog): {to}")), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(" f2b-notify ") && r.stdout.contains(" ban [fail2ban@32473 jail=\"sshd\""),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(": sshd 192.0.2.1 user= matches=f2b-notify test: sample event"), "{}", r.stdout);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(log.messages(), Vec::<String>::new(), "a dry run sends nothing");
     let r = cmd(&["test", "--jail", "sshd"]);
     assert_eq!(r.code, Some(0), "{}", r.stdout);
     assert!(
@@ -272,4 +286,58 @@ fn check_and_test_know_the_syslog_sink() {
     let r = run(c);
     assert_eq!(r.code, Some(2));
     assert!(r.stderr.contains("sink `log`: `sd_id` needs `format = \"rfc5424\"`"), "{}", r.stderr);
+}
+
+/// config/examples/syslog.toml, its two sockets moved to stand-ins in the test's directory:
+/// `check` is clean, and `test` sends sshd's sample ban to both, each in its own form.
+#[test]
+fn the_example_checks_and_its_sinks_deliver() {
+    let dir = Dir::new();
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/syslog.toml")).unwrap();
+    let (plain, structured) = (dir.path().join("plain"), dir.path().join("rfc5424"));
+    for d in [&plain, &structured] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let (plain_log, structured_log) = (Syslog::start(&plain), Syslog::start(&structured));
+    let text = example
+        .replace("\"/dev/log\"", &format!("{:?}", plain_log.path))
+        .replace("\"/run/rsyslog/rfc5424.sock\"", &format!("{:?}", structured_log.path));
+    let cfg = dir.write("syslog.toml", &text);
+    let cmd = |args: &[&str]| {
+        let mut c = dir.cmd();
+        c.arg("--config").arg(&cfg).args(args);
+        run(c)
+    };
+    let r = cmd(&["check"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let section = |name: &str| -> Vec<String> {
+        let lines = r.stdout.lines().skip_while(|l| !l.starts_with(name)).skip(1);
+        lines.take_while(|l| l.starts_with("  ")).map(|l| l.trim().to_owned()).collect()
+    };
+    assert_eq!(section("sinks:"), ["log   syslog", "siem  syslog"], "{}", r.stdout);
+    assert_eq!(
+        section("routes"),
+        [
+            "sshd  -> log, siem  [events: ban, unban; restored bans: quiet]",
+            "*     -> log  [events: start, stop, ban, unban; restored bans: quiet]"
+        ],
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("warnings:"), "{}", r.stdout);
+    let r = cmd(&["test", "--jail", "sshd"]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    let plain = receive(&plain_log, 1);
+    assert!(plain[0].starts_with("<85>f2b-notify["), "authpriv.notice: {}", plain[0]);
+    assert!(plain[0].ends_with("]: Fail2Ban (sshd) banned IP 192.0.2.1 for 3 failure(s)"), "{}", plain[0]);
+    let structured = receive(&structured_log, 1);
+    assert!(structured[0].starts_with("<165>1 "), "local4.notice, RFC 5424: {}", structured[0]);
+    assert!(
+        structured[0].contains(
+            " ban [fail2ban@32473 jail=\"sshd\" id=\"192.0.2.1\" failures=\"3\" bantime=\"600\"] Fail2Ban (sshd) banned"
+        ),
+        "{}",
+        structured[0]
+    );
 }
