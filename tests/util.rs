@@ -65,6 +65,9 @@ impl Dir {
         c.env("F2B_NOTIFY_CONFIG_DIR", self.path().join("no-etc"));
         // The front end's plans stay in the test's directory, not in the machine's /run.
         c.env("F2B_NOTIFY_RUN_DIR", self.path().join("run"));
+        // System-log messages go where a test's `Syslog` listens (nowhere, when none does),
+        // never to the machine's /dev/log.
+        c.env("F2B_NOTIFY_SYSLOG", self.path().join(SYSLOG_SOCKET));
         c.current_dir(self.path());
         c.stdin(Stdio::null());
         c
@@ -740,9 +743,13 @@ pub struct Syslog {
     socket: std::os::unix::net::UnixDatagram,
 }
 
+/// Where [`Syslog`] listens in a test's directory, and where [`Dir::cmd`] points
+/// `F2B_NOTIFY_SYSLOG`.
+pub const SYSLOG_SOCKET: &str = "syslog.sock";
+
 impl Syslog {
     pub fn start(dir: &Path) -> Self {
-        let path = dir.join("syslog.sock");
+        let path = dir.join(SYSLOG_SOCKET);
         let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the syslog socket");
         socket.set_nonblocking(true).unwrap();
         Self { path, socket }
