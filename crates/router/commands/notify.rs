@@ -175,8 +175,9 @@ fn not_kept(spool: &Spool, event: &Event, sinks: &[String], e: &std::io::Error) 
         Ok(())
     } else {
         anyhow::bail!(
-            "the system log ({}) cannot be written either: the {what} is lost",
-            crate::syslog::socket().display()
+            "the system log ({}) did not take it either (within {} s): the {what} is not delivered",
+            crate::syslog::socket().display(),
+            crate::syslog::WAIT.as_secs()
         )
     }
 }
