@@ -67,6 +67,21 @@ fn clap_error(e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// stderr for the log, ignoring any failure to write: what cannot be logged is dropped.
+struct QuietStderr;
+
+impl std::io::Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 /// Warnings and errors to stderr, with the time (UTC) when `timed`; `F2B_NOTIFY_LOG=debug`
 /// (or info, trace) for more.
 fn init_logging(timed: bool) {
@@ -74,8 +89,12 @@ fn init_logging(timed: bool) {
         .ok()
         .and_then(|v| v.parse::<tracing_subscriber::filter::LevelFilter>().ok())
         .unwrap_or(tracing_subscriber::filter::LevelFilter::WARN);
+    // A log line that cannot be written (the worker's log is on the spool's disk, which may
+    // be full) is lost, never a panic: with `panic = "abort"` tracing's own report of the
+    // failure, an `eprintln!` to the same full file, would kill the worker (and it did).
     let fmt = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| QuietStderr)
+        .log_internal_errors(false)
         .with_max_level(level)
         .with_target(false)
         .with_ansi(false);

@@ -86,7 +86,12 @@ pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::
                 tracing::error!("event spooled, but the delivery worker could not be started: {e:#}");
             }
         }
-        Err(e) => not_kept(&spool, &event, &queued, &e)?,
+        Err(e) => {
+            // What waits in the spool must still go out (and make room): a worker that died
+            // on the full disk is started again, whatever became of this event.
+            let _ = ensure_worker(&spool, sources);
+            not_kept(&spool, &event, &queued, &e)?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
