@@ -15,6 +15,7 @@ mod registry;
 mod route;
 mod sets;
 mod spool;
+mod suggest;
 mod syslog;
 mod worker;
 

@@ -1,14 +1,19 @@
-//! `f2b-notify check`: validates the config and prints what it means: the files read, the
-//! host name, the delivery mode, the sinks and the routing table, then any warnings, then any
-//! problems (a spool or run directory that would be refused); exit 2 when there is one.
+//! `f2b-notify check`: every problem at once, one line each on stderr naming the file (or
+//! environment variable), the key and the value, exit 2 when there is one: the config's (see
+//! `config::check`), each sink's own (addresses, URLs, secret files, templates: the sink is
+//! built), and a spool or run directory that would be refused. When the config has none of
+//! its own, stdout says what it means: the files read, the host name, the delivery mode, the
+//! sinks and the routing table, then any warnings.
 
-use std::process::ExitCode;
-
+use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
+use std::process::ExitCode;
+use std::sync::Arc;
 
+use f2b_notify_core::Sink;
 use f2b_notify_fastpath::trust;
 
-use super::{host_name, load};
+use super::host_name;
 use crate::config::{self, Mode, Sources};
 use crate::os::StdOs;
 use crate::registry;
@@ -17,24 +22,46 @@ use crate::spool::Spool;
 
 /// Runs `check`.
 pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
-    let loaded = load(sources)?;
-    let mut out = String::new();
-    out.push_str(&format!("config: {}\n", config::describe_files(&loaded.files)));
-    out.push_str(&format!("host: {}\n", host_name(&loaded)));
-    let delivery = &loaded.config.delivery;
-    match delivery.mode {
-        Mode::Queue => out.push_str(&format!(
-            "delivery: queue (spool {}; stdout and file sinks are written by the action itself)\n",
-            delivery.spool.display()
-        )),
-        Mode::Direct => out.push_str("delivery: direct (inside the action; Fail2Ban waits for every sink)\n"),
-    }
+    let checked = config::check(sources);
+    let mut problems = checked.problems.clone();
     let mut warnings = Vec::new();
-    // Directories root writes into for every ban: a problem here is an error, not a warning.
-    let mut problems = Vec::new();
-    if delivery.mode == Mode::Queue {
-        if let Err(u) = Spool::new(&delivery.spool).verify() {
-            problems.push(format!("the spool: refusing to use {u}"));
+    // Building a sink checks its own values. Only a sink read exactly as written is built:
+    // one with a bad value in it would be built with the default instead.
+    let mut sinks: BTreeMap<&str, Arc<dyn Sink>> = BTreeMap::new();
+    for (name, cfg) in &checked.config.sinks {
+        if !checked.is_sound(name) || !cfg.is_built() {
+            continue;
+        }
+        match registry::build(name, cfg) {
+            Ok(sink) => {
+                sinks.insert(name, sink);
+            }
+            Err(e) => problems.push(checked.sink_problem(name, &format!("{e:#}"))),
+        }
+    }
+    let loaded = if problems.is_empty() {
+        match config::load(sources) {
+            Ok(loaded) => Some(loaded),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    // What the machine must offer, judged by the config as far as it reads.
+    let out = String::new();
+    let delivery = loaded.as_ref().map_or(&checked.config.delivery, |l| &l.config.delivery);
+    if delivery.mode == Mode::Queue && delivery.spool.is_absolute() {
+        let spool = match &loaded {
+            Some(_) => delivery.spool.clone(),
+            None => crate::sets::resolve(&delivery.spool, sources),
+        };
+        let place = checked.origin(&["delivery", "spool"]).unwrap_or_else(|| "built-in default".to_owned());
+        if let Err(u) = Spool::new(&spool).verify() {
+            problems.push(format!("{place}: key `delivery.spool`: refusing to use {u}"));
         }
         let run_dir = crate::plan::run_dir();
         let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
@@ -43,6 +70,36 @@ pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
             problems.push(format!("the run directory (the action's fast path is off): refusing to use {u}"));
         }
     }
+
+    if let Some(loaded) = &loaded {
+        print!("{}", summary(loaded, &sinks, &out, &mut warnings));
+    }
+    for p in &problems {
+        eprintln!("f2b-notify: {p}");
+    }
+    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+/// What a config that has no problem of its own means, with `machine`'s lines (the spool, the
+/// action file) and the warnings.
+fn summary(
+    loaded: &config::Loaded,
+    sinks: &BTreeMap<&str, Arc<dyn Sink>>,
+    machine: &str,
+    warnings: &mut Vec<String>,
+) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("config: {}\n", config::describe_files(&loaded.files)));
+    out.push_str(&format!("host: {}\n", host_name(loaded)));
+    let delivery = &loaded.config.delivery;
+    match delivery.mode {
+        Mode::Queue => out.push_str(&format!(
+            "delivery: queue (spool {}; stdout and file sinks are written by the action itself)\n",
+            delivery.spool.display()
+        )),
+        Mode::Direct => out.push_str("delivery: direct (inside the action; Fail2Ban waits for every sink)\n"),
+    }
+    out.push_str(machine);
     let front = std::env::current_exe().ok().map(|e| e.with_file_name("f2b-notify-enqueue"));
     match front.filter(|f| f.is_file()) {
         Some(f) => out.push_str(&format!("action front end: {} (spools queued events without starting f2b-notify)\n", f.display())),
@@ -52,12 +109,11 @@ pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
         None => {}
     }
     out.push_str("sinks:\n");
-    if loaded.config.sinks.is_empty() {
+    if sinks.is_empty() {
         out.push_str("  (none)\n");
     }
-    let width = loaded.config.sinks.keys().map(String::len).max().unwrap_or(0);
-    for (name, cfg) in &loaded.config.sinks {
-        let sink = registry::build(name, cfg)?;
+    let width = sinks.keys().map(|n| n.len()).max().unwrap_or(0);
+    for (name, sink) in sinks {
         out.push_str(&format!("  {name:width$}  {}\n", sink.kind()));
         warnings.extend(sink.check().into_iter().map(|w| format!("sink `{name}`: {w}")));
     }
@@ -83,16 +139,9 @@ pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
     }
     if !warnings.is_empty() {
         out.push_str("warnings:\n");
-        for w in &warnings {
+        for w in warnings.iter() {
             out.push_str(&format!("  {w}\n"));
         }
     }
-    if !problems.is_empty() {
-        out.push_str("problems:\n");
-        for p in &problems {
-            out.push_str(&format!("  {p}\n"));
-        }
-    }
-    print!("{out}");
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    out
 }
