@@ -1,12 +1,16 @@
 //! `f2b-notify check`: every problem at once, one line each on stderr naming the file (or
 //! environment variable), the key and the value, exit 2 when there is one: the config's (see
 //! `config::check`), each sink's own (addresses, URLs, secret files, templates: the sink is
-//! built), and a spool or run directory that would be refused. When the config has none of
-//! its own, stdout says what it means: the files read, the host name, the delivery mode, the
-//! sinks and the routing table, then any warnings.
+//! built), a spool or run directory that would be refused or cannot be written, and a Fail2Ban
+//! action file whose program is missing. When the config has none of its own, stdout says
+//! what it means: the files read, the host name, the delivery mode and spool, the sinks and
+//! the routing table, then any warnings.
+
+mod action_file;
 
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -14,6 +18,7 @@ use f2b_notify_core::Sink;
 use f2b_notify_fastpath::trust;
 
 use super::host_name;
+use crate::cli::CheckArgs;
 use crate::config::{self, Mode, Sources};
 use crate::os::StdOs;
 use crate::registry;
@@ -21,7 +26,7 @@ use crate::route::Table;
 use crate::spool::Spool;
 
 /// Runs `check`.
-pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
+pub fn run(sources: &Sources, args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let checked = config::check(sources);
     let mut problems = checked.problems.clone();
     let mut warnings = Vec::new();
@@ -52,7 +57,7 @@ pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
     };
 
     // What the machine must offer, judged by the config as far as it reads.
-    let out = String::new();
+    let mut out = String::new();
     let delivery = loaded.as_ref().map_or(&checked.config.delivery, |l| &l.config.delivery);
     if delivery.mode == Mode::Queue && delivery.spool.is_absolute() {
         let spool = match &loaded {
@@ -60,8 +65,12 @@ pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
             None => crate::sets::resolve(&delivery.spool, sources),
         };
         let place = checked.origin(&["delivery", "spool"]).unwrap_or_else(|| "built-in default".to_owned());
-        if let Err(u) = Spool::new(&spool).verify() {
-            problems.push(format!("{place}: key `delivery.spool`: refusing to use {u}"));
+        match Spool::new(&spool).verify() {
+            Err(u) => problems.push(format!("{place}: key `delivery.spool`: refusing to use {u}")),
+            Ok(()) => match writable(&spool) {
+                Ok(line) => out.push_str(&format!("spool: {line}\n")),
+                Err(why) => problems.push(format!("{place}: key `delivery.spool`: {why}")),
+            },
         }
         let run_dir = crate::plan::run_dir();
         let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
@@ -70,6 +79,10 @@ pub fn run(sources: &Sources) -> anyhow::Result<ExitCode> {
             problems.push(format!("the run directory (the action's fast path is off): refusing to use {u}"));
         }
     }
+    let action = action_file::check(&args.fail2ban_dir);
+    out.extend(action.info.map(|line| format!("{line}\n")));
+    warnings.extend(action.warnings);
+    problems.extend(action.problems);
 
     if let Some(loaded) = &loaded {
         print!("{}", summary(loaded, &sinks, &out, &mut warnings));
@@ -144,4 +157,38 @@ fn summary(
         }
     }
     out
+}
+
+/// Whether this user can create entries in the spool, or, while it does not exist yet, create
+/// it in the nearest directory above it that does: `access(W_OK|X_OK)`, which creates
+/// nothing (root is refused too on a read-only file system). The line for stdout, or the
+/// problem.
+fn writable(spool: &Path) -> Result<String, String> {
+    let mut dir = spool;
+    while !dir.exists() {
+        dir = dir.parent().unwrap_or(Path::new("/"));
+    }
+    let uid = rustix::process::getuid().as_raw();
+    let refused = match rustix::fs::access(dir, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK) {
+        Ok(()) if dir == spool => return Ok(format!("{} exists and is writable", spool.display())),
+        Ok(()) => {
+            return Ok(format!(
+                "{} is not there yet; {} is writable, so the first event creates it",
+                spool.display(),
+                dir.display()
+            ))
+        }
+        Err(e) => std::io::Error::from(e),
+    };
+    // Fail2Ban's actions run as root, as a rule: as another user, say that this is about them.
+    let who = if uid == 0 { String::new() } else { format!(" by uid {uid} (the actions run as Fail2Ban's user)") };
+    Err(if dir == spool {
+        format!("the spool {} cannot be written{who}: {refused}", spool.display())
+    } else {
+        format!(
+            "the spool {} is not there yet and {}, where it would be created, cannot be written{who}: {refused}",
+            spool.display(),
+            dir.display()
+        )
+    })
 }
