@@ -1,9 +1,11 @@
 //! The integration tests of the `f2b-notify` binary (one test binary, ripgrep style):
-//! `cli` runs the built binary directly, `slack` against a loopback Slack stand-in,
-//! `fail2ban` under the real Fail2Ban, `fastpath` the action's front end.
+//! `cli` runs the built binary directly, `check` its config, spool and action-file checks,
+//! `slack` against a loopback Slack stand-in, `fail2ban` under the real Fail2Ban, `fastpath`
+//! the action's front end.
 
 mod util;
 
+mod check;
 mod cli;
 #[cfg(feature = "slack-webhook")]
 mod config_changes;
