@@ -924,6 +924,7 @@ format = "json"
 type = "stdout"
 [sinks.tpl.templates]
 ban = 5
+bann = "x"
 [jails.sshd]
 sinks = ["console", "consol"]
 events = ["bann", "stop"]
@@ -945,6 +946,7 @@ sinks = 7
             "a.toml: key `sinks.notype`: missing field `type`",
             "a.toml: key `sinks.pager.type`: `stdot` is not one of `stdout`, `slack-webhook`, `slack-api` or `email` (did you mean `stdout`?)",
             "a.toml: key `sinks.tpl.templates.ban`: invalid type: found signed int `5`, expected a string",
+            "a.toml: key `sinks.tpl.templates.bann`: unknown field `bann` (did you mean `ban`?)",
             "b.toml: key `delivery.min_interval.consoel`: no sink named `consoel`; did you mean `console`? (defined sinks: console, notype, pager, tpl)",
             "b.toml: key `delivery.batch_max`: must be at least 1",
             "a.toml: key `jails.sshd.sinks`: no sink named `consol`; did you mean `console`? (defined sinks: console, notype, pager, tpl)",
@@ -1004,7 +1006,8 @@ sinks = 7
         assert_eq!(problems, ["a.toml: key `sinks.ops`: missing field `type`"]);
         // A table in two files: the first file that has it is named.
         let (problems, _) = check_in_jail(
-            &[("a.toml", "[sinks.ops]\nformat = \"json\"\n"), ("b.toml", "[sinks.ops]\npath = \"/x\"\n")],
+            // (`format`, from b.toml, comes first in the table: the file order decides.)
+            &[("a.toml", "[sinks.ops]\npath = \"/x\"\n"), ("b.toml", "[sinks.ops]\nformat = \"json\"\n")],
             &[],
         );
         assert_eq!(problems, ["a.toml: key `sinks.ops`: missing field `type`"]);

@@ -171,8 +171,8 @@ fn read(figment: &Figment, root: &Value, all_parsed: bool) -> (Config, Vec<Found
     let mut value = root.clone();
     let mut found = Vec::new();
     let mut unsound = BTreeSet::new();
-    // Keys taken out because they were missing a field of their own, so that the field they
-    // held is not reported missing as well (a route whose `sinks` did not read).
+    // Every key taken out, so that a required one is not then reported missing as well (a
+    // route whose `sinks` did not read).
     let mut taken: Vec<Vec<String>> = Vec::new();
     for _ in 0..MOST {
         let err = match value.deserialize::<Config>() {
@@ -190,6 +190,11 @@ fn read(figment: &Figment, root: &Value, all_parsed: bool) -> (Config, Vec<Found
                 } else if let Some(undefined) = env_only_sink(figment, root, &err.path, field, all_parsed) {
                     (path, what) = (undefined.path, Some(undefined.what));
                 }
+            }
+            // Below a sink's table (its templates), serde's path stops at the table.
+            Kind::UnknownField(..) if lookup(&value, &path).is_none() => {
+                path = err.path.clone();
+                path.extend(blame(&value, &err));
             }
             Kind::UnknownField(..) => {}
             _ if path == err.path => path.extend(blame(&value, &err)),
