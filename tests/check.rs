@@ -251,7 +251,10 @@ fn the_action_files_program_is_checked() {
     assert!(problems(&r)[0].ends_with("bin` is not a file"), "{}", r.stderr);
     action_file(&dir, Path::new("f2b-notify"));
     let r = check(&dir, &[&cfg], &[]);
-    assert!(problems(&r)[0].starts_with(&format!("{at}: `f2b-notify` is not an absolute path")), "{}", r.stderr);
+    assert_eq!(problems(&r), [format!("{at}: the program f2b-notify is not absolute")]);
+    action_file(&dir, &dir.path().join("my bin/f2b-notify"));
+    let r = check(&dir, &[&cfg], &[]);
+    assert!(problems(&r)[0].contains("which Fail2Ban or the shell would interpret"), "{}", r.stderr);
     let local = dir.write("fail2ban/action.d/f2b-notify.local", &format!("[Init]\nbin = {}\n", bin.display()));
     let r = check(&dir, &[&cfg], &[]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);

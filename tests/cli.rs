@@ -358,37 +358,95 @@ fn check_prints_sinks_and_routes() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(r.stdout.contains("f2b-notify-enqueue is not installed beside f2b-notify"), "{}", r.stdout);
 
-    // The example config in config/ is valid, once its secret files exist.
+    // The starter config in config/ (what `setup` writes) says what is missing, then is
+    // valid once its secret file exists: every jail to the Slack webhook, nothing else.
     let example =
         std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/config.toml")).unwrap();
     let etc = dir.path().join("etc");
     let example = dir.write("example.toml", &example.replace("/etc/f2b-notify/", &format!("{}/", etc.display())));
-    dir.write("etc/ops.url", "https://hooks.slack.com/services/T0/B0/X\n");
-    dir.write("etc/slack.token", "xoxb-1\n");
-    let mut c = dir.cmd();
-    c.arg("-c").arg(example).arg("check");
-    let r = run(c);
-    if cfg!(all(feature = "slack-webhook", feature = "slack-api", feature = "email")) {
+    let check = || {
+        let mut c = dir.cmd();
+        c.arg("-c").arg(&example).arg("check");
+        run(c)
+    };
+    if cfg!(feature = "slack-webhook") {
+        let r = check();
+        assert_eq!(r.code, Some(2));
+        let url_file = etc.join("slack-webhook.url");
+        assert!(
+            r.stderr.contains(&format!("sink `slack`: cannot read `url_file` file {}", url_file.display())),
+            "{}",
+            r.stderr
+        );
+        dir.write("etc/slack-webhook.url", "https://hooks.slack.com/services/T0/B0/X\n");
+        std::fs::set_permissions(&url_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let r = check();
         assert_eq!(r.code, Some(0), "{}", r.stderr);
-        assert!(r.stdout.contains("sshd     -> console, audit, ops, security"), "{}", r.stdout);
+        let section = |name: &str| -> Vec<String> {
+            r.stdout
+                .lines()
+                .skip_while(|l| !l.starts_with(name))
+                .skip(1)
+                .take_while(|l| l.starts_with("  "))
+                .map(|l| l.trim().to_owned())
+                .collect()
+        };
+        assert_eq!(section("sinks:"), ["slack  slack-webhook"], "{}", r.stdout);
+        assert_eq!(
+            section("routes"),
+            ["*  -> slack  [events: start, stop, ban, unban; restored bans: quiet]"],
+            "{}",
+            r.stdout
+        );
+        assert!(!r.stdout.contains("warnings:"), "{}", r.stdout);
     } else {
+        let r = check();
         assert_eq!(r.code, Some(2));
         assert!(r.stderr.contains("which this build does not include"), "{}", r.stderr);
     }
 }
 
 #[test]
-fn action_prints_the_shipped_action_file() {
+fn action_prints_the_shipped_action_file_with_this_binary() {
     let dir = Dir::new();
     let mut c = dir.cmd();
     c.arg("action");
     let r = run(c);
-    assert_eq!(r.code, Some(0));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     let shipped = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/action.d/f2b-notify.conf"),
     )
     .unwrap();
-    assert_eq!(r.stdout, shipped);
+    // The shipped file, except that `bin` is the binary that printed it.
+    let this = std::fs::canonicalize(crate::util::bin()).unwrap();
+    let ours = format!("\nbin = {}\n", this.display());
+    assert!(r.stdout.contains(&ours), "{}", r.stdout);
+    assert_eq!(r.stdout.replacen(&ours, "\nbin = /usr/local/bin/f2b-notify\n", 1), shipped);
+
+    // A copy elsewhere names itself.
+    let other = dir.path().join("opt/bin");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(crate::util::bin(), other.join("f2b-notify")).unwrap();
+    let mut c = dir.cmd_of(&other.join("f2b-notify"));
+    c.arg("action");
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains(&format!("\nbin = {}/f2b-notify\n", other.display())), "{}", r.stdout);
+
+    // A path that Fail2Ban or the shell would read as something else is refused, not printed.
+    let odd = dir.path().join("a b");
+    std::fs::create_dir_all(&odd).unwrap();
+    std::fs::copy(crate::util::bin(), odd.join("f2b-notify")).unwrap();
+    let mut c = dir.cmd_of(&odd.join("f2b-notify"));
+    c.arg("action");
+    let r = run(c);
+    assert_eq!(r.code, Some(2));
+    assert_eq!(r.stdout, "");
+    assert!(
+        r.stderr.contains("which Fail2Ban or the shell would interpret") && r.stderr.lines().count() == 1,
+        "{}",
+        r.stderr
+    );
     // Tags in double quotes only: single quotes would turn escaped values into `$f2bV_…` text.
     for line in shipped.lines().filter(|l| l.starts_with("action")) {
         assert!(!line.contains('\''), "single quote in {line}");

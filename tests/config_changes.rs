@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::util::{bin, run, slack_ok, wait_for, Dir, Fail2Ban, Request, StandIn, WorkerGuard};
+use crate::util::{bin, run, slack_ok, wait_for, Dir, Fail2Ban, Reply, Request, StandIn, WorkerGuard};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -81,6 +81,28 @@ fn worker_pid(config: &Path) -> Option<String> {
     Some(out[at..].chars().take_while(char::is_ascii_digit).collect())
 }
 
+/// One jail, `sshd`, whose config (`notify.toml`) routes every event to `sinks` at a webhook
+/// stand-in, under a private Fail2Ban. (Fields drop in order: Fail2Ban first, the directory
+/// last.)
+struct Bed {
+    f2b: Fail2Ban,
+    _worker: WorkerGuard,
+    server: StandIn,
+    spool: PathBuf,
+    config: PathBuf,
+    dir: Dir,
+}
+
+fn bed(sinks: &[&str]) -> Bed {
+    let dir = Dir::new();
+    let server = StandIn::start(slack_ok());
+    let spool = dir.path().join("spool");
+    let config = dir.path().join("notify.toml");
+    write_config(&config, &spool, &server, sinks, "");
+    let f2b = fail2ban(&dir, &[("sshd", &config)]);
+    Bed { f2b, _worker: WorkerGuard(spool.clone()), server, spool, config, dir }
+}
+
 fn assert_nothing_dead(config: &Path) {
     let out = queue(config);
     assert!(!out.contains("dead `") && !out.lines().any(|l| l.contains("pending") && !l.contains(", 0 dead")), "{out}");
@@ -88,30 +110,25 @@ fn assert_nothing_dead(config: &Path) {
 
 #[test]
 fn a_sink_added_mid_storm_gets_every_event_after_the_edit_and_nothing_dies() {
-    let dir = Dir::new();
-    let server = StandIn::start(slack_ok());
-    let spool = dir.path().join("spool");
-    let _worker = WorkerGuard(spool.clone());
-    let config = dir.path().join("notify.toml");
-    write_config(&config, &spool, &server, &["hook"], "");
-    let f2b = fail2ban(&dir, &[("sshd", &config)]);
+    let b = bed(&["hook"]);
+    let (f2b, server, spool, config) = (&b.f2b, &b.server, &b.spool, &b.config);
     let before = addresses(18, 200);
-    ban(&f2b, "sshd", &before);
+    ban(f2b, "sshd", &before);
     // Mid-storm: the worker is delivering with the old config.
     wait_for("the first message", WAIT, || (!server.requests().is_empty()).then_some(()));
-    let pid = worker_pid(&config).expect("a worker delivers");
-    write_config(&config, &spool, &server, &["hook", "sec"], "");
+    let pid = worker_pid(config).expect("a worker delivers");
+    write_config(config, spool, server, &["hook", "sec"], "");
     let after = addresses(19, 100);
-    ban(&f2b, "sshd", &after);
-    wait_delivered(&server, "sec", &after);
-    wait_delivered(&server, "hook", &before);
-    wait_delivered(&server, "hook", &after);
+    ban(f2b, "sshd", &after);
+    wait_delivered(server, "sec", &after);
+    wait_delivered(server, "hook", &before);
+    wait_delivered(server, "hook", &after);
     // The running worker read the config again; it did not take a restart.
-    assert_eq!(worker_pid(&config).as_deref(), Some(pid.as_str()), "{}", queue(&config));
+    assert_eq!(worker_pid(config).as_deref(), Some(pid.as_str()), "{}", queue(config));
     let log = std::fs::read_to_string(spool.join("worker.log")).unwrap();
     assert!(log.contains("the config changed: read again"), "{log}");
     assert!(!log.contains("dead letters"), "{log}");
-    assert_nothing_dead(&config);
+    assert_nothing_dead(config);
 }
 
 #[test]
@@ -146,36 +163,83 @@ fn two_configs_sharing_one_spool_each_deliver_their_own_events_to_their_own_sink
 
 #[test]
 fn a_config_broken_for_a_while_then_fixed_loses_nothing() {
-    let dir = Dir::new();
-    let server = StandIn::start(slack_ok());
-    let spool = dir.path().join("spool");
-    let _worker = WorkerGuard(spool.clone());
-    let config = dir.path().join("notify.toml");
-    write_config(&config, &spool, &server, &["hook"], "");
-    let f2b = fail2ban(&dir, &[("sshd", &config)]);
+    let b = bed(&["hook"]);
+    let (f2b, server, spool, config, dir) = (&b.f2b, &b.server, &b.spool, &b.config, &b.dir);
     let first = addresses(18, 10);
-    ban(&f2b, "sshd", &first);
-    wait_delivered(&server, "hook", &first);
-    wait_for("the worker to exit when idle", WAIT, || worker_pid(&config).is_none().then_some(()));
+    ban(f2b, "sshd", &first);
+    wait_delivered(server, "hook", &first);
+    wait_for("the worker to exit when idle", WAIT, || worker_pid(config).is_none().then_some(()));
     // A typo: every event while it lasts is spooled unrouted, none dropped, none sent.
-    write_config(&config, &spool, &server, &["hook"], "colour = \"red\"\n");
+    write_config(config, spool, server, &["hook"], "colour = \"red\"\n");
     let broken = addresses(19, 10);
-    ban(&f2b, "sshd", &broken);
+    ban(f2b, "sshd", &broken);
     wait_for("the bans to be spooled", WAIT, || {
-        queue(&config).contains("10 event(s) spooled while the config did not load").then_some(())
+        queue(config).contains("10 event(s) spooled while the config did not load").then_some(())
     });
     std::thread::sleep(Duration::from_secs(3));
-    assert!(delivered(&server, "hook", &broken).is_empty(), "sent with a config that does not load");
+    assert!(delivered(server, "hook", &broken).is_empty(), "sent with a config that does not load");
     let banned = std::fs::read_to_string(dir.path().join("dummy-sshd")).unwrap();
     assert_eq!(banned.lines().filter(|l| l.starts_with('+')).count(), 20, "{banned}");
     // Fixed: what waited goes out, and so does what comes next.
-    write_config(&config, &spool, &server, &["hook"], "");
+    write_config(config, spool, server, &["hook"], "");
     let fixed = addresses(20, 10);
-    ban(&f2b, "sshd", &fixed);
-    wait_delivered(&server, "hook", &broken);
-    wait_delivered(&server, "hook", &fixed);
-    assert!(!queue(&config).contains("spooled while the config did not load"));
-    assert_nothing_dead(&config);
+    ban(f2b, "sshd", &fixed);
+    wait_delivered(server, "hook", &broken);
+    wait_delivered(server, "hook", &fixed);
+    assert!(!queue(config).contains("spooled while the config did not load"));
+    assert_nothing_dead(config);
     // Fail2Ban ran each action once: the broken config did not fail the action.
     assert!(!f2b.log().contains("Failed to execute ban"), "{}", f2b.log());
+}
+
+#[test]
+fn a_broken_token_is_told_to_the_alert_sink_once_and_its_recovery_once_nothing_more() {
+    let dir = Dir::new();
+    // The Web API stand-in takes one token; any other is `invalid_token`, as Slack answers.
+    let responder: crate::util::Responder = std::sync::Arc::new(|req: &Request, _| {
+        if !req.path.starts_with("/api/") {
+            Reply::new(200, "ok")
+        } else if req.authorization.as_deref() == Some("Bearer xoxb-good") {
+            Reply::new(200, r#"{"ok":true}"#)
+        } else {
+            Reply::new(200, r#"{"ok":false,"error":"invalid_token"}"#)
+        }
+    });
+    let server = StandIn::start(responder);
+    let spool = dir.path().join("spool");
+    let _worker = WorkerGuard(spool.clone());
+    let config = dir.path().join("notify.toml");
+    let write = |token: &str| {
+        let text = format!(
+            "[delivery]\nspool = \"{spool}\"\nidle_exit = 60\nalert = [\"ops\"]\nalert_after = 3\n[sinks.api]\ntype = \"slack-api\"\ntoken = \"{token}\"\nchannel = \"#sec\"\nurl = \"{api}\"\n[sinks.ops]\ntype = \"slack-webhook\"\nurl = \"{ops}\"\n[jails.\"*\"]\nsinks = [\"api\"]\n",
+            spool = spool.display(),
+            api = server.url("/api/"),
+            ops = server.url("/services/T0/ops/X"),
+        );
+        let tmp = config.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &config).unwrap();
+    };
+    write("xoxb-bad");
+    let f2b = fail2ban(&dir, &[("sshd", &config)]);
+    let alerts = || server.requests_to("/services/T0/ops/");
+    let broken = addresses(18, 3);
+    ban(&f2b, "sshd", &broken);
+    let first = wait_for("the alert", WAIT, || alerts().first().cloned());
+    assert!(first.body.contains("sink `api`") && first.body.contains("invalid_token"), "{}", first.body);
+    assert!(first.body.contains("moved to the dead letters"), "{}", first.body);
+    assert!(!first.body.contains("xoxb-bad"), "the token is in the alert: {}", first.body);
+    // Fixed: the next ban goes out, and the alert sink hears of the recovery.
+    write("xoxb-good");
+    std::thread::sleep(Duration::from_secs(3));
+    let fixed = addresses(19, 1);
+    ban(&f2b, "sshd", &fixed);
+    wait_for("the recovery", WAIT, || (alerts().len() >= 2).then_some(()));
+    // Two alert periods more: nothing else is said.
+    std::thread::sleep(Duration::from_secs(7));
+    let all = alerts();
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert!(all[1].body.contains("sink `api` recovered"), "{}", all[1].body);
+    let delivered: String = server.requests_to("/api/").iter().map(|r| r.body.clone()).collect();
+    assert!(delivered.contains(&fixed[0]));
 }

@@ -652,3 +652,66 @@ fn a_dead_letter_older_than_max_age_is_delivered_once_retried() {
     });
     assert_eq!(server.requests().len(), 1);
 }
+
+#[test]
+fn the_workers_log_is_timestamped_and_rotated_past_1_mib() {
+    let dir = Dir::new();
+    let server = StandIn::start(slack_ok());
+    let spool = dir.path().join("spool");
+    let _worker = WorkerGuard(spool.clone());
+    let config = dir.write(
+        "c.toml",
+        &format!(
+            "[delivery]\nspool = \"{}\"\nidle_exit = 2\n[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"{}\"\n[jails.\"*\"]\nsinks = [\"hook\"]\n",
+            spool.display(),
+            server.url("/services/T0/B0/X")
+        ),
+    );
+    let notify = |ip: &str| {
+        let mut c = dir.cmd();
+        c.arg("-c").arg(&config).args(["notify", "ban", "--jail=sshd", &format!("--ip={ip}")]);
+        assert_eq!(run(c).code, Some(0));
+    };
+    let log = spool.join("worker.log");
+    let old = spool.join("worker.log.1");
+    let filler = |n: usize| format!("{n} old line\n").repeat((1 << 20) / 10 + 1);
+    // A worker that starts finds the log past 1 MiB: the lines before move to worker.log.1.
+    notify("192.0.2.1");
+    crate::util::wait_for("the first delivery", WAIT, || (!server.requests().is_empty()).then_some(()));
+    crate::util::wait_for("the first worker to exit", WAIT, || crate::util::worker_pid(&spool).is_none().then_some(()));
+    std::fs::write(&log, filler(1)).unwrap();
+    notify("192.0.2.2");
+    crate::util::wait_for("the second delivery", WAIT, || (server.requests().len() == 2).then_some(()));
+    assert_eq!(std::fs::read_to_string(&old).unwrap(), filler(1));
+    assert!(std::fs::metadata(&log).unwrap().len() < 10_000);
+    // A running worker rotates its own log when it passes 1 MiB (here: a service whose
+    // stderr is the spool's log, as `notify` starts one).
+    crate::util::wait_for("the second worker to exit", WAIT, || {
+        crate::util::worker_pid(&spool).is_none().then_some(())
+    });
+    let stderr = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&config).args(["deliver", "--follow"]).stderr(stderr);
+    let mut follow = c.spawn().unwrap();
+    crate::util::wait_for("the service", WAIT, || crate::util::worker_pid(&spool).map(|_| ()));
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(filler(2).as_bytes()).unwrap();
+    }
+    let text = crate::util::wait_for("a new log", WAIT, || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("the lines before are in").then_some(text)
+    });
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(std::fs::read_to_string(&old).unwrap().ends_with(&filler(2)));
+    // Each line starts with its time, UTC: 2026-11-25T10:00:00.123456Z.
+    let line = text.lines().next().unwrap();
+    let b = line.as_bytes();
+    assert!(b.len() > 28 && b[4] == b'-' && b[10] == b'T' && line[..28].contains('Z'), "{line}");
+    // `queue` says where the log is.
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&config).arg("queue");
+    assert!(run(c).stdout.contains(&format!("the worker's log: {}", log.display())));
+}

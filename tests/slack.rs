@@ -190,3 +190,28 @@ fn proxies_from_the_environment_are_honoured() {
     assert_eq!(straight.len(), 1);
     assert_eq!(straight[0].path, "/services/T1/B1/Y");
 }
+
+#[test]
+fn a_dry_run_prints_each_sinks_payload_sends_nothing_and_shows_no_secret() {
+    let dir = Dir::new();
+    let slack = Slack::start();
+    let cfg = config(&dir, &slack);
+    let mut c = dir.cmd();
+    c.arg("-c").arg(&cfg).args(["test", "--jail", "sshd", "--ip", "<!channel>", "--dry-run"]);
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("nothing is sent"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("sink `hook` (slack-webhook): POST to the webhook URL (the secret, not shown), this JSON body:"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(&format!("sink `api` (slack-api): POST to {}", slack.api_url())), "{}", r.stdout);
+    // The payload as it would go: Slack's escaping, the channel.
+    assert!(r.stdout.contains("&lt;!channel&gt;") && !r.stdout.contains("<!channel>"), "{}", r.stdout);
+    assert!(r.stdout.contains("\"channel\": \"#security\""), "{}", r.stdout);
+    assert_no_secret(&r.stdout);
+    assert_no_secret(&r.stderr);
+    assert!(slack.requests().is_empty(), "a dry run sent something");
+}

@@ -115,6 +115,8 @@ pub struct Fail2Ban {
     pub dir: PathBuf,
     pub socket: PathBuf,
     child: Option<Child>,
+    /// Fail2Ban's log file.
+    log_file: PathBuf,
 }
 
 /// Where Debian's package keeps the stock filters and actions we copy.
@@ -158,22 +160,51 @@ impl Fail2Ban {
         .expect("fail2ban.conf");
         std::fs::write(conf.join("jail.conf"), "[DEFAULT]\n").expect("jail.conf");
         std::fs::write(conf.join("jail.local"), jail_local).expect("jail.local");
-        let child = Command::new("fail2ban-server")
+        let mut cmd = Command::new("fail2ban-server");
+        // The actions inherit this: the front end's plans stay in the test's directory.
+        cmd.env("F2B_NOTIFY_RUN_DIR", dir.join("plans"));
+        let log_file = conf.join("fail2ban.log");
+        Self::spawn(cmd, &conf, socket, &pidfile, &conf.join("server.stderr"), log_file, env)
+    }
+
+    /// Starts `fail2ban-server` on a config directory prepared beforehand: its socket, pid file
+    /// and stderr go to `run` (created), outside the config directory, which the server
+    /// leaves as it was; its log is `run/fail2ban.log` (for [`stock_fail2ban_dir`]'s copy in
+    /// `DIR/f2b`, `run` is `DIR/f2b-run`). `env` is passed to the server, and so to its actions.
+    pub fn start_prepared(conf: &Path, run: &Path, env: &[(&str, &str)]) -> Self {
+        assert!(
+            Path::new("/usr/bin/fail2ban-server").exists(),
+            "fail2ban is not installed: the README's test command installs it (apt-get install -y fail2ban)"
+        );
+        std::fs::create_dir_all(run).expect("mkdir");
+        let (socket, pidfile, stderr) = (run.join("f2b.sock"), run.join("f2b.pid"), run.join("server.stderr"));
+        Self::spawn(Command::new("fail2ban-server"), conf, socket, &pidfile, &stderr, run.join("fail2ban.log"), env)
+    }
+
+    /// Runs `cmd` (fail2ban-server) in the foreground on `conf` and waits until it answers.
+    fn spawn(
+        mut cmd: Command,
+        conf: &Path,
+        socket: PathBuf,
+        pidfile: &Path,
+        stderr: &Path,
+        log_file: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let child = cmd
             .args(["-f", "-x", "-c"])
-            .arg(&conf)
+            .arg(conf)
             .arg("-s")
             .arg(&socket)
             .arg("-p")
-            .arg(&pidfile)
-            // The actions inherit this: the front end's plans stay in the test's directory.
-            .env("F2B_NOTIFY_RUN_DIR", dir.join("plans"))
+            .arg(pidfile)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(conf.join("server.stderr")).expect("stderr file"))
+            .stderr(std::fs::File::create(stderr).expect("stderr file"))
             .spawn()
             .expect("start fail2ban-server");
-        let f2b = Self { dir: conf, socket, child: Some(child) };
+        let f2b = Self { dir: conf.to_owned(), socket, child: Some(child), log_file };
         wait_for("fail2ban-server to answer ping", Duration::from_secs(30), || {
             f2b.client_quiet(&["ping"]).then_some(())
         });
@@ -206,7 +237,7 @@ impl Fail2Ban {
 
     /// Fail2Ban's own log, for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("fail2ban.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
     }
 
     /// Stops the server the way an administrator does, then waits for its process to exit.
@@ -235,6 +266,99 @@ impl Drop for Fail2Ban {
             let _ = child.wait();
         }
     }
+}
+
+/// Files of the machine's Fail2Ban configuration that are the administrator's or
+/// f2b-notify's, not the package's: [`stock_fail2ban_dir`] leaves them out.
+const NOT_STOCK: [&str; 6] = [
+    "jail.local",
+    "fail2ban.local",
+    "action.d/dummy.local",
+    "jail.d/f2b-notify.local",
+    "action.d/f2b-notify.conf",
+    "f2b-notify-setup.json",
+];
+
+/// A private copy of this machine's Fail2Ban configuration as the package ships it
+/// (/etc/fail2ban: jail.conf, paths, filters, actions, jail.d/defaults-debian.conf) in
+/// `dir/f2b`, set up to run in the test: `jail_local` as jail.local, a fail2ban.local that puts
+/// the log, socket and pid file in `dir/f2b-run` and the database in memory, and a
+/// dummy.local that sends the `dummy` firewall action's lines to `dir/dummy-target`. Returns
+/// the copy's path. Panics (never skips) when Fail2Ban is not installed.
+pub fn stock_fail2ban_dir(dir: &Path, jail_local: &str) -> PathBuf {
+    assert!(
+        Path::new(STOCK).join("jail.conf").is_file(),
+        "fail2ban is not installed: the README's test command installs it (apt-get install -y fail2ban)"
+    );
+    let conf = dir.join("f2b");
+    copy_tree(Path::new(STOCK), &conf, Path::new(""));
+    let run = dir.join("f2b-run");
+    std::fs::write(
+        conf.join("fail2ban.local"),
+        format!(
+            "[Definition]\nloglevel = INFO\nlogtarget = {run}/fail2ban.log\nsocket = {run}/f2b.sock\npidfile = {run}/f2b.pid\ndbfile = :memory:\n",
+            run = run.display()
+        ),
+    )
+    .expect("fail2ban.local");
+    std::fs::write(
+        conf.join("action.d/dummy.local"),
+        format!("[Init]\ntarget = {}\n", dir.join("dummy-target").display()),
+    )
+    .expect("dummy.local");
+    std::fs::write(conf.join("jail.local"), jail_local).expect("jail.local");
+    conf
+}
+
+/// Copies the tree `src` to `dst` (modes kept, links as links), without [`NOT_STOCK`] files.
+fn copy_tree(src: &Path, dst: &Path, rel: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dst).expect("mkdir");
+    let mode = std::fs::metadata(src).expect("stat").permissions().mode();
+    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    for entry in std::fs::read_dir(src).expect("read the stock config") {
+        let entry = entry.expect("entry");
+        let rel = rel.join(entry.file_name());
+        if NOT_STOCK.iter().any(|n| Path::new(n) == rel) {
+            continue;
+        }
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        let kind = entry.file_type().expect("type");
+        if kind.is_dir() {
+            copy_tree(&from, &to, &rel);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from).expect("readlink"), &to).expect("symlink");
+        } else {
+            std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+        }
+    }
+}
+
+/// Every entry below `root`, sorted: its relative path, type, mode, and content (a file's
+/// bytes, a link's target). Equal snapshots mean a byte-identical tree.
+pub fn snapshot(root: &Path) -> Vec<(String, String, u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("lstat");
+            let rel = path.strip_prefix(root).expect("below root").display().to_string();
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).expect("readlink");
+                out.push((rel, "link".to_owned(), mode, target.into_os_string().into_encoded_bytes()));
+            } else if meta.is_dir() {
+                out.push((rel, "dir".to_owned(), mode, Vec::new()));
+                stack.push(path);
+            } else {
+                out.push((rel, "file".to_owned(), mode, std::fs::read(&path).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Appends sshd "Authentication failure" lines, timestamped now, to an auth log.
@@ -414,6 +538,8 @@ pub struct Request {
     pub at: Instant,
     pub path: String,
     pub body: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
 }
 
 /// What the [`StandIn`] answers.
@@ -541,7 +667,11 @@ fn serve(
                     let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
                     buf.drain(..end + 4 + len);
                     let path = head.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("/").to_owned();
-                    break Request { at: Instant::now(), path, body };
+                    let authorization = head
+                        .lines()
+                        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("authorization")))
+                        .map(|(_, v)| v.trim().to_owned());
+                    break Request { at: Instant::now(), path, body, authorization };
                 }
             }
             match sock.read(&mut chunk) {
@@ -574,6 +704,13 @@ fn serve(
     }
 }
 
+/// The PID of the spool's live delivery worker, from its lock file (a stale PID is none).
+pub fn worker_pid(spool: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(spool.join("worker.lock")).ok()?.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    String::from_utf8_lossy(&cmdline).contains("deliver").then_some(pid)
+}
+
 /// Kills the spool's delivery worker, if one runs, by the PID in its lock file.
 pub fn kill_worker(spool: &Path) -> Option<u32> {
     signal_worker(spool, rustix::process::Signal::KILL)
@@ -581,12 +718,7 @@ pub fn kill_worker(spool: &Path) -> Option<u32> {
 
 /// Sends `signal` to the spool's delivery worker, if one runs, by the PID in its lock file.
 pub fn signal_worker(spool: &Path, signal: rustix::process::Signal) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(spool.join("worker.lock")).ok()?.trim().parse().ok()?;
-    // Only a live f2b-notify worker: the PID may be stale.
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    if !String::from_utf8_lossy(&cmdline).contains("deliver") {
-        return None;
-    }
+    let pid = worker_pid(spool)?;
     let target = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
     rustix::process::kill_process(target, signal).ok()?;
     Some(pid)

@@ -1,4 +1,4 @@
-//! The command line: `notify`, `check`, `test`, `action`, `deliver`, `queue`.
+//! The command line: `notify`, `check`, `test`, `action`, `deliver`, `queue`, `setup`.
 //!
 //! Values that Fail2Ban passes come from log lines: a user name may be `--help` or `-x`, so
 //! every value argument accepts a leading hyphen and is taken as data.
@@ -36,12 +36,45 @@ pub enum Command {
     /// Deliver a sample event through a jail's route now and print each sink's result;
     /// exit 1 if any failed.
     Test(TestArgs),
-    /// Print the Fail2Ban action file (config/action.d/f2b-notify.conf).
+    /// Print the Fail2Ban action file (config/action.d/f2b-notify.conf) with `bin` set to this
+    /// binary's absolute path.
     Action,
     /// Deliver what is in the spool (started by `notify` in queue mode; exits when idle).
     Deliver(DeliverArgs),
     /// Show pending and dead events; `retry` or `purge` the dead ones.
     Queue(QueueArgs),
+    /// Wire f2b-notify into Fail2Ban in one command (`--undo` takes it out again).
+    ///
+    /// Writes the action file (action.d/f2b-notify.conf, `bin` = this binary), appends the
+    /// action to the chosen jails' own actions (jail.d/f2b-notify.local), creates a starter
+    /// config (mode 0600) if there is none, then runs `fail2ban-client -t` and `check`. Prints
+    /// each file it writes, and records them in f2b-notify-setup.json there for `--undo`.
+    Setup(SetupArgs),
+}
+
+/// `setup`'s arguments. The config it creates or checks is the one `--config` (or
+/// F2B_NOTIFY_CONFIG, or F2B_NOTIFY_CONFIG_DIR) names, as for every command.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").args(["jails", "all_jails"]))]
+pub struct SetupArgs {
+    /// Fail2Ban's configuration directory.
+    #[arg(long, value_name = "DIR", default_value = "/etc/fail2ban")]
+    pub fail2ban_dir: PathBuf,
+    /// The jails that get the action, separated by commas. Each keeps its own actions (its
+    /// firewall ban comes first); f2b-notify is appended with Fail2Ban's `%(known/action)s`.
+    #[arg(long, value_name = "J1,J2", value_delimiter = ',')]
+    pub jails: Vec<String>,
+    /// Every jail gets the action: appended to `[DEFAULT]`'s `action` (copied from where it is
+    /// set) and to the `action` of each jail that sets its own.
+    #[arg(long)]
+    pub all_jails: bool,
+    /// Print what would be written (or, with --undo, removed) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove what setup wrote into this Fail2Ban directory, as its record there lists, and put
+    /// back what it replaced. A file changed since setup wrote it is kept, and said.
+    #[arg(long, conflicts_with = "which")]
+    pub undo: bool,
 }
 
 /// `check`'s arguments.
@@ -136,4 +169,8 @@ pub struct TestArgs {
     /// The sample address (default 192.0.2.1, a documentation address).
     #[arg(long, allow_hyphen_values = true, value_name = "ADDR", default_value = "192.0.2.1")]
     pub ip: String,
+    /// Send nothing: print, per sink on the route, exactly what would be sent (the JSON
+    /// body, the mail with its headers, the line), with secrets left out.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -92,6 +92,18 @@ pub struct DeliveryConfig {
     /// count). Seconds or a duration like "30d"; 0 keeps them for ever. Default 30 days.
     #[serde(default = "default_dead_retention")]
     pub dead_retention: Seconds,
+    /// Sinks that hear about the others' trouble: when a sink has been failing for
+    /// `alert_after`, or moves events to the dead letters, one message goes to these sinks
+    /// ("sink `ops` failing since …: the last error; N events waiting"), and one when it
+    /// recovers; at most one per failing sink per `alert_after`. An alert sink is never told
+    /// about itself. Default: none.
+    #[serde(default)]
+    pub alert: Vec<String>,
+    /// How long a sink must have been failing before the alert sinks hear of it, and the
+    /// least time between two alerts about one sink. Seconds or a duration like "10m".
+    /// Default 10 minutes.
+    #[serde(default = "default_alert_after")]
+    pub alert_after: Seconds,
 }
 
 impl Default for DeliveryConfig {
@@ -106,6 +118,8 @@ impl Default for DeliveryConfig {
             min_interval: BTreeMap::new(),
             max_pending: default_max_pending(),
             dead_retention: default_dead_retention(),
+            alert: Vec::new(),
+            alert_after: default_alert_after(),
         }
     }
 }
@@ -138,6 +152,9 @@ fn default_batch_max() -> usize {
 }
 fn default_max_pending() -> usize {
     50_000
+}
+fn default_alert_after() -> Seconds {
+    Seconds(Duration::from_secs(600))
 }
 fn default_dead_retention() -> Seconds {
     Seconds(Duration::from_secs(30 * 86_400))
@@ -603,6 +620,11 @@ fn validate_all(config: &Config, figment: &Figment, defined: &[&str]) -> Vec<Str
         if !defined.contains(&name.as_str()) {
             let key = format!("delivery.min_interval.{name}");
             problems.push(format!("{}: key `{key}`: {}", place_of(figment, &key), no_sink(name)));
+        }
+    }
+    for name in &config.delivery.alert {
+        if !defined.contains(&name.as_str()) {
+            problems.push(format!("{}: key `delivery.alert`: {}", place_of(figment, "delivery.alert"), no_sink(name)));
         }
     }
     if !config.delivery.spool.is_absolute() {

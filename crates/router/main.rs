@@ -9,6 +9,7 @@
 mod cli;
 mod commands;
 mod config;
+mod jailconf;
 mod os;
 mod plan;
 mod registry;
@@ -28,7 +29,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_error(e),
     };
-    init_logging();
+    // The worker's log is a file read later: each line says when. A command's lines are read
+    // as they come (or by Fail2Ban, which stamps them itself).
+    init_logging(matches!(cli.command, cli::Command::Deliver(_)));
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -65,17 +68,21 @@ fn clap_error(e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Warnings and errors to stderr; `F2B_NOTIFY_LOG=debug` (or info, trace) for more.
-fn init_logging() {
+/// Warnings and errors to stderr, with the time (UTC) when `timed`; `F2B_NOTIFY_LOG=debug`
+/// (or info, trace) for more.
+fn init_logging(timed: bool) {
     let level = std::env::var(f2b_notify_fastpath::layout::LOG_ENV)
         .ok()
         .and_then(|v| v.parse::<tracing_subscriber::filter::LevelFilter>().ok())
         .unwrap_or(tracing_subscriber::filter::LevelFilter::WARN);
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level)
         .with_target(false)
-        .without_time()
-        .with_ansi(false)
-        .init();
+        .with_ansi(false);
+    if timed {
+        fmt.with_timer(tracing_subscriber::fmt::time::SystemTime).init();
+    } else {
+        fmt.without_time().init();
+    }
 }

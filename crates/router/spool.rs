@@ -24,7 +24,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -108,6 +108,10 @@ pub struct SinkState {
     /// When `last_error` happened (epoch seconds). Missing in state files of older versions.
     #[serde(default)]
     pub last_error_at: Option<f64>,
+    /// The alert sinks were told that this sink is in trouble, and not yet that it recovered
+    /// (kept here so that the worker that sees it recover says so, whichever it is).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alert_open: bool,
 }
 
 /// Seconds since the epoch, now.
@@ -192,6 +196,12 @@ pub fn io_error(e: Errno) -> io::Error {
 /// guess in advance and is created exclusively, never through a symbolic link; it is removed
 /// if anything fails. `durable`: fsync before the rename.
 pub fn write_private(path: &Path, text: &[u8], durable: bool) -> io::Result<()> {
+    write_file(path, text, 0o600, durable)
+}
+
+/// [`write_private`] with the file's `mode` (set on the temporary file before the rename:
+/// the file never has another mode under its own name).
+pub fn write_file(path: &Path, text: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -203,6 +213,9 @@ pub fn write_private(path: &Path, text: &[u8], durable: bool) -> io::Result<()> 
     let written = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(O_NOFOLLOW).open(&tmp)?;
         f.write_all(text)?;
+        if mode != 0o600 {
+            f.set_permissions(fs::Permissions::from_mode(mode))?;
+        }
         if durable {
             f.sync_data()?;
         }

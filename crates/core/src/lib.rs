@@ -19,6 +19,6 @@ pub use event::{Event, EventKind, ParseEventKindError};
 pub use net::is_loopback_host;
 pub use render::{escape_slack, flatten, human_duration, truncate_chars, Renderer, TemplateError, Templates};
 pub use secret::{Secret, SecretSource};
-pub use sink::Sink;
+pub use sink::{Alert, Sink};
 
 pub use async_trait::async_trait;

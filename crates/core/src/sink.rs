@@ -7,6 +7,19 @@ use async_trait::async_trait;
 
 use crate::{Digest, Event, SinkError};
 
+/// A message about f2b-notify itself, for the sinks named in `[delivery] alert`: a sink that
+/// has been failing for a while or gave events up, and later that it recovered. Plain text:
+/// each sink escapes it for its medium, since it quotes error text a remote server sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    /// One line, for a mail subject or a notification's first line.
+    pub subject: String,
+    /// The details: a few lines.
+    pub text: String,
+    /// Whether it says that all is well again (Slack shows it green, not red).
+    pub recovered: bool,
+}
+
 /// A place notifications go: a Slack channel, a mailbox, a file.
 ///
 /// A sink sends one message per call and reports how that went. It never sleeps, loops or
@@ -44,6 +57,25 @@ pub trait Sink: Send + Sync {
     fn check(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Delivers an alert about another sink (see [`Alert`]). A sink that has no way to show
+    /// one says so; `check` refuses it in `[delivery] alert`.
+    async fn send_alert(&self, alert: &Alert) -> Result<(), SinkError> {
+        let _ = alert;
+        Err(SinkError::permanent(format!("a `{}` sink cannot carry alerts", self.kind())))
+    }
+
+    /// Whether [`Sink::send_alert`] does something.
+    fn carries_alerts(&self) -> bool {
+        false
+    }
+
+    /// What [`Sink::send`] would deliver for `event`, for `f2b-notify test --dry-run`: where
+    /// it would go and the exact payload, secrets left out. Sends nothing.
+    fn preview(&self, event: &Event) -> Result<String, SinkError> {
+        let _ = event;
+        Err(SinkError::permanent(format!("a `{}` sink cannot show what it would send", self.kind())))
+    }
 }
 
 #[async_trait]
@@ -66,6 +98,15 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     fn check(&self) -> Vec<String> {
         (**self).check()
     }
+    async fn send_alert(&self, alert: &Alert) -> Result<(), SinkError> {
+        (**self).send_alert(alert).await
+    }
+    fn carries_alerts(&self) -> bool {
+        (**self).carries_alerts()
+    }
+    fn preview(&self, event: &Event) -> Result<String, SinkError> {
+        (**self).preview(event)
+    }
 }
 
 #[async_trait]
@@ -87,5 +128,14 @@ impl<S: Sink + ?Sized> Sink for Arc<S> {
     }
     fn check(&self) -> Vec<String> {
         (**self).check()
+    }
+    async fn send_alert(&self, alert: &Alert) -> Result<(), SinkError> {
+        (**self).send_alert(alert).await
+    }
+    fn carries_alerts(&self) -> bool {
+        (**self).carries_alerts()
+    }
+    fn preview(&self, event: &Event) -> Result<String, SinkError> {
+        (**self).preview(event)
     }
 }

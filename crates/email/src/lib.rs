@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use f2b_notify_core::{
-    async_trait, is_loopback_host, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError,
+    async_trait, is_loopback_host, Alert, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError,
     Templates,
 };
 use lettre::message::MessageBuilder;
@@ -291,6 +291,17 @@ impl EmailSink {
             .map_err(|e| SinkError::permanent(format!("cannot build the message: {e}")))
     }
 
+    /// The mail for an alert about f2b-notify itself: its subject (header-safe: the alert
+    /// quotes remote error text) and its text.
+    pub fn alert_message(&self, alert: &Alert) -> Result<Message, SinkError> {
+        let subject = body::header_safe(&format!("[f2b-notify] {}", alert.subject));
+        let mut text = alert.text.clone();
+        text.push_str("\n-- \nsent by f2b-notify\n");
+        self.headers(subject, body::message_id("alert", &self.from))
+            .singlepart(SinglePart::plain(text))
+            .map_err(|e| SinkError::permanent(format!("cannot build the message: {e}")))
+    }
+
     /// The message for `event`.
     pub fn message(&self, event: &Event) -> Result<Message, SinkError> {
         // The subject sees no log text: a header is no place for attacker input.
@@ -435,6 +446,23 @@ impl Sink for EmailSink {
 
     async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
         self.deliver(self.digest_message(digest)?).await
+    }
+
+    async fn send_alert(&self, alert: &Alert) -> Result<(), SinkError> {
+        self.deliver(self.alert_message(alert)?).await
+    }
+
+    fn carries_alerts(&self) -> bool {
+        true
+    }
+
+    /// The mail exactly as it would be handed to the server (the password is never in it).
+    fn preview(&self, event: &Event) -> Result<String, SinkError> {
+        let how = match &self.transport {
+            Transport::Sendmail(_) => "handed to sendmail",
+            _ => "sent over SMTP",
+        };
+        Ok(format!("a mail {how}:\n{}", String::from_utf8_lossy(&self.message(event)?.formatted())))
     }
 
     fn check(&self) -> Vec<String> {

@@ -476,3 +476,16 @@ fn config_errors_name_the_bad_value() {
         assert!(!err.contains("SECRET"), "{err}");
     }
 }
+
+#[test]
+fn a_dry_run_shows_the_mail_as_sent_and_never_the_password() {
+    let mut cfg = base("smtp://mail.example.com:587?tls=required".into());
+    cfg.username = Some("f2b".into());
+    cfg.password = Some(Secret::new(PASSWORD));
+    let sink = EmailSink::new("mail", cfg).unwrap();
+    let shown = sink.preview(&ban()).unwrap();
+    assert!(shown.starts_with("a mail sent over SMTP:\n"), "{shown}");
+    assert!(shown.contains("\r\nSubject: ") && shown.contains("\r\nTo: "), "{shown}");
+    assert!(shown.contains("203.0.113.7"), "{shown}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+}

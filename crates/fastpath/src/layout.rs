@@ -24,7 +24,8 @@ pub const NEW: &str = "new";
 pub const WORKER_LOCK: &str = "worker.lock";
 /// The detached worker's stderr.
 pub const WORKER_LOG: &str = "worker.log";
-/// Past this size the worker's log is emptied when the next worker starts.
+/// Past this size the worker's log is renamed `worker.log.1` (replacing the one before) when
+/// the next worker starts, or by a running worker.
 pub const WORKER_LOG_MAX: u64 = 1 << 20;
 
 /// An entry's file name: the enqueue time in nanoseconds (so names sort in arrival order),

@@ -1,6 +1,6 @@
 //! Starting the delivery worker, the one way both programs do it: unless a worker holds the
 //! spool's lock, start `f2b-notify deliver` with stdin and stdout on /dev/null and stderr
-//! appended to the spool's `worker.log` (emptied first when it has grown past
+//! appended to the spool's `worker.log` (renamed `worker.log.1` first when it has grown past
 //! `WORKER_LOG_MAX`), in `/`. The worker leaves the action's session itself (setsid), so
 //! Fail2Ban neither waits for it (it holds none of the action's pipes) nor kills it with the
 //! action's process group.
@@ -31,9 +31,17 @@ pub fn ensure<O: Os>(os: &O, spool: &[u8], exe: &CStr, args: &[&[u8]]) -> Result
     // one of the two finds the lock held and exits at once.
     drop(lock);
     let log_path = c_path(&[spool, b"/", WORKER_LOG.as_bytes()]).ok_or(Errno::INVAL)?;
-    let log = os.open(&log_path, Open::Append)?;
+    let mut log = os.open(&log_path, Open::Append)?;
     if os.fstat(&log).is_ok_and(|m| m.size > WORKER_LOG_MAX) {
-        let _ = os.truncate(&log);
+        // The lines before stay in `worker.log.1` (replacing older ones): at most twice the
+        // cap on disk, and the last errors are still there to read.
+        let old = c_path(&[spool, b"/", WORKER_LOG.as_bytes(), b".1"]).ok_or(Errno::INVAL)?;
+        if os.rename(&log_path, &old).is_ok() {
+            drop(log);
+            log = os.open(&log_path, Open::Append)?;
+        } else {
+            let _ = os.truncate(&log);
+        }
     }
     let null = os.open(c"/dev/null", Open::ReadWrite)?;
     let args = args.iter().map(|a| c_path(&[a])).collect::<Option<Vec<_>>>().ok_or(Errno::INVAL)?;

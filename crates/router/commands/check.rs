@@ -4,7 +4,7 @@
 //! built), a spool or run directory that would be refused or cannot be written, and a Fail2Ban
 //! action file whose program is missing. When the config has none of its own, stdout says
 //! what it means: the files read, the host name, the delivery mode and spool, the sinks and
-//! the routing table, then any warnings.
+//! the routing table, then any warnings. `setup` shows the same report.
 
 mod action_file;
 
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use f2b_notify_core::Sink;
 use f2b_notify_fastpath::trust;
 
-use super::host_name;
+use super::{action, host_name};
 use crate::cli::CheckArgs;
 use crate::config::{self, Mode, Sources};
 use crate::os::StdOs;
@@ -27,6 +27,36 @@ use crate::spool::Spool;
 
 /// Runs `check`.
 pub fn run(sources: &Sources, args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let report = report(sources, &args.fail2ban_dir);
+    print!("{}", report.summary);
+    for p in &report.problems {
+        eprintln!("f2b-notify: {p}");
+    }
+    Ok(report.code())
+}
+
+/// What `check` finds.
+pub struct Report {
+    /// What the config means, for stdout; empty when the config has problems of its own.
+    pub summary: String,
+    /// Every problem, one line each: the file (or environment variable), the key, the value.
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    /// 2 when there is a problem.
+    pub fn code(&self) -> ExitCode {
+        if self.problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Checks the config of `sources`, the machine (spool, run directory) and the Fail2Ban action
+/// file in `fail2ban_dir`.
+pub fn report(sources: &Sources, fail2ban_dir: &Path) -> Report {
     let checked = config::check(sources);
     let mut problems = checked.problems.clone();
     let mut warnings = Vec::new();
@@ -79,18 +109,16 @@ pub fn run(sources: &Sources, args: &CheckArgs) -> anyhow::Result<ExitCode> {
             problems.push(format!("the run directory (the action's fast path is off): refusing to use {u}"));
         }
     }
-    let action = action_file::check(&args.fail2ban_dir);
+    let action = action_file::check(fail2ban_dir);
     out.extend(action.info.map(|line| format!("{line}\n")));
     warnings.extend(action.warnings);
     problems.extend(action.problems);
 
-    if let Some(loaded) = &loaded {
-        print!("{}", summary(loaded, &sinks, &out, &mut warnings));
-    }
-    for p in &problems {
-        eprintln!("f2b-notify: {p}");
-    }
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    let summary = match &loaded {
+        Some(loaded) => summary(loaded, &sinks, &out, &mut warnings),
+        None => String::new(),
+    };
+    Report { summary, problems }
 }
 
 /// What a config that has no problem of its own means, with `machine`'s lines (the spool, the
@@ -113,12 +141,13 @@ fn summary(
         Mode::Direct => out.push_str("delivery: direct (inside the action; Fail2Ban waits for every sink)\n"),
     }
     out.push_str(machine);
-    let front = std::env::current_exe().ok().map(|e| e.with_file_name("f2b-notify-enqueue"));
+    let front = std::env::current_exe().ok().map(|e| e.with_file_name(action::FRONT_END));
     match front.filter(|f| f.is_file()) {
-        Some(f) => out.push_str(&format!("action front end: {} (spools queued events without starting f2b-notify)\n", f.display())),
-        None if delivery.mode == Mode::Queue => warnings.push(
-            "f2b-notify-enqueue is not installed beside f2b-notify: the action starts f2b-notify for every event, which holds Fail2Ban's action lock about twice as long".to_owned(),
-        ),
+        Some(f) => out.push_str(&format!(
+            "action front end: {} (spools queued events without starting f2b-notify)\n",
+            f.display()
+        )),
+        None if delivery.mode == Mode::Queue => warnings.push(action::NO_FRONT_END.to_owned()),
         None => {}
     }
     out.push_str("sinks:\n");

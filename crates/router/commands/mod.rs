@@ -1,10 +1,12 @@
 //! The subcommands, one file each, and what several of them share: loading the config,
 //! the host name, building sinks, sending one event to several sinks, starting the worker.
 
+mod action;
 mod check;
 mod deliver;
 mod notify;
 mod queue;
+mod setup;
 mod test;
 
 use std::ffi::{CString, OsString};
@@ -23,7 +25,8 @@ use crate::os::StdOs;
 use crate::registry;
 use crate::spool::{io_error, Spool};
 
-/// The Fail2Ban action file, shipped in the binary so `f2b-notify action` needs no files.
+/// The Fail2Ban action file, shipped in the binary so `f2b-notify action` and `setup` need no
+/// files (they set its `bin` to the running binary: see `action.rs`).
 pub const ACTION_FILE: &str = include_str!("../../../config/action.d/f2b-notify.conf");
 
 /// An upper bound on one delivery in the action path, far below Fail2Ban's 60 s action
@@ -34,15 +37,13 @@ const DELIVERY_DEADLINE: Duration = Duration::from_secs(30);
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let sources = Sources::from_args(&cli.config);
     match cli.command {
-        Command::Action => {
-            print!("{ACTION_FILE}");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Action => action::run(),
         Command::Check(args) => check::run(&sources, &args),
         Command::Notify(args) => notify::run(&sources, &cli.config, args),
         Command::Test(args) => test::run(&sources, args),
         Command::Deliver(args) => deliver::run(&sources, args),
         Command::Queue(args) => queue::run(&sources, args),
+        Command::Setup(args) => setup::run(&sources, args),
     }
 }
 

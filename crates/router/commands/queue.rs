@@ -167,6 +167,15 @@ pub fn report(spool: &Spool, all: bool) -> anyhow::Result<String> {
             writeln!(out, "  … and {} more (`f2b-notify queue --all` lists every one)", corrupt.len() - shown)?;
         }
     }
+    // Where every error above is told in full, with its time.
+    let log = spool.root().join("worker.log");
+    if log.exists() {
+        writeln!(
+            out,
+            "the worker's log: {} (timestamped; a `deliver --follow` service logs to its journal instead)",
+            log.display()
+        )?;
+    }
     Ok(out)
 }
 

@@ -1,5 +1,6 @@
 //! `f2b-notify test`: sends a sample event through a jail's route now, bypassing the spool,
-//! and prints each sink's result with what it means; exit 1 if any sink failed.
+//! and prints each sink's result with what it means; exit 1 if any sink failed. With
+//! `--dry-run` it sends nothing and prints what each sink would send.
 
 use std::process::ExitCode;
 
@@ -29,11 +30,31 @@ pub fn run(sources: &Sources, args: TestArgs) -> anyhow::Result<ExitCode> {
     }
     event.time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs_f64());
     event.matches = Some("f2b-notify test: sample event, not a real attack".to_owned());
-    println!("jail `{}` takes route `{}`; sending a sample {kind} event", args.jail, route.pattern);
+    if args.dry_run {
+        println!(
+            "jail `{}` takes route `{}`; what a sample {kind} event would send (nothing is sent):",
+            args.jail, route.pattern
+        );
+    } else {
+        println!("jail `{}` takes route `{}`; sending a sample {kind} event", args.jail, route.pattern);
+    }
     if !route.config.events.contains(&kind) {
         println!("note: this route does not send {kind} events from Fail2Ban; sending the sample anyway");
     }
     let sinks = build_sinks(&loaded, &route.config.sinks)?;
+    if args.dry_run {
+        let mut failed = false;
+        for sink in &sinks {
+            match sink.preview(&event) {
+                Ok(text) => println!("\nsink `{}` ({}): {text}", sink.name(), sink.kind()),
+                Err(e) => {
+                    failed = true;
+                    println!("\nsink `{}` ({}): FAILED: {}", sink.name(), sink.kind(), explain(&e));
+                }
+            }
+        }
+        return Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS });
+    }
     let results = runtime()?.block_on(deliver(&sinks, &event, DELIVERY_DEADLINE));
     let mut failed = false;
     for (sink, result) in sinks.iter().zip(results) {

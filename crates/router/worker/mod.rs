@@ -35,6 +35,7 @@
 //!
 //! The scheduler runs on tokio's clock, so its tests run with a paused clock (`tests.rs`).
 
+mod alerts;
 pub(crate) mod inflight;
 mod reload;
 #[cfg(test)]
@@ -48,7 +49,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use f2b_notify_core::{Digest, Event, Sink, SinkError};
+use f2b_notify_core::{Alert, Digest, Event, Sink, SinkError};
 use tokio::signal::unix::{Signal, SignalKind};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
@@ -69,6 +70,12 @@ const CHECK: Duration = Duration::from_secs(1);
 /// How often a worker deletes the dead letters older than `dead_retention` (and once when it
 /// starts).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Past this size the worker's log (`SPOOL/worker.log`) is renamed `worker.log.1`, replacing
+/// the one before, and a new one is started: at most 2 MiB of log, whatever a sink does.
+/// (A starting worker's log is rotated the same way by `notify`.)
+const LOG_MAX: u64 = f2b_notify_fastpath::layout::WORKER_LOG_MAX;
+/// How often a running worker looks at the size of its log: one `stat`.
+const LOG_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// How often a `deliver --follow` tries to take the spool while another worker holds it.
 const LOCK_RETRY: Duration = Duration::from_millis(250);
 /// After a send that timed out, the least wait before the next try: the server may have
@@ -274,6 +281,12 @@ pub struct Worker<'a> {
     config_said: Option<String>,
     /// Events spooled unrouted that wait in `new/` for a config that loads.
     unrouted_waiting: usize,
+    /// Which sinks are in trouble, for `[delivery] alert`.
+    alerts: alerts::Alerts,
+    /// Alerts being sent: (the alert sink, the subject, how it went).
+    alert_tasks: JoinSet<(String, String, Result<(), SinkError>)>,
+    /// The host name alerts name.
+    host: String,
 }
 
 impl<'a> Worker<'a> {
@@ -296,6 +309,20 @@ impl<'a> Worker<'a> {
             config_error: None,
             config_said: None,
             unrouted_waiting: 0,
+            alerts: alerts::Alerts::default(),
+            alert_tasks: JoinSet::new(),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".to_owned()),
+        }
+    }
+
+    /// The host name alerts name (the config's `host`).
+    pub fn set_host(&mut self, host: &str) {
+        if !host.is_empty() {
+            self.host = host.to_owned();
         }
     }
 
@@ -321,6 +348,9 @@ impl<'a> Worker<'a> {
             Worker::new(DeliveryConfig { spool: spool.clone(), ..DeliveryConfig::default() }, Box::new(|_| None));
         match first {
             Ok(config) => {
+                if let Some(host) = &config.host {
+                    worker.set_host(host);
+                }
                 let (delivery, build, route) = settings(config, &spool);
                 worker.reconfigure(delivery, build, Some(route));
             }
@@ -492,8 +522,13 @@ impl<'a> Worker<'a> {
         let mut idle_since = Instant::now();
         let mut next_prune = Instant::now();
         let mut next_follower_check = Instant::now();
+        let mut next_log_check = Instant::now();
         loop {
             let now = Instant::now();
+            if now >= next_log_check {
+                self.rotate_log();
+                next_log_check = later(now, LOG_CHECK_EVERY);
+            }
             if now >= next_prune {
                 self.prune();
                 next_prune = later(now, PRUNE_EVERY);
@@ -558,6 +593,10 @@ impl<'a> Worker<'a> {
                         Some(joined) => Woken::Joined(joined),
                         None => Woken::Due,
                     },
+                    Some(sent) = self.alert_tasks.join_next(), if !self.alert_tasks.is_empty() => {
+                        alert_sent(sent);
+                        continue;
+                    }
                     () = tokio::time::sleep_until(wake) => Woken::Due,
                     () = new_events.changed(), if !arrived => Woken::New,
                     name = signals.recv() => Woken::Signal(name),
@@ -577,6 +616,45 @@ impl<'a> Worker<'a> {
                     Woken::Signal(name) => return Ok(Stop::Signal(name)),
                 }
             }
+        }
+    }
+
+    /// Starts a new `SPOOL/worker.log` once it passed [`LOG_MAX`], keeping the last one as
+    /// `worker.log.1`; only when this worker's stderr is that file (a service logs to the
+    /// journal, which rotates its own).
+    fn rotate_log(&self) {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let log = self.spool.root().join("worker.log");
+        let Ok(meta) = std::fs::symlink_metadata(&log) else { return };
+        if !meta.is_file() || meta.len() < LOG_MAX {
+            return;
+        }
+        let Ok(ours) = rustix::fs::fstat(std::io::stderr().as_fd()) else { return };
+        if ours.st_dev != meta.dev() || ours.st_ino != meta.ino() {
+            return;
+        }
+        let old = self.spool.root().join("worker.log.1");
+        // rename() replaces whatever `old` is, a link included, without following it.
+        if let Err(e) = std::fs::rename(&log, &old) {
+            tracing::warn!("cannot rotate {}: {e}", log.display());
+            return;
+        }
+        let fresh = std::fs::OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(linux_raw_sys::general::O_NOFOLLOW as i32)
+            .open(&log);
+        match fresh.and_then(|f| rustix::stdio::dup2_stderr(&f).map_err(std::io::Error::from)) {
+            Ok(()) => tracing::warn!(
+                "{} passed {} KiB: the lines before are in {}",
+                log.display(),
+                LOG_MAX >> 10,
+                old.display()
+            ),
+            // Still writing to the renamed file: nothing is lost, and the next look tries again.
+            Err(e) => tracing::warn!("cannot start a new {}: {e}", log.display()),
         }
     }
 
@@ -647,7 +725,8 @@ impl<'a> Worker<'a> {
         // Before anything is routed or judged: the config may have changed since the last look.
         self.check_config();
         self.hand_out();
-        let mut scan = Scan { busy: !self.tasks.is_empty() || self.unrouted_waiting > 0, next_ready: None };
+        let busy = !self.tasks.is_empty() || !self.alert_tasks.is_empty() || self.unrouted_waiting > 0;
+        let mut scan = Scan { busy, next_ready: None };
         if self.sinks_stamp.changed(&self.spool.sinks_dir())? {
             self.sink_names = self.spool.sink_names()?;
             let names = &self.sink_names;
@@ -677,7 +756,59 @@ impl<'a> Worker<'a> {
             }
             self.start(&name)?;
         }
+        self.raise_due();
         Ok(scan)
+    }
+
+    /// Sends the alerts that are due (see [`alerts`]).
+    fn raise_due(&mut self) {
+        if self.delivery.alert.is_empty() {
+            return;
+        }
+        let (lanes, queues) = (&self.lanes, &self.queues);
+        let due = self.alerts.due(self.delivery.alert_after.0, &self.host, |sink| status(lanes, queues, sink));
+        for (about, alert) in due {
+            if let Some(lane) = self.lanes.get_mut(&about) {
+                lane.state.alert_open = true;
+                let _ = self.spool.save_state(&about, &lane.state);
+            }
+            self.raise(&about, alert);
+        }
+    }
+
+    /// Sends `alert` (about sink `about`) to every alert sink but `about` itself, and says it
+    /// in the log.
+    fn raise(&mut self, about: &str, alert: Alert) {
+        tracing::warn!("alert: {}", alert.subject);
+        let targets: Vec<String> = self.delivery.alert.iter().filter(|t| *t != about).cloned().collect();
+        if targets.is_empty() {
+            tracing::warn!("no alert sink but `{about}` itself, which is the one in trouble: the alert is only here");
+        }
+        for target in targets {
+            let sink = match (self.build)(&target) {
+                Some(Ok(sink)) if sink.carries_alerts() => sink,
+                Some(Ok(sink)) => {
+                    tracing::error!("alert sink `{target}`: a `{}` sink cannot carry alerts", sink.kind());
+                    continue;
+                }
+                Some(Err(e)) => {
+                    tracing::error!("alert sink `{target}`: cannot build it: {e:#}");
+                    continue;
+                }
+                None => {
+                    tracing::error!("alert sink `{target}` is not in the config");
+                    continue;
+                }
+            };
+            let alert = alert.clone();
+            self.alert_tasks.spawn(async move {
+                let result = match tokio::time::timeout(SEND_DEADLINE, sink.send_alert(&alert)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(SinkError::transient(format!("no answer within {} s", SEND_DEADLINE.as_secs()))),
+                };
+                (target, alert.subject, result)
+            });
+        }
     }
 
     /// Keeps a sink's queue within `max_pending`: the oldest events past it, except the batch
@@ -708,6 +839,7 @@ impl<'a> Worker<'a> {
         );
         tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", oldest.len());
         self.spool.bury(name, &oldest, &reason)?;
+        self.alerts.buried(name, oldest.len(), &reason);
         queue.refresh(&dir)?;
         Ok(())
     }
@@ -724,7 +856,12 @@ impl<'a> Worker<'a> {
             ready_at: Instant::now(),
             in_flight: None,
             suspect: None,
-            state: SinkState::default(),
+            // Whether the alert sinks were told of trouble that a worker before this one saw:
+            // then they hear of the recovery from this one.
+            state: SinkState {
+                alert_open: self.spool.load_state(name).is_some_and(|s| s.alert_open),
+                ..SinkState::default()
+            },
         };
         self.build_sink(name, &mut lane);
         // A sink that cannot be built says so in `f2b-notify queue` at once, not only when
@@ -802,7 +939,14 @@ impl<'a> Worker<'a> {
 
     /// A batch crashed a worker (or its send panicked) `crashes` times: the second time it
     /// goes to the dead letters, before that it is sent again alone.
-    fn crashed(&self, name: &str, lane: &mut Lane, files: Vec<PathBuf>, crashes: u32, how: &str) -> anyhow::Result<()> {
+    fn crashed(
+        &mut self,
+        name: &str,
+        lane: &mut Lane,
+        files: Vec<PathBuf>,
+        crashes: u32,
+        how: &str,
+    ) -> anyhow::Result<()> {
         if crashes < CRASHES_TO_BURY {
             tracing::warn!(
                 "sink `{name}`: {how}; its {} event(s) will be sent again alone (moved to the dead letters if that crashes it {} more)",
@@ -819,6 +963,7 @@ impl<'a> Worker<'a> {
         );
         tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", files.len());
         self.spool.bury(name, &files, &reason)?;
+        self.alerts.buried(name, files.len(), &reason);
         inflight::clear(&self.spool, name)?;
         lane.suspect = None;
         lane.state.last_error = Some(reason);
@@ -877,6 +1022,7 @@ impl<'a> Worker<'a> {
                 );
                 tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", pending.len());
                 self.spool.bury(name, &pending, &reason)?;
+                self.alerts.buried(name, pending.len(), &reason);
                 inflight::clear(&self.spool, name)?;
                 lane.suspect = None;
                 return Ok(());
@@ -945,6 +1091,7 @@ impl<'a> Worker<'a> {
             );
             tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", expired.len());
             self.spool.bury(name, &expired, &reason)?;
+            self.alerts.buried(name, expired.len(), &reason);
         }
         if events.is_empty() {
             lane.suspect = None;
@@ -1018,7 +1165,7 @@ impl<'a> Worker<'a> {
     /// Records how a delivery went: delivered files leave the queue; a transient failure waits
     /// (Retry-After exactly up to [`Self::retry_after_cap`], else backoff); a permanent one
     /// goes to the dead letters.
-    fn record(&self, name: &str, lane: &mut Lane, result: Result<(), SinkError>) -> anyhow::Result<()> {
+    fn record(&mut self, name: &str, lane: &mut Lane, result: Result<(), SinkError>) -> anyhow::Result<()> {
         let (files, _) = lane.in_flight.take().unwrap_or_default();
         let now = Instant::now();
         match result {
@@ -1045,6 +1192,13 @@ impl<'a> Worker<'a> {
                 lane.state.last_delivered_at = Some(now_epoch());
                 lane.state.delivered += files.len() as u64;
                 lane.ready_at = later(now, lane.min_interval);
+                let pending = self.queues.get(name).map_or(0, |q| q.names.len().saturating_sub(files.len()));
+                let kind = lane.sink.as_ref().map_or("", |s| s.kind());
+                let status = alerts::Status { kind, pending, last_error: None };
+                let open = std::mem::take(&mut lane.state.alert_open);
+                if let Some(alert) = self.alerts.delivered(name, open, &self.host, &status) {
+                    self.raise(name, alert);
+                }
             }
             Err(e) if e.is_transient() => {
                 // A suspect batch stays suspect (alone, with its count) until it is delivered.
@@ -1068,10 +1222,14 @@ impl<'a> Worker<'a> {
                 lane.state.last_error_at = Some(now_epoch());
                 lane.state.next_try_at = Some(now_epoch() + wait.as_secs_f64());
                 lane.ready_at = later(now, wait);
+                self.alerts.failed(name);
             }
             Err(e) => {
                 tracing::error!("sink `{name}`: {e}: {} event(s) moved to the dead letters", files.len());
-                self.spool.bury(name, &files, &format!("permanent failure: {e}"))?;
+                let reason = format!("permanent failure: {e}");
+                self.spool.bury(name, &files, &reason)?;
+                self.alerts.failed(name);
+                self.alerts.buried(name, files.len(), &reason);
                 lane.suspect = None;
                 lane.state.attempts = 0;
                 lane.state.last_error = Some(e.to_string());
@@ -1134,6 +1292,27 @@ fn route(table: &Table, config: &Config, event: &Event) -> Routed {
         Decision::NoRoute => Routed::Dropped(format!("jail `{}` matches no route in the config", event.jail)),
         Decision::Filtered => Routed::Sinks(Vec::new()),
         Decision::Restored => Routed::Sinks(Vec::new()),
+    }
+}
+
+/// What an alert says about `sink`: its type, how many events wait, its last error.
+fn status<'a>(lanes: &'a BTreeMap<String, Lane>, queues: &BTreeMap<String, Queue>, sink: &str) -> alerts::Status<'a> {
+    let lane = lanes.get(sink);
+    alerts::Status {
+        kind: lane.and_then(|l| l.sink.as_ref()).map_or("", |s| s.kind()),
+        pending: queues.get(sink).map_or(0, |q| q.names.len()),
+        last_error: lane.and_then(|l| l.state.last_error.as_deref()),
+    }
+}
+
+/// Logs how sending an alert went.
+fn alert_sent(sent: Result<(String, String, Result<(), SinkError>), JoinError>) {
+    match sent {
+        Ok((target, _, Ok(()))) => tracing::info!("alert sink `{target}`: alert delivered"),
+        Ok((target, subject, Err(e))) => {
+            tracing::error!("alert sink `{target}`: could not send the alert \"{subject}\": {e}")
+        }
+        Err(e) => tracing::error!("an alert's send failed: {e}"),
     }
 }
 

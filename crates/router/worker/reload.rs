@@ -4,8 +4,8 @@
 //! few `stat`s, so the worker takes one before each look at the spool.
 //!
 //! An edit within the same tick of the file system's clock that keeps the size would not
-//! change an identity: while any file is younger than [`SETTLED`] the config is read again
-//! at every look, until it has settled.
+//! change an identity: while any file is younger than [`SETTLED`] its bytes are compared at
+//! every look too, until it has settled.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -22,17 +22,20 @@ pub struct Reload {
     sources: Sources,
     seen: Vec<(PathBuf, Option<Ident>)>,
     settled: bool,
+    /// The bytes of each file as last read, while they have not settled.
+    bytes: Vec<Option<Vec<u8>>>,
 }
 
 impl Reload {
     /// Not read yet: the first [`Reload::load`] reads it.
     pub fn new(sources: Sources) -> Self {
-        Self { sources, seen: Vec::new(), settled: false }
+        Self { sources, seen: Vec::new(), settled: false, bytes: Vec::new() }
     }
 
     /// Reads the config now, remembering its files' identities.
     pub fn load(&mut self) -> Result<Config, String> {
         self.stamp();
+        self.bytes = self.read();
         config::load(&self.sources).map(|loaded| loaded.config)
     }
 
@@ -42,8 +45,18 @@ impl Reload {
         let was = std::mem::take(&mut self.seen);
         let was_settled = self.settled;
         self.stamp();
-        if was_settled && was == self.seen {
-            return None;
+        if was == self.seen {
+            if was_settled {
+                return None;
+            }
+            // Young files: the same identity may hide an edit; the same bytes do not.
+            let before = std::mem::take(&mut self.bytes);
+            self.bytes = self.read();
+            if before == self.bytes {
+                return None;
+            }
+        } else {
+            self.bytes = self.read();
         }
         Some(config::load(&self.sources).map(|loaded| loaded.config))
     }
@@ -57,6 +70,11 @@ impl Reload {
         } else {
             names.join(", ")
         }
+    }
+
+    /// The bytes of every watched file (`None` for a directory or a missing file).
+    fn read(&self) -> Vec<Option<Vec<u8>>> {
+        self.seen.iter().map(|(p, _)| std::fs::read(p).ok()).collect()
     }
 
     fn stamp(&mut self) {

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use f2b_notify_core::{async_trait, Digest, Event, EventKind, Sink, SinkError};
+use f2b_notify_core::{async_trait, Alert, Digest, Event, EventKind, Sink, SinkError};
 use tokio::time::Instant;
 
 use super::*;
@@ -48,6 +48,8 @@ struct Mem {
     min_interval: Duration,
     script: Script,
     calls: Arc<Mutex<Vec<Call>>>,
+    /// The alerts it was given, with when (ms).
+    alerts: Arc<Mutex<Vec<(u64, Alert)>>>,
 }
 
 impl Mem {
@@ -58,6 +60,7 @@ impl Mem {
             min_interval: Duration::ZERO,
             script: Arc::new(script),
             calls: Arc::default(),
+            alerts: Arc::default(),
         }
     }
 
@@ -110,6 +113,13 @@ impl Sink for Mem {
     }
     fn min_interval(&self) -> Duration {
         self.min_interval
+    }
+    async fn send_alert(&self, alert: &Alert) -> Result<(), SinkError> {
+        self.alerts.lock().unwrap().push((ms(self.t0), alert.clone()));
+        Ok(())
+    }
+    fn carries_alerts(&self) -> bool {
+        true
     }
 }
 
@@ -878,4 +888,78 @@ async fn while_no_config_loads_nothing_is_judged_and_unrouted_events_wait_then_g
     .await;
     assert!(b.spool.unrouted().unwrap().is_empty());
     assert!(b.dead("hook").is_empty());
+}
+
+impl Mem {
+    fn alerts(&self) -> Vec<(u64, Alert)> {
+        self.alerts.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sink_failing_for_alert_after_is_told_once_to_the_other_alert_sinks_and_its_recovery_once() {
+    let mut b = Bench::new();
+    b.delivery.alert = vec!["ops".into(), "api".into()];
+    b.delivery.alert_after = Seconds(Duration::from_secs(10));
+    b.delivery.retry_max = Seconds(Duration::from_secs(5));
+    let t0 = b.t0;
+    // Answers 503 for the first 25 s, then takes everything.
+    let api = b.sink("api", move |_| {
+        if ms(t0) < 25_000 {
+            Act::Fail(SinkError::transient("HTTP 503: upstream down"))
+        } else {
+            Act::Ok
+        }
+    });
+    let ops = b.sink("ops", |_| Act::Ok);
+    b.ban("192.0.2.1", &["api"]);
+    with_worker(b.worker(), async {
+        wait("the recovery", || ops.alerts().len() == 2).await;
+        b.until(120_000).await;
+    })
+    .await;
+    let alerts = ops.alerts();
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    let (at, failing) = &alerts[0];
+    // Failing since the first try at 0 ms: told at the first look after 10 s, not before.
+    assert!((10_000..=11_000).contains(at), "{at}");
+    assert!(failing.subject.contains("sink `api` failing since"), "{failing:?}");
+    assert!(failing.text.contains("Last error: HTTP 503: upstream down"), "{failing:?}");
+    assert!(failing.text.contains("1 event(s) waiting for it."), "{failing:?}");
+    assert!(!failing.recovered);
+    let (at, recovered) = &alerts[1];
+    assert!(*at >= 25_000, "{at}");
+    assert!(recovered.subject.contains("sink `api` recovered") && recovered.recovered, "{recovered:?}");
+    // Never told about itself, though it is an alert sink too.
+    assert!(api.alerts().is_empty());
+    assert_eq!(b.pending("api"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_given_up_are_told_at_once_then_at_most_once_per_alert_after() {
+    let mut b = Bench::new();
+    b.delivery.alert = vec!["ops".into()];
+    b.delivery.alert_after = Seconds(Duration::from_secs(10));
+    b.sink("api", |_| Act::Fail(SinkError::permanent("invalid_token: the token is not valid")));
+    let ops = b.sink("ops", |_| Act::Ok);
+    b.ban("192.0.2.1", &["api"]);
+    with_worker(b.worker(), async {
+        for (at, ip) in [(1000, "192.0.2.2"), (2000, "192.0.2.3"), (3000, "192.0.2.4")] {
+            b.until(at).await;
+            b.ban(ip, &["api"]);
+        }
+        b.until(60_000).await;
+    })
+    .await;
+    let alerts = ops.alerts();
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    assert!(alerts[0].0 <= 100, "{alerts:?}");
+    assert!(
+        alerts[0].1.text.contains("1 event(s) moved to the dead letters: permanent failure: invalid_token"),
+        "{alerts:?}"
+    );
+    // The three given up since are one alert, once `alert_after` has passed.
+    assert!((10_000..=11_000).contains(&alerts[1].0), "{alerts:?}");
+    assert!(alerts[1].1.text.contains("3 event(s) moved to the dead letters"), "{alerts:?}");
+    assert_eq!(b.dead("api").len(), 4);
 }

@@ -118,4 +118,12 @@ impl Post for ChatPostMessage {
     fn check(&self) -> Vec<String> {
         self.source.permission_warning("token").into_iter().chain(self.cleartext.clone()).collect()
     }
+
+    fn describe(&self) -> String {
+        // A URL may carry a user and password: never shown.
+        let mut shown = self.endpoint.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        format!("POST to {shown} with `Authorization: Bearer` and the token (not shown)")
+    }
 }

@@ -110,4 +110,8 @@ impl Post for Webhook {
     fn check(&self) -> Vec<String> {
         self.source.permission_warning("url").into_iter().chain(self.cleartext.clone()).collect()
     }
+
+    fn describe(&self) -> String {
+        "POST to the webhook URL (the secret, not shown)".to_owned()
+    }
 }

@@ -10,5 +10,5 @@ pub use http::{
     classify_api_body, classify_status, classify_transport, cleartext_warning, client, exchange, explain, url_problem,
     Timeout,
 };
-pub use message::{build, build_digest, MessageOptions};
+pub use message::{build, build_alert, build_digest, MessageOptions};
 pub use sink::{Post, SlackSink};

@@ -52,10 +52,14 @@ pub const MAX_BLOCKS: usize = 49;
 
 /// The top-level `text`, the attachment and the poster options, shared by both layouts.
 fn envelope(text: &str, kind: EventKind, blocks: Vec<Value>, options: &MessageOptions) -> Value {
+    envelope_in(text, color(kind), blocks, options)
+}
+
+fn envelope_in(text: &str, color: &str, blocks: Vec<Value>, options: &MessageOptions) -> Value {
     let mut body = json!({
         "text": text,
         "attachments": [{
-            "color": color(kind),
+            "color": color,
             "fallback": text,
             "blocks": blocks,
         }],
@@ -116,6 +120,16 @@ pub fn build_digest(digest: &Digest, options: &MessageOptions) -> Value {
         blocks.push(section(&format!("… and {unlisted} more not listed here (Slack's block limit)")));
     }
     envelope(&truncate_chars(&title, MAX_TEXT), digest.dominant_kind(), blocks, options)
+}
+
+/// The JSON body for an alert about f2b-notify itself: red, or green once recovered. Its
+/// text quotes remote error messages: flattened per line and escaped like any value.
+pub fn build_alert(alert: &f2b_notify_core::Alert, options: &MessageOptions) -> Value {
+    let subject = escape_slack(&flatten(&alert.subject)).into_owned();
+    let lines: Vec<String> = alert.text.lines().map(|l| escape_slack(&flatten(l)).into_owned()).collect();
+    let blocks = vec![section(&format!("*{subject}*")), section(&lines.join("\n"))];
+    let color = if alert.recovered { color(EventKind::Unban) } else { color(EventKind::Ban) };
+    envelope_in(&truncate_chars(&subject, MAX_TEXT), color, blocks, options)
 }
 
 /// The JSON body for `event`.

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use f2b_notify_core::{ConfigError, Digest, Event, Renderer, Sink, SinkError, Templates};
+use f2b_notify_core::{Alert, ConfigError, Digest, Event, Renderer, Sink, SinkError, Templates};
 use serde_json::Value;
 
-use crate::{build, build_digest, MessageOptions};
+use crate::{build, build_alert, build_digest, MessageOptions};
 
 /// How a Slack sink sends one JSON body and reads Slack's answer.
 #[async_trait]
@@ -23,6 +23,9 @@ pub trait Post: Send + Sync + std::fmt::Debug {
     fn check(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Where and how a body is posted, for `test --dry-run`: never the secret.
+    fn describe(&self) -> String;
 }
 
 /// A Slack sink: the shared layout over a [`Post`].
@@ -78,5 +81,19 @@ impl<P: Post> Sink for SlackSink<P> {
 
     fn check(&self) -> Vec<String> {
         self.poster.check()
+    }
+
+    async fn send_alert(&self, alert: &Alert) -> Result<(), SinkError> {
+        self.poster.post(&build_alert(alert, &self.options)).await
+    }
+
+    fn carries_alerts(&self) -> bool {
+        true
+    }
+
+    fn preview(&self, event: &Event) -> Result<String, SinkError> {
+        let body = build(event, &self.renderer, &self.options).map_err(|e| SinkError::permanent(e.to_string()))?;
+        let json = serde_json::to_string_pretty(&body).map_err(|e| SinkError::permanent(e.to_string()))?;
+        Ok(format!("{}, this JSON body:\n{json}", self.poster.describe()))
     }
 }

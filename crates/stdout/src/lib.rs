@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use f2b_notify_core::{
-    async_trait, flatten, truncate_chars, ConfigError, Digest, Event, Renderer, Sink, SinkError, Templates,
+    async_trait, flatten, truncate_chars, Alert, ConfigError, Digest, Event, Renderer, Sink, SinkError, Templates,
 };
 use serde::Deserialize;
 
@@ -111,6 +111,35 @@ impl Sink for StdoutSink {
         self.write(&line)
     }
 
+    /// One line, like an event's: `f2b-notify alert: SUBJECT: TEXT` (JSON: an object with
+    /// `alert`, `text` and `recovered`).
+    async fn send_alert(&self, alert: &Alert) -> Result<(), SinkError> {
+        let line = match self.config.format {
+            Format::Text => {
+                flatten(&format!("f2b-notify alert: {}: {}", alert.subject, alert.text.replace('\n', "; ")))
+            }
+            Format::Json => {
+                serde_json::json!({ "alert": alert.subject, "text": alert.text, "recovered": alert.recovered })
+                    .to_string()
+            }
+        };
+        let mut line = truncate_chars(&line, MAX_LINE).into_owned();
+        line.push('\n');
+        self.write(&line)
+    }
+
+    fn carries_alerts(&self) -> bool {
+        true
+    }
+
+    fn preview(&self, event: &Event) -> Result<String, SinkError> {
+        let to = match &self.config.path {
+            Some(p) => format!("appended to {}", p.display()),
+            None => "written to stdout".to_owned(),
+        };
+        Ok(format!("a line {to}:\n{}", self.line(event)?))
+    }
+
     /// A log keeps every event: a digest is written as its events' lines, in one write.
     async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
         let mut text = String::new();
@@ -124,12 +153,12 @@ impl Sink for StdoutSink {
 
 impl StdoutSink {
     /// One write call per batch of lines, so concurrent writers appending to one file do not
-    /// interleave inside a line.
+    /// interleave inside a line. A file it creates is mode 0600: its lines hold attackers'
+    /// user names and log text and the addresses under attack, which are not for every local
+    /// user (an existing file keeps its mode).
     fn write(&self, text: &str) -> Result<(), SinkError> {
         match &self.config.path {
-            Some(path) => std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
+            Some(path) => private(std::fs::OpenOptions::new().create(true).append(true))
                 .open(path)
                 .and_then(|mut f| f.write_all(text.as_bytes()))
                 .map_err(|e| classify_io(&format!("cannot append to {}", path.display()), e)),
@@ -152,6 +181,18 @@ fn classify_io(what: &str, e: std::io::Error) -> SinkError {
         NotFound | PermissionDenied | IsADirectory | InvalidInput | BrokenPipe => SinkError::permanent(message),
         _ => SinkError::transient(message),
     }
+}
+
+/// Creates files with mode 0600.
+#[cfg(unix)]
+fn private(options: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
+    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600)
+}
+
+/// Elsewhere files get the system's default permissions.
+#[cfg(not(unix))]
+fn private(options: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
+    options
 }
 
 #[cfg(test)]
@@ -189,6 +230,18 @@ mod tests {
         assert!(lines[0].len() < 16 * 1024, "line is {} bytes", lines[0].len());
         let second: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(second["kind"], "stop");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // Created for the owner alone; a file that was there keeps the mode it had.
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            let shared = dir.path().join("shared.log");
+            std::fs::write(&shared, "").unwrap();
+            std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
+            let sink = StdoutSink::new("c", Config { path: Some(shared.clone()), ..Config::default() }).unwrap();
+            sink.send(&hostile_ban()).await.unwrap();
+            assert_eq!(std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777, 0o640);
+        }
     }
 
     #[test]

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::Access;
 
+use crate::jailconf;
+
 /// What `check` says about the action file.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -66,10 +68,10 @@ pub fn check(fail2ban_dir: &Path) -> Report {
         report.problems.push(format!("{at}: is empty: the action has no program to run"));
         return report;
     }
-    if !program.is_absolute() {
-        report.problems.push(format!(
-            "{at}: `{value}` is not an absolute path: Fail2Ban's PATH (under systemd) is minimal; write the full path"
-        ));
+    // Absolute (Fail2Ban's PATH under systemd is minimal), and nothing Fail2Ban or the
+    // shell would read as more than a path.
+    if let Err(e) = super::action::fail2ban_word(&program, "the program") {
+        report.problems.push(format!("{at}: {e}"));
         return report;
     }
     if let Err(why) = runnable(&program) {
@@ -148,52 +150,21 @@ fn runnable(path: &Path) -> Result<(), Unrunnable> {
 
 /// The files Fail2Ban reads for the action, in its order (later values win).
 fn files(action_d: &Path) -> Vec<PathBuf> {
-    let dropins = |ext: &str| {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(action_d.join(format!("{NAME}.d")))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == ext) && p.is_file())
-            .collect();
-        found.sort();
-        found
-    };
+    let dropins = |ext: &str| jailconf::glob(&action_d.join(format!("{NAME}.d")), ext).unwrap_or_default();
     let mut files = vec![action_d.join(format!("{NAME}.conf"))];
     files.extend(dropins("conf"));
     files.push(action_d.join(format!("{NAME}.local")));
     files.extend(dropins("local"));
-    files.retain(|f| f.exists());
+    files.retain(|f| f.is_file());
     files
 }
 
-/// The last value of `key` in `[section]` of an INI text as Python's configparser reads it:
-/// section names as written, key names in any case, `=` or `:`, whole-line comments with `#`
-/// or `;`, indented lines continuing the previous value (not used by `bin`: skipped).
-fn ini_value(text: &str, section: &str, key: &str) -> Option<String> {
-    let mut inside = false;
-    let mut value = None;
-    for line in text.lines() {
-        if line.starts_with([' ', '\t']) {
-            continue;
-        }
-        let line = line.trim();
-        if line.is_empty() || line.starts_with(['#', ';']) {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            inside = name.trim() == section;
-            continue;
-        }
-        if !inside {
-            continue;
-        }
-        let Some(split) = line.find(['=', ':']) else { continue };
-        if line[..split].trim().eq_ignore_ascii_case(key) {
-            value = Some(line[split + 1..].trim().to_owned());
-        }
-    }
-    value
+/// The last value of `option` in `[section]`, by Fail2Ban's reading of its config files.
+fn ini_value(text: &str, section: &str, option: &str) -> Option<String> {
+    jailconf::parse(text)
+        .into_iter()
+        .rfind(|(s, o, _)| s == section && o == option)
+        .and_then(|(_, _, lines)| lines.into_iter().next())
 }
 
 #[cfg(test)]
@@ -205,7 +176,7 @@ mod tests {
         let shipped = include_str!("../../../../config/action.d/f2b-notify.conf");
         assert_eq!(ini_value(shipped, "Init", "bin").as_deref(), Some("/usr/local/bin/f2b-notify"));
         assert_eq!(ini_value(shipped, "Init", "args").as_deref(), Some(""));
-        let text = "[Definition]\nbin = /wrong\n[Init]\n# bin = /commented\nBIN: /first\n  continued\nbin = /last\n[Other]\nbin = /other\n";
+        let text = "[Definition]\nbin = /wrong\n[Init]\n# bin = /commented\nBIN: /first\nbin = /last ; a comment\n[Other]\nbin = /other\n";
         assert_eq!(ini_value(text, "Init", "bin").as_deref(), Some("/last"));
         assert_eq!(ini_value("[Definition]\nbin = /x\n", "Init", "bin"), None);
         assert_eq!(ini_value("[init]\nbin = /x\n", "Init", "bin"), None, "section names are case-sensitive");
