@@ -953,7 +953,7 @@ events = ["bann", "stop"]
 [jails.web]
 sinks = 7
 "#;
-        let b = "[delivery]\nmax_age = \"forever\"\nretry_mx = 5\nbatch_max = 0\n[delivery.min_interval]\nconsole = 1\nconsoel = 2\n";
+        let b = "[delivery]\nmax_age = \"forever\"\nretry_mx = 5\nbatch_max = 0\nalert = [\"pagr\"]\n[delivery.min_interval]\nconsole = 1\nconsoel = 2\n";
         let broken = "[sinks.c\n";
         let (problems, loaded) = check_in_jail(&[("a.toml", a), ("broken.toml", broken), ("b.toml", b)], &[]);
         let want = [
@@ -970,6 +970,7 @@ sinks = 7
             "a.toml: key `sinks.tpl.templates.ban`: invalid type: found signed int `5`, expected a string",
             "a.toml: key `sinks.tpl.templates.bann`: unknown field `bann` (did you mean `ban`?)",
             "b.toml: key `delivery.min_interval.consoel`: no sink named `consoel`; did you mean `console`? (defined sinks: console, notype, pager, tpl)",
+            "b.toml: key `delivery.alert`: no sink named `pagr`; did you mean `pager`? (defined sinks: console, notype, pager, tpl)",
             "b.toml: key `delivery.batch_max`: must be at least 1",
             "a.toml: key `jails.sshd.sinks`: no sink named `consol`; did you mean `console`? (defined sinks: console, notype, pager, tpl)",
         ];
