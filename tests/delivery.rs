@@ -330,7 +330,7 @@ fn unwritable_spool_names_the_event_in_the_system_log_and_sends_nothing() {
     c.arg("-c").arg(&cfg).args(["notify", "ban", "--jail=sshd", "--ip=198.18.9.10"]);
     let r = run(c);
     assert_ne!(r.code, Some(0), "{}", r.stderr);
-    assert!(r.stderr.contains("198.18.9.10 in jail sshd is lost"), "{}", r.stderr);
+    assert!(r.stderr.contains("198.18.9.10 in jail sshd is not delivered"), "{}", r.stderr);
 }
 
 #[test]

@@ -43,20 +43,22 @@ else
 fi
 
 # --- every sink feature alone, then all together ------------------------------------------
-features=(stdout slack-webhook slack-api email)
+features=(stdout slack-webhook slack-api email syslog)
 for f in "${features[@]}"; do
   log "build with only --features $f"
   cargo build --locked --no-default-features --features "$f"
 done
 
-log "the minimal build has no HTTP, SMTP or TLS stack"
-tree=$(cargo tree --locked -e normal --no-default-features --features stdout)
-for forbidden in reqwest lettre rustls hyper openssl native-tls; do
-  if grep -qw "$forbidden" <<<"$tree"; then
-    echo "minimal build depends on $forbidden:" >&2
-    grep -w "$forbidden" <<<"$tree" >&2
-    exit 1
-  fi
+log "the minimal build, and the system log's, have no HTTP, SMTP or TLS stack"
+for local in stdout syslog; do
+  tree=$(cargo tree --locked -e normal --no-default-features --features "$local")
+  for forbidden in reqwest lettre rustls hyper openssl native-tls; do
+    if grep -qw "$forbidden" <<<"$tree"; then
+      echo "the $local-only build depends on $forbidden:" >&2
+      grep -w "$forbidden" <<<"$tree" >&2
+      exit 1
+    fi
+  done
 done
 
 log "the full build has one TLS stack: rustls with ring, no OpenSSL, no aws-lc"

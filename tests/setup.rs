@@ -48,6 +48,8 @@ fn cargo_run_notify_prints_the_message() {
         // No config directory: the embedded default (every event to stdout).
         .env("F2B_NOTIFY_CONFIG_DIR", dir.path().join("no-etc"))
         .env("F2B_NOTIFY_RUN_DIR", dir.path().join("run"))
+        // stdout is a pipe here, so the no-config notice goes to the system log: a private one.
+        .env("F2B_NOTIFY_SYSLOG", dir.path().join("syslog.sock"))
         .stdin(Stdio::null());
     let r = run(c);
     assert_eq!(r.code, Some(0), "{}", r.stderr);

@@ -17,8 +17,11 @@ mod fail2ban;
 mod fastpath;
 #[cfg(feature = "slack-webhook")]
 mod full_disk;
+mod no_config;
 #[cfg(feature = "slack-webhook")]
 mod security;
 mod setup;
 #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
 mod slack;
+#[cfg(feature = "syslog")]
+mod syslog;

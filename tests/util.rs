@@ -65,6 +65,9 @@ impl Dir {
         c.env("F2B_NOTIFY_CONFIG_DIR", self.path().join("no-etc"));
         // The front end's plans stay in the test's directory, not in the machine's /run.
         c.env("F2B_NOTIFY_RUN_DIR", self.path().join("run"));
+        // System-log messages go where a test's `Syslog` listens (nowhere, when none does),
+        // never to the machine's /dev/log.
+        c.env("F2B_NOTIFY_SYSLOG", self.path().join(SYSLOG_SOCKET));
         c.current_dir(self.path());
         c.stdin(Stdio::null());
         c
@@ -747,27 +750,62 @@ impl Drop for WorkerGuard {
 }
 
 /// A system log on a private socket (what `F2B_NOTIFY_SYSLOG` points f2b-notify at): every
-/// datagram it receives, as text.
+/// datagram it receives, as text. Like journald it reads all the time (a thread of its own),
+/// so that a sender never finds its queue full because the test had not looked yet.
 pub struct Syslog {
     pub path: PathBuf,
-    socket: std::os::unix::net::UnixDatagram,
+    socket: std::sync::Arc<std::os::unix::net::UnixDatagram>,
+    /// What the reader took, behind the lock it holds while it waits for a datagram, so that
+    /// [`Syslog::messages`] never misses one that is between the socket and this list.
+    received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
+
+/// Where [`Syslog`] listens in a test's directory, and where [`Dir::cmd`] points
+/// `F2B_NOTIFY_SYSLOG`.
+pub const SYSLOG_SOCKET: &str = "syslog.sock";
 
 impl Syslog {
     pub fn start(dir: &Path) -> Self {
-        let path = dir.join("syslog.sock");
-        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the syslog socket");
-        socket.set_nonblocking(true).unwrap();
-        Self { path, socket }
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let path = dir.join(SYSLOG_SOCKET);
+        let socket = Arc::new(std::os::unix::net::UnixDatagram::bind(&path).expect("bind the syslog socket"));
+        socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let received: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sock, into, stopped) = (Arc::clone(&socket), Arc::clone(&received), Arc::clone(&stop));
+        let reader = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while !stopped.load(Ordering::Relaxed) {
+                let mut list = into.lock().expect("log");
+                if let Ok(n) = sock.recv(&mut buf) {
+                    list.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+                drop(list);
+                std::thread::yield_now();
+            }
+        });
+        Self { path, socket, received, stop, reader: Some(reader) }
     }
 
-    /// What arrived since the last call.
+    /// What arrived since the last call (everything sent before the call).
     pub fn messages(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut list = self.received.lock().expect("log");
         let mut buf = vec![0u8; 65536];
         while let Ok(n) = self.socket.recv(&mut buf) {
-            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            list.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
-        out
+        std::mem::take(&mut *list)
+    }
+}
+
+impl Drop for Syslog {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.reader.take() {
+            let _ = t.join();
+        }
     }
 }

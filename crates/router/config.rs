@@ -241,6 +241,12 @@ pub enum SinkConfig {
     /// `type = "email"` in a build without it.
     #[cfg(not(feature = "email"))]
     Email(Absent),
+    /// `type = "syslog"`: one datagram per event to the system log's socket.
+    #[cfg(feature = "syslog")]
+    Syslog(f2b_notify_syslog::Config),
+    /// `type = "syslog"` in a build without it.
+    #[cfg(not(feature = "syslog"))]
+    Syslog(Absent),
 }
 
 impl SinkConfig {
@@ -251,6 +257,7 @@ impl SinkConfig {
             Self::SlackWebhook(_) => "slack-webhook",
             Self::SlackApi(_) => "slack-api",
             Self::Email(_) => "email",
+            Self::Syslog(_) => "syslog",
         }
     }
 
@@ -283,6 +290,8 @@ impl SinkConfig {
             Self::SlackApi(_) => true,
             #[cfg(feature = "email")]
             Self::Email(_) => true,
+            #[cfg(feature = "syslog")]
+            Self::Syslog(_) => true,
             #[allow(unreachable_patterns)]
             _ => false,
         }

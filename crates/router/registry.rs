@@ -18,6 +18,8 @@ pub fn build(name: &str, config: &SinkConfig) -> anyhow::Result<Arc<dyn Sink>> {
         SinkConfig::SlackApi(c) => f2b_notify_slack_api::new(name, c.clone()).map(|s| Arc::new(s) as _),
         #[cfg(feature = "email")]
         SinkConfig::Email(c) => f2b_notify_email::EmailSink::new(name, c.clone()).map(|s| Arc::new(s) as _),
+        #[cfg(feature = "syslog")]
+        SinkConfig::Syslog(c) => f2b_notify_syslog::SyslogSink::new(name, c.clone()).map(|s| Arc::new(s) as _),
         #[allow(unreachable_patterns)]
         other => anyhow::bail!(
             "sink `{name}` has type `{ty}`, which this build does not include: rebuild with `--features {ty}`",

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use f2b_notify_core::Event;
+use f2b_notify_core::{Event, Renderer};
 use f2b_notify_fastpath::args::{self, OPTIONS};
 
 use super::{build_sinks, deliver, ensure_worker, host_name, runtime, worker_args, DELIVERY_DEADLINE};
@@ -57,6 +57,10 @@ pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::
         Decision::Filtered | Decision::Restored => return Ok(ExitCode::SUCCESS),
     };
     let names = names.to_vec();
+    if loaded.files.is_empty() && names.iter().any(|n| loaded.config.sinks.get(n).is_some_and(|c| c.writes_to_stdout()))
+    {
+        no_config_file(sources, &event);
+    }
     if loaded.config.delivery.mode == Mode::Direct {
         deliver_and_report(&loaded, &names, &event, DELIVERY_DEADLINE)?;
         return Ok(ExitCode::SUCCESS);
@@ -85,6 +89,32 @@ pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::
         Err(e) => not_kept(&spool, &event, &queued, &e)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// No config file: the built-in default writes every event to stdout, and when stdout is not
+/// a terminal (Fail2Ban runs the action with a pipe and discards what comes out) nobody would
+/// ever see the event, nor learn why. So it goes to the system log too, with where the config
+/// was looked for. Cheap enough for the action: one `isatty` and, without a terminal, one
+/// datagram, which waits at most a second for a system log that is not reading. An
+/// administrator trying `notify` by hand sees the line on the terminal and nothing goes to
+/// the log.
+fn no_config_file(sources: &Sources, event: &Event) {
+    if rustix::termios::isatty(std::io::stdout()) {
+        return;
+    }
+    let looked_for = match sources {
+        Sources::Default(dir) => {
+            format!("{} and {}/*.toml", dir.join("config.toml").display(), dir.join("conf.d").display())
+        }
+        Sources::Explicit(_) => format!("{} names no file", config::CONFIG_ENV),
+    };
+    let text = Renderer::default().render_plain(event).unwrap_or_else(|_| describe(event));
+    let line = format!(
+        "no config file found (looked for {looked_for}): the built-in default writes events to stdout, which nobody reads here: {text}"
+    );
+    if !crate::syslog::warning(&line) {
+        tracing::debug!("the system log ({}) did not take: {line}", crate::syslog::socket().display());
+    }
 }
 
 /// One line each on stderr, which Fail2Ban logs; the exit stays 0 (a re-run would not fix
@@ -145,8 +175,9 @@ fn not_kept(spool: &Spool, event: &Event, sinks: &[String], e: &std::io::Error) 
         Ok(())
     } else {
         anyhow::bail!(
-            "the system log ({}) cannot be written either: the {what} is lost",
-            crate::syslog::socket().display()
+            "the system log ({}) did not take it either (within {} s): the {what} is not delivered",
+            crate::syslog::socket().display(),
+            crate::syslog::WAIT.as_secs()
         )
     }
 }
