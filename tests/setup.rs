@@ -254,7 +254,7 @@ fn setup_then_fail2ban_bans_and_notifies_and_undo_restores_the_dir() {
     // Fail2Ban's own view: the firewall action first, then f2b-notify.
     said("jail sshd runs: dummy, f2b-notify\n");
     let url_file = cfg.with_file_name("slack-webhook.url");
-    said(&format!("the config is not ready: sink `slack`: cannot read `url_file` file {}", url_file.display()));
+    said(&format!("problem: {}: sink `slack`: cannot read `url_file` file {}", cfg.display(), url_file.display()));
     // The config is private; the action runs this binary with that config.
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;

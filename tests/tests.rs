@@ -1,10 +1,12 @@
 //! The integration tests of the `f2b-notify` binary (one test binary, ripgrep style):
-//! `cli` runs the built binary directly, `slack` against a loopback Slack stand-in,
-//! `fail2ban` under the real Fail2Ban, `fastpath` the action's front end, `setup` the first
-//! run (`cargo run`, `f2b-notify setup` into a copy of Fail2Ban's config, the config examples).
+//! `cli` runs the built binary directly, `check` its config, spool and action-file checks,
+//! `slack` against a loopback Slack stand-in, `fail2ban` under the real Fail2Ban, `fastpath`
+//! the action's front end, `setup` the first run (`cargo run`, `f2b-notify setup` into a copy
+//! of Fail2Ban's config, the config examples).
 
 mod util;
 
+mod check;
 mod cli;
 #[cfg(feature = "slack-webhook")]
 mod config_changes;

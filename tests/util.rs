@@ -82,7 +82,20 @@ pub struct Run {
 }
 
 pub fn run(mut cmd: Command) -> Run {
-    let Output { status, stdout, stderr } = cmd.output().expect("run f2b-notify");
+    // A binary a test has just copied may be "busy" for a moment: a child another test forks
+    // at that instant holds the copy's write descriptor until it execs (close-on-exec), and
+    // exec refuses a file open for writing. Retried, as that child's exec is a matter of
+    // microseconds.
+    let mut tries = 0;
+    let Output { status, stdout, stderr } = loop {
+        match cmd.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.expect("run f2b-notify"),
+        }
+    };
     Run {
         code: status.code(),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),

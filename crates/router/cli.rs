@@ -31,8 +31,9 @@ pub struct Cli {
 pub enum Command {
     /// Report one Fail2Ban event (what the action file runs).
     Notify(NotifyArgs),
-    /// Validate the config; print the sinks and the routing table.
-    Check,
+    /// Validate the config, the spool and the Fail2Ban action file; print the sinks and the
+    /// routing table, and every problem found (exit 2 if any).
+    Check(CheckArgs),
     /// Deliver a sample event through a jail's route now and print each sink's result;
     /// exit 1 if any failed.
     Test(TestArgs),
@@ -75,6 +76,15 @@ pub struct SetupArgs {
     /// back what it replaced. A file changed since setup wrote it is kept, and said.
     #[arg(long, conflicts_with = "which")]
     pub undo: bool,
+}
+
+/// `check`'s arguments.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Fail2Ban's configuration directory: when its action.d/f2b-notify.conf exists, the
+    /// program its `bin` names must be there and executable.
+    #[arg(long, value_name = "DIR", default_value = "/etc/fail2ban")]
+    pub fail2ban_dir: PathBuf,
 }
 
 /// `deliver`'s arguments.

@@ -12,6 +12,9 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
 
+mod collect;
+pub use collect::check;
+
 /// The environment variable that lists config files, like repeated `--config`.
 pub const CONFIG_ENV: &str = layout::CONFIG_ENV;
 /// The environment variable that moves the default config directory (tests, packagers).
@@ -336,21 +339,33 @@ impl Sources {
         paths
     }
 
-    /// The files to merge, lowest precedence first.
+    /// The files to merge, lowest precedence first; the first that cannot be read is the error.
     pub(crate) fn files(&self) -> Result<Vec<PathBuf>, String> {
-        match self {
-            Self::Explicit(files) => {
-                for f in files {
-                    std::fs::File::open(f).map_err(|e| format!("cannot read config file {}: {e}", f.display()))?;
-                }
-                Ok(files.clone())
+        let (files, mut unreadable) = self.readable_files();
+        if unreadable.is_empty() {
+            Ok(files)
+        } else {
+            Err(unreadable.swap_remove(0))
+        }
+    }
+
+    /// The files to merge that can be read, lowest precedence first, and one line for each
+    /// file (or `conf.d`) that cannot (`check` names them all).
+    pub(crate) fn readable_files(&self) -> (Vec<PathBuf>, Vec<String>) {
+        let mut unreadable = Vec::new();
+        let mut readable = |f: &PathBuf| match std::fs::File::open(f) {
+            Ok(_) => true,
+            Err(e) => {
+                unreadable.push(format!("cannot read config file {}: {e}", f.display()));
+                false
             }
+        };
+        let files = match self {
+            Self::Explicit(files) => files.iter().filter(|f| readable(f)).cloned().collect(),
             Self::Default(dir) => {
                 let mut files = Vec::new();
                 let main = dir.join("config.toml");
-                if main.exists() {
-                    std::fs::File::open(&main)
-                        .map_err(|e| format!("cannot read config file {}: {e}", main.display()))?;
+                if main.exists() && readable(&main) {
                     files.push(main);
                 }
                 let confd = dir.join("conf.d");
@@ -364,11 +379,12 @@ impl Sources {
                         files.extend(extra);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(format!("cannot read config directory {}: {e}", confd.display())),
+                    Err(e) => unreadable.push(format!("cannot read config directory {}: {e}", confd.display())),
                 }
-                Ok(files)
+                files
             }
-        }
+        };
+        (files, unreadable)
     }
 }
 
@@ -382,18 +398,16 @@ pub struct Loaded {
 }
 
 /// Reads, merges and checks the configuration. The error is one line naming the file (or
-/// environment variable), the key and the problem.
+/// environment variable), the key and the problem: the first of those [`check`] finds.
 pub fn load(sources: &Sources) -> Result<Loaded, String> {
     let files = sources.files()?;
-    let mut figment = Figment::new();
-    if files.is_empty() {
-        figment = figment.merge(Toml::string(EMBEDDED_DEFAULT));
-    }
-    for f in &files {
-        figment = figment.merge(Toml::file_exact(f));
-    }
-    figment = figment.merge(env_provider());
-    let mut config: Config = figment.extract().map_err(|e| describe(&e, &figment))?;
+    let figment = merge(files.is_empty(), &files);
+    let mut config: Config = match figment.extract() {
+        Ok(config) => config,
+        // Only a config that does not load pays for the search for every problem, which
+        // words the first one as `check` does.
+        Err(e) => return Err(check(sources).problems.into_iter().next().unwrap_or_else(|| describe(&e, &figment))),
+    };
     validate(&config, &figment)?;
     // Another set of config files may already use this spool: then this set gets its own.
     config.delivery.spool = crate::sets::resolve(&config.delivery.spool, sources);
@@ -435,6 +449,19 @@ pub fn fallback_spool(sources: &Sources) -> PathBuf {
     crate::sets::resolve(&spool, sources)
 }
 
+/// The sources as one figment: the embedded default (when no config file exists at all), the
+/// files, then the environment.
+fn merge(embedded: bool, files: &[PathBuf]) -> Figment {
+    let mut figment = Figment::new();
+    if embedded {
+        figment = figment.merge(Toml::string(EMBEDDED_DEFAULT));
+    }
+    for f in files {
+        figment = figment.merge(Toml::file_exact(f));
+    }
+    figment.merge(env_provider())
+}
+
 fn env_provider() -> Env {
     // `__` separates keys; the program's own settings (which files, logging, the run
     // directory) are not config keys.
@@ -450,37 +477,80 @@ fn setting_key(name: &str) -> String {
 }
 
 /// One line for a figment error: where (file or environment variable), which key, what.
+fn describe(err: &figment::Error, figment: &Figment) -> String {
+    let (path, what) = explain(err);
+    let key = path.join(".");
+    // The key's own origin when it exists (an unknown field, a secret from the environment in
+    // a sink table from a file); else the origin of the value the error came from.
+    let place = place_from(figment.find_metadata(&key).or(err.metadata.as_ref()), &key);
+    if key.is_empty() {
+        format!("{place}: {what}")
+    } else {
+        format!("{place}: key `{key}`: {what}")
+    }
+}
+
+/// What a figment error says, without where: the path of the key it is about, and one line.
 ///
 /// A secret's value is never in it, whatever its type: `Secret` refuses anything but a string
 /// with a message that names the key and the type only (see `f2b_notify_core::Secret`).
-/// Sinks are internally tagged enums, so figment's path stops at `sinks.NAME`; the secret's
-/// own key, which that message names, is put back on the path here.
-fn describe(err: &figment::Error, figment: &Figment) -> String {
-    let mut key = err.path.join(".");
-    let mut what = one_line(&err.kind.to_string());
-    let mut metadata = err.metadata.as_ref();
-    if let Some(secret) = Secret::key_of_type_error(&what).map(str::to_owned) {
-        if key.rsplit('.').next() != Some(secret.as_str()) {
-            key = if key.is_empty() { secret.clone() } else { format!("{key}.{secret}") };
+/// Sinks are internally tagged enums, so figment's path stops at `sinks.NAME`; the key an
+/// unknown field or a secret's message names is put back on the path here. A mistyped field
+/// or value gets "did you mean" with the closest of those serde expected.
+fn explain(err: &figment::Error) -> (Vec<String>, String) {
+    use figment::error::Kind;
+    let mut path = err.path.clone();
+    let what = match &err.kind {
+        Kind::UnknownField(found, expected) => {
+            if path.last() != Some(found) {
+                path.push(found.clone());
+            }
+            match crate::suggest::closest(found, expected.iter().copied()) {
+                Some(near) => format!("unknown field `{found}` (did you mean `{near}`?)"),
+                None if expected.is_empty() => format!("unknown field `{found}`: this table takes no keys"),
+                None => format!("unknown field `{found}`: expected {}", one_of(expected)),
+            }
         }
-        what = what.strip_prefix(&format!("`{secret}` ")).unwrap_or(&what).to_owned();
-        // The error carries the sink table's origin (a file, say); the secret may have come
-        // from elsewhere (an environment variable).
-        metadata = figment.find_metadata(&key).or(metadata);
+        Kind::UnknownVariant(found, expected) => format!(
+            "`{found}` is not one of {}{}",
+            one_of(expected),
+            crate::suggest::did_you_mean(found, expected.iter().copied())
+        ),
+        kind => {
+            let mut what = one_line(&kind.to_string());
+            if let Some(secret) = Secret::key_of_type_error(&what).map(str::to_owned) {
+                if path.last() != Some(&secret) {
+                    path.push(secret.clone());
+                }
+                what = what.strip_prefix(&format!("`{secret}` ")).unwrap_or(&what).to_owned();
+            }
+            what
+        }
+    };
+    (path, what)
+}
+
+/// "`a`, `b` or `c`".
+fn one_of(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        None => "nothing".to_owned(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
     }
-    let place = match metadata {
-        Some(md) if md.source.is_none() && md.name.contains("environment") => env_vars_under(&key),
+}
+
+/// Where a value came from, from its provider's metadata: the file, the environment variables
+/// that set `key` (or something below it), or what figment calls the provider.
+fn place_from(metadata: Option<&figment::Metadata>, key: &str) -> String {
+    match metadata {
+        Some(md) if md.source.is_none() && md.name.contains("environment") => env_vars_under(key),
         Some(md) => match &md.source {
             Some(figment::Source::File(p)) => p.display().to_string(),
             Some(other) => other.to_string(),
             None => md.name.to_string(),
         },
         None => "config".to_owned(),
-    };
-    if key.is_empty() {
-        format!("{place}: {what}")
-    } else {
-        format!("{place}: key `{key}`: {what}")
     }
 }
 
@@ -515,82 +585,88 @@ fn one_line(text: &str) -> String {
 
 /// Where a key's value came from, for messages about keys that parsed but do not make sense.
 fn place_of(figment: &Figment, key: &str) -> String {
-    match figment.find_metadata(key) {
-        Some(md) => match &md.source {
-            Some(figment::Source::File(p)) => p.display().to_string(),
-            Some(other) => other.to_string(),
-            None => md.name.to_string(),
-        },
-        None => "config".to_owned(),
-    }
+    place_from(figment.find_metadata(key), key)
 }
 
 fn validate(config: &Config, figment: &Figment) -> Result<(), String> {
-    for (name, sink) in &config.sinks {
+    let defined: Vec<&str> = config.sinks.keys().map(String::as_str).collect();
+    validate_all(config, figment, &defined).into_iter().next().map_or(Ok(()), Err)
+}
+
+/// Every problem of a config that parsed (`defined`: the sink names the config has, also
+/// those whose settings did not parse, which are problems of their own), one line each.
+fn validate_all(config: &Config, figment: &Figment, defined: &[&str]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for name in defined {
         let key = format!("sinks.{name}");
         if !valid_sink_name(name) {
-            return Err(format!(
+            problems.push(format!(
                 "{}: key `{key}`: sink name `{name}` may hold only a-z, 0-9 and _",
                 place_of(figment, &key)
             ));
         }
+    }
+    for (name, sink) in &config.sinks {
+        let key = format!("sinks.{name}");
         if !sink.is_built() {
             let ty = sink.type_name();
-            return Err(format!(
+            problems.push(format!(
                 "{}: key `{key}.type`: sink `{name}` has type `{ty}`, which this build does not include: rebuild with `--features {ty}`",
                 place_of(figment, &format!("{key}.type"))
             ));
         }
     }
+    // A route or pacing naming a sink the config does not have: the line says which it has.
+    let no_sink = |sink: &str| {
+        let near = crate::suggest::closest(sink, defined.iter().copied());
+        let known = if defined.is_empty() { "none".to_owned() } else { defined.join(", ") };
+        match near {
+            Some(near) => format!("no sink named `{sink}`; did you mean `{near}`? (defined sinks: {known})"),
+            None => format!("no sink named `{sink}` (defined sinks: {known})"),
+        }
+    };
     for name in config.delivery.min_interval.keys() {
-        if !config.sinks.contains_key(name) {
+        if !defined.contains(&name.as_str()) {
             let key = format!("delivery.min_interval.{name}");
-            return Err(format!("{}: key `{key}`: no sink named `{name}`", place_of(figment, &key)));
+            problems.push(format!("{}: key `{key}`: {}", place_of(figment, &key), no_sink(name)));
         }
     }
     for name in &config.delivery.alert {
-        if !config.sinks.contains_key(name) {
-            let known: Vec<&str> = config.sinks.keys().map(String::as_str).collect();
-            let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
-            return Err(format!(
-                "{}: key `delivery.alert`: no sink named `{name}` (defined sinks: {known})",
-                place_of(figment, "delivery.alert")
-            ));
+        if !defined.contains(&name.as_str()) {
+            problems.push(format!("{}: key `delivery.alert`: {}", place_of(figment, "delivery.alert"), no_sink(name)));
         }
     }
     if !config.delivery.spool.is_absolute() {
-        return Err(format!(
+        problems.push(format!(
             "{}: key `delivery.spool`: `{}` must be an absolute path",
             place_of(figment, "delivery.spool"),
             config.delivery.spool.display()
         ));
     }
     if config.delivery.batch_max == 0 {
-        return Err(format!(
-            "{}: key `delivery.batch_max`: must be at least 1",
-            place_of(figment, "delivery.batch_max")
-        ));
+        problems
+            .push(format!("{}: key `delivery.batch_max`: must be at least 1", place_of(figment, "delivery.batch_max")));
     }
     for (pattern, route) in &config.jails {
         let key = format!("jails.{pattern}");
         if pattern.is_empty() {
-            return Err(format!("{}: key `jails`: a jail pattern is empty", place_of(figment, "jails")));
+            problems.push(format!("{}: key `jails`: a jail pattern is empty", place_of(figment, "jails")));
+            continue;
         }
         if let Err(e) = glob::Pattern::new(pattern) {
-            return Err(format!("{}: key `{key}`: `{pattern}` is not a valid glob: {e}", place_of(figment, &key)));
+            problems.push(format!("{}: key `{key}`: `{pattern}` is not a valid glob: {e}", place_of(figment, &key)));
         }
         for sink in &route.sinks {
-            if !config.sinks.contains_key(sink) {
-                let known: Vec<&str> = config.sinks.keys().map(String::as_str).collect();
-                let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
-                return Err(format!(
-                    "{}: key `{key}.sinks`: no sink named `{sink}` (defined sinks: {known})",
-                    place_of(figment, &format!("{key}.sinks"))
+            if !defined.contains(&sink.as_str()) {
+                problems.push(format!(
+                    "{}: key `{key}.sinks`: {}",
+                    place_of(figment, &format!("{key}.sinks")),
+                    no_sink(sink)
                 ));
             }
         }
     }
-    Ok(())
+    problems
 }
 
 /// The names of the config files in the order they were read, for `check`.
@@ -836,5 +912,171 @@ sinks = ["console"]
     fn unreadable_file_is_an_error() {
         let msg = load(&Sources::Explicit(vec!["/nonexistent/f2b.toml".into()])).unwrap_err();
         assert!(msg.contains("cannot read config file /nonexistent/f2b.toml"), "{msg}");
+    }
+
+    /// [`check`] in a Jail: its problems with the Jail's directory taken out of the paths, and
+    /// what `load` says about the same config.
+    fn check_in_jail(files: &[(&str, &str)], env: &[(&str, &str)]) -> (Vec<String>, Result<Loaded, String>) {
+        let mut out = None;
+        Jail::expect_with(|jail| {
+            for (name, body) in files {
+                jail.create_file(name, body)?;
+            }
+            for (k, v) in env {
+                jail.set_env(k, v);
+            }
+            let paths: Vec<PathBuf> = files.iter().map(|(n, _)| jail.directory().join(n)).collect();
+            let sources = Sources::Explicit(paths);
+            let dir = format!("{}/", jail.directory().display());
+            let problems = check(&sources).problems.iter().map(|p| p.replace(&dir, "")).collect();
+            let loaded = load(&sources).map_err(|e| e.replace(&dir, ""));
+            out = Some((problems, loaded));
+            Ok(())
+        });
+        out.expect("jail ran")
+    }
+
+    /// Every mistake is found in one run, each on its own line with its own file and key,
+    /// also several in one table, one in a file after another with a syntax error, and a sink
+    /// whose table did not read at all; `load` says the first of them, worded the same way.
+    #[test]
+    fn check_finds_every_problem_each_with_its_file_and_key() {
+        let a = r#"
+hots = "x"
+[sinks.console]
+type = "stdout"
+formatt = "json"
+format = "xml"
+[sinks.pager]
+type = "stdot"
+[sinks.notype]
+format = "json"
+[sinks.tpl]
+type = "stdout"
+[sinks.tpl.templates]
+ban = 5
+bann = "x"
+[jails.sshd]
+sinks = ["console", "consol"]
+events = ["bann", "stop"]
+[jails.web]
+sinks = 7
+"#;
+        let b = "[delivery]\nmax_age = \"forever\"\nretry_mx = 5\nbatch_max = 0\nalert = [\"pagr\"]\n[delivery.min_interval]\nconsole = 1\nconsoel = 2\n";
+        let broken = "[sinks.c\n";
+        let (problems, loaded) = check_in_jail(&[("a.toml", a), ("broken.toml", broken), ("b.toml", b)], &[]);
+        let want = [
+            "broken.toml: TOML parse error at line 1",
+            "b.toml: key `delivery.max_age`: `forever` is not a duration",
+            "b.toml: key `delivery.retry_mx`: unknown field `retry_mx` (did you mean `retry_max`?)",
+            "a.toml: key `hots`: unknown field `hots` (did you mean `host`?)",
+            "a.toml: key `jails.sshd.events`: `bann` is not one of `start`, `stop`, `ban` or `unban` (did you mean `ban`?)",
+            "a.toml: key `jails.web.sinks`: invalid type: found signed int `7`, expected a sequence",
+            "a.toml: key `sinks.console.format`: `xml` is not one of `text` or `json`",
+            "a.toml: key `sinks.console.formatt`: unknown field `formatt` (did you mean `format`?)",
+            "a.toml: key `sinks.notype`: missing field `type`",
+            "a.toml: key `sinks.pager.type`: `stdot` is not one of `stdout`, `slack-webhook`, `slack-api`, `email` or `syslog` (did you mean `stdout`?)",
+            "a.toml: key `sinks.tpl.templates.ban`: invalid type: found signed int `5`, expected a string",
+            "a.toml: key `sinks.tpl.templates.bann`: unknown field `bann` (did you mean `ban`?)",
+            "b.toml: key `delivery.min_interval.consoel`: no sink named `consoel`; did you mean `console`? (defined sinks: console, notype, pager, tpl)",
+            "b.toml: key `delivery.alert`: no sink named `pagr`; did you mean `pager`? (defined sinks: console, notype, pager, tpl)",
+            "b.toml: key `delivery.batch_max`: must be at least 1",
+            "a.toml: key `jails.sshd.sinks`: no sink named `consol`; did you mean `console`? (defined sinks: console, notype, pager, tpl)",
+        ];
+        for (got, want) in problems.iter().zip(want) {
+            assert!(got.starts_with(want), "{got:?} does not start with {want:?}\nall: {problems:#?}");
+        }
+        assert_eq!(problems.len(), want.len(), "{problems:#?}");
+        assert_eq!(loaded.unwrap_err(), problems[0]);
+        // Without the broken file, `load` stops at the first problem of the settings.
+        let (problems, loaded) = check_in_jail(&[("a.toml", a), ("b.toml", b)], &[]);
+        assert_eq!(problems.len(), want.len() - 1, "{problems:#?}");
+        assert_eq!(loaded.unwrap_err(), problems[0]);
+        assert!(problems[0].starts_with(want[1]), "{problems:?}");
+    }
+
+    /// A good config has no problem, and `check` reads it as `load` does.
+    #[test]
+    fn check_agrees_with_load_on_a_good_config() {
+        let second = "host = \"from-file-2\"\n[sinks.console]\nformat = \"json\"\n[delivery]\nmax_age = \"6h\"\n";
+        let (problems, loaded) = check_in_jail(&[("a.toml", BASE), ("b.toml", second)], &[("F2B_NOTIFY_HOST", "env")]);
+        assert_eq!(problems, Vec::<String>::new());
+        let loaded = loaded.unwrap();
+        assert_eq!(loaded.config.host.as_deref(), Some("env"));
+        assert_eq!(loaded.config.delivery.max_age, Seconds(Duration::from_secs(6 * 3600)));
+    }
+
+    /// `F2B_NOTIFY_SINKS__OPZ__URL` when no file has `[sinks.opz]`: the variable is named and
+    /// the problem said as it is (and the defined sink it may have meant), not "missing field
+    /// `type`"; when a file defines the sink, the same variable overrides it.
+    #[test]
+    fn an_override_of_a_sink_no_file_defines_says_so() {
+        let file = "[sinks.ops]\ntype = \"stdout\"\n[jails.\"*\"]\nsinks = [\"ops\"]\n";
+        let (problems, loaded) = check_in_jail(&[("a.toml", file)], &[("F2B_NOTIFY_SINKS__OPZ__FORMAT", "json")]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let want = "environment variable F2B_NOTIFY_SINKS__OPZ__FORMAT: key `sinks.opz.format`: no config file defines a sink `opz` for it to override; did you mean `ops`? (defined sinks: ops); a sink from the environment alone needs its type too (F2B_NOTIFY_SINKS__OPZ__TYPE)";
+        assert_eq!(problems[0], want);
+        assert_eq!(loaded.unwrap_err(), want);
+        assert!(!problems[0].contains("missing field"), "{problems:?}");
+        // Several variables for it: all named, the table is the key; no near name, no guess.
+        let (problems, _) = check_in_jail(
+            &[("a.toml", file)],
+            &[("F2B_NOTIFY_SINKS__PAGER__FORMAT", "json"), ("F2B_NOTIFY_SINKS__PAGER__PATH", "/tmp/x")],
+        );
+        assert!(
+            problems[0].starts_with("environment variables F2B_NOTIFY_SINKS__PAGER__FORMAT, F2B_NOTIFY_SINKS__PAGER__PATH: key `sinks.pager`: no config file defines a sink `pager` for it to override (defined sinks: ops)"),
+            "{problems:?}"
+        );
+        // With its type, the environment alone makes a sink.
+        let env = [("F2B_NOTIFY_SINKS__OPZ__TYPE", "stdout"), ("F2B_NOTIFY_SINKS__OPZ__FORMAT", "json")];
+        let (problems, loaded) = check_in_jail(&[("a.toml", file)], &env);
+        assert_eq!(problems, Vec::<String>::new());
+        assert!(loaded.unwrap().config.sinks.contains_key("opz"));
+        // A file without the type, the environment adding to it: the file is named.
+        let (problems, _) =
+            check_in_jail(&[("a.toml", "[sinks.ops]\nformat = \"json\"\n")], &[("F2B_NOTIFY_SINKS__OPS__PATH", "/x")]);
+        assert_eq!(problems, ["a.toml: key `sinks.ops`: missing field `type`"]);
+        // A table in two files: the first file that has it is named.
+        let (problems, _) = check_in_jail(
+            // (`format`, from b.toml, comes first in the table: the file order decides.)
+            &[("a.toml", "[sinks.ops]\npath = \"/x\"\n"), ("b.toml", "[sinks.ops]\nformat = \"json\"\n")],
+            &[],
+        );
+        assert_eq!(problems, ["a.toml: key `sinks.ops`: missing field `type`"]);
+    }
+
+    /// A secret of the wrong type among other problems: named with its key and place, never
+    /// shown, and the other problems still found.
+    #[test]
+    fn check_never_shows_a_secret() {
+        let mut cases: Vec<(&str, &str)> = Vec::new();
+        if cfg!(feature = "slack-webhook") {
+            cases.push(("slack-webhook", "url"));
+        }
+        if cfg!(feature = "slack-api") {
+            cases.push(("slack-api", "token"));
+        }
+        for (ty, key) in cases {
+            let file =
+                format!("[sinks.x]\ntype = \"{ty}\"\n{key} = 987654321\ncolour = 1\n[jails.sshd]\nsinks = [\"y\"]\n");
+            let var = format!("F2B_NOTIFY_SINKS__X__{}", key.to_ascii_uppercase());
+            for env in [vec![], vec![(var.as_str(), "{a=424242}")]] {
+                let (problems, _) = check_in_jail(&[("a.toml", &file)], &env);
+                let place = if env.is_empty() { "a.toml".to_owned() } else { format!("environment variable {var}") };
+                let found = if env.is_empty() { "an integer" } else { "a table" };
+                assert!(
+                    problems.iter().any(|p| p.starts_with("a.toml: key `sinks.x.colour`: unknown field `colour`")),
+                    "{problems:?}"
+                );
+                assert!(
+                    problems.iter().any(|p| p.starts_with(&format!("{place}: key `sinks.x.{key}`: must be a string, not {found}"))),
+                    "{problems:?}"
+                );
+                assert!(problems.iter().any(|p| p.contains("no sink named `y`")), "{problems:?}");
+                for p in &problems {
+                    assert!(!p.contains("987654321") && !p.contains("424242"), "the value leaked: {p}");
+                }
+            }
+        }
     }
 }

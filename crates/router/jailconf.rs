@@ -117,7 +117,7 @@ fn files(dir: &Path, skip: &Path) -> io::Result<Vec<PathBuf>> {
 }
 
 /// `DIR/*.EXT` as Python's glob lists it: sorted, without hidden files.
-fn glob(dir: &Path, ext: &str) -> io::Result<Vec<PathBuf>> {
+pub(crate) fn glob(dir: &Path, ext: &str) -> io::Result<Vec<PathBuf>> {
     let mut found: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok())
@@ -175,8 +175,8 @@ fn includes(file: &Path, seen: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) -> io:
     Ok(())
 }
 
-/// One file's `(section, option, value lines)`, in order.
-fn parse(text: &str) -> Vec<(String, String, Vec<String>)> {
+/// One file's `(section, option, value lines)`, in order (also the action file's, for `check`).
+pub(crate) fn parse(text: &str) -> Vec<(String, String, Vec<String>)> {
     let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
     let mut section: Option<String> = None;
     // The option being read (its index in `out`) and the indent of its line.

@@ -16,6 +16,7 @@ mod registry;
 mod route;
 mod sets;
 mod spool;
+mod suggest;
 mod syslog;
 mod worker;
 

@@ -126,8 +126,70 @@ pub struct EmailSink {
 }
 
 fn address(key: &str, value: &str) -> Result<Mailbox, ConfigError> {
-    Mailbox::from_str(value.trim())
-        .map_err(|e| ConfigError::new(format!("`{key}` = {value:?} is not a valid address: {e}")))
+    Mailbox::from_str(value.trim()).map_err(|e| {
+        let why = address_problem(key, value.trim()).unwrap_or_else(|| e.to_string().to_lowercase());
+        ConfigError::new(format!("`{key}` = {value:?} is not an email address: {why}"))
+    })
+}
+
+/// What is wrong with an address lettre refused, in words: lettre's own error is most often
+/// just "Invalid input". `None` when none of the usual mistakes explains it.
+fn address_problem(key: &str, value: &str) -> Option<String> {
+    const LIKE: &str = "write `ops@example.com` or `Ops <ops@example.com>`";
+    if value.is_empty() {
+        return Some(format!("it is empty; {LIKE}"));
+    }
+    if value.chars().any(char::is_control) {
+        return Some("it holds a line break or another control character".to_owned());
+    }
+    let several = if matches!(key, "to" | "cc") {
+        format!("it holds more than one address: give a list, `{key} = [\"a@example.com\", \"b@example.com\"]`")
+    } else {
+        format!("it holds more than one address; `{key}` takes one")
+    };
+    if value.contains([',', ';']) || value.matches('@').count() > 1 && value.split_whitespace().count() > 1 {
+        return Some(several);
+    }
+    let spec = match (value.find('<'), value.rfind('>')) {
+        (None, None) => value,
+        (Some(open), Some(close))
+            if open < close && value.matches('<').count() == 1 && value.matches('>').count() == 1 =>
+        {
+            if !value[close + 1..].trim().is_empty() {
+                return Some(format!("there is text after the `>`; {LIKE}"));
+            }
+            &value[open + 1..close]
+        }
+        _ => return Some(format!("its angle brackets do not pair up; {LIKE}")),
+    };
+    if let Some((user, _)) = spec.rsplit_once('@').filter(|(user, _)| user.contains('"')) {
+        return Some(format!("the part before the `@` (`{user}`) is not valid: quoted names are not supported"));
+    }
+    if spec.contains(char::is_whitespace) {
+        return Some(if !value.contains('<') && value.rsplit(' ').next().is_some_and(|w| w.contains('@')) {
+            "a name goes before the address in angle brackets: `Ops Team <ops@example.com>`".to_owned()
+        } else {
+            format!("it holds a space; {LIKE}")
+        });
+    }
+    let Some((user, domain)) = spec.split_once('@') else {
+        return Some(format!("it has no `@`; {LIKE}"));
+    };
+    Some(if domain.contains('@') {
+        "it has more than one `@`".to_owned()
+    } else if user.is_empty() {
+        "there is nothing before the `@`".to_owned()
+    } else if domain.is_empty() {
+        "there is no domain after the `@`".to_owned()
+    } else if domain.starts_with('[') {
+        "an address literal (`[192.0.2.1]`) is not supported: use a host name".to_owned()
+    } else if domain.starts_with(['.', '-']) || domain.ends_with(['.', '-']) || domain.contains("..") {
+        format!("the domain `{domain}` is not a host name (a dot or hyphen at an end, or two dots in a row)")
+    } else if user.starts_with('.') || user.ends_with('.') || user.contains("..") {
+        format!("the part before the `@` (`{user}`) is not valid: a dot at an end or two dots in a row")
+    } else {
+        return None;
+    })
 }
 
 impl EmailSink {

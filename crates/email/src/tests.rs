@@ -402,6 +402,46 @@ async fn sendmail_transport_with_a_recording_stand_in() {
     assert!(err.is_transient() && err.to_string().contains("no answer within"), "{err:?}");
 }
 
+/// An address lettre refuses is named with its value and what is wrong with it, never
+/// lettre's bare "Invalid input".
+#[test]
+fn a_bad_address_says_what_is_wrong() {
+    let ok = base("smtp://127.0.0.1:25".into());
+    let cases: [(&str, &str, &str); 18] = [
+        ("to", "ops-at-example.com", "it has no `@`; write `ops@example.com` or `Ops <ops@example.com>`"),
+        ("to", "", "it is empty"),
+        ("to", "a@example.com, b@example.com", "give a list, `to = [\"a@example.com\", \"b@example.com\"]`"),
+        ("to", "a@example.com b@example.com", "more than one address"),
+        ("from", "a@example.com;b@example.com", "more than one address; `from` takes one"),
+        ("to", "Ops <ops@example.com", "angle brackets do not pair up"),
+        ("to", "ops@example.com>", "angle brackets do not pair up"),
+        ("to", "Ops <ops@example.com> and more", "text after the `>`"),
+        ("to", "Ops Team ops@example.com", "`Ops Team <ops@example.com>`"),
+        ("to", "ops@exa mple.com", "it holds a space"),
+        ("to", "ops@@example.com", "more than one `@`"),
+        ("to", "@example.com", "nothing before the `@`"),
+        ("to", "ops@", "no domain after the `@`"),
+        ("to", "ops@[192.0.2.1]", "address literal"),
+        ("reply_to", "ops@example..com", "the domain `example..com` is not a host name"),
+        ("cc", "ops@-example.com", "the domain `-example.com` is not a host name"),
+        ("to", "\"a b\"@example.com", "the part before the `@` (`\"a b\"`) is not valid"),
+        ("to", ".ops@example.com", "the part before the `@` (`.ops`) is not valid: a dot at an end"),
+    ];
+    for (key, value, why) in cases {
+        let mut cfg = ok.clone();
+        match key {
+            "to" => cfg.to = OneOrMany::One(value.into()),
+            "cc" => cfg.cc = OneOrMany::Many(vec!["fine@example.com".into(), value.into()]),
+            "from" => cfg.from = Some(value.into()),
+            _ => cfg.reply_to = Some(value.into()),
+        }
+        let err = EmailSink::new("mail", cfg).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("`{key}` = {value:?} is not an email address: ")), "{err}");
+        assert!(err.contains(why), "{err:?} lacks {why:?}");
+        assert!(!err.to_lowercase().contains("invalid input"), "{err}");
+    }
+}
+
 #[test]
 fn config_errors_name_the_bad_value() {
     let ok = base("smtp://127.0.0.1:25".into());

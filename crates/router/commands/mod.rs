@@ -38,7 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let sources = Sources::from_args(&cli.config);
     match cli.command {
         Command::Action => action::run(),
-        Command::Check => check::run(&sources),
+        Command::Check(args) => check::run(&sources, &args),
         Command::Notify(args) => notify::run(&sources, &cli.config, args),
         Command::Test(args) => test::run(&sources, args),
         Command::Deliver(args) => deliver::run(&sources, args),

@@ -268,18 +268,14 @@ fn install(sources: &Sources, dir: &Path, args: &SetupArgs) -> anyhow::Result<Ex
     }
 
     out.say("check:".to_owned());
-    let ok = match check::report(sources) {
-        Ok((text, code)) => {
-            for line in text.lines() {
-                out.say(format!("  {line}"));
-            }
-            code == ExitCode::SUCCESS
-        }
-        Err(e) => {
-            out.say(format!("  the config is not ready: {}", format!("{e:#}").replace('\n', " ")));
-            false
-        }
-    };
+    let report = check::report(sources, dir);
+    for line in report.summary.lines() {
+        out.say(format!("  {line}"));
+    }
+    for problem in &report.problems {
+        out.say(format!("  problem: {problem}"));
+    }
+    let ok = report.problems.is_empty();
     if !ok {
         out.say(format!(
             "next: fix what check says in {}, then run `f2b-notify check` and `f2b-notify test --jail JAIL`; until then events wait in the spool",

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 use f2b_notify_core::{async_trait, ConfigError, Secret, SecretSource, SinkError, Templates};
 use f2b_notify_slack::{
-    classify_api_body, classify_status, cleartext_warning, exchange, MessageOptions, Post, SlackSink, Timeout,
+    classify_api_body, classify_status, cleartext_warning, exchange, url_problem, MessageOptions, Post, SlackSink,
+    Timeout,
 };
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde::{Deserialize, Deserializer};
@@ -83,9 +84,12 @@ pub fn new(name: impl Into<String>, config: Config) -> Result<ApiSink, ConfigErr
     let base = if base.ends_with('/') { base.to_owned() } else { format!("{base}/") };
     let endpoint = reqwest::Url::parse(&base)
         .and_then(|b| b.join("chat.postMessage"))
-        .map_err(|e| ConfigError::new(format!("`url` = {base:?} is not a valid URL ({e})")))?;
+        .map_err(|e| ConfigError::new(format!("`url` = {base:?} is not a valid URL: {}", url_problem(&base, &e))))?;
     if !matches!(endpoint.scheme(), "https" | "http") {
-        return Err(ConfigError::new(format!("`url` = {base:?} must be an https:// URL")));
+        return Err(ConfigError::new(format!(
+            "`url` = {base:?} must be an https:// URL, not {}://",
+            endpoint.scheme()
+        )));
     }
     let cleartext = cleartext_warning(&endpoint, "url", "the bot token");
     let timeout = Timeout::from_config(config.timeout)?;

@@ -9,7 +9,9 @@
 use std::path::PathBuf;
 
 use f2b_notify_core::{async_trait, ConfigError, Secret, SecretSource, SinkError, Templates};
-use f2b_notify_slack::{classify_status, cleartext_warning, exchange, MessageOptions, Post, SlackSink, Timeout};
+use f2b_notify_slack::{
+    classify_status, cleartext_warning, exchange, url_problem, MessageOptions, Post, SlackSink, Timeout,
+};
 use serde::{Deserialize, Deserializer};
 
 #[cfg(test)]
@@ -72,10 +74,13 @@ pub fn new(name: impl Into<String>, config: Config) -> Result<WebhookSink, Confi
 /// Checks that a secret is an http(s) URL, without ever quoting it; returns the warning for
 /// a plain http:// URL to another machine.
 fn check_url(url: &Secret, key: &str) -> Result<Option<String>, ConfigError> {
-    let parsed =
-        reqwest::Url::parse(url.expose()).map_err(|e| ConfigError::new(format!("`{key}` is not a valid URL ({e})")))?;
+    let parsed = reqwest::Url::parse(url.expose()).map_err(|e| {
+        let why = url_problem(url.expose(), &e);
+        ConfigError::new(format!("`{key}` is not a valid URL: {why} (the URL is the secret: not shown)"))
+    })?;
     if !matches!(parsed.scheme(), "https" | "http") {
-        return Err(ConfigError::new(format!("`{key}` must be an https:// URL")));
+        // Not even the scheme is shown: a secret pasted without one may parse as one.
+        return Err(ConfigError::new(format!("`{key}` must be an https:// URL (the URL is the secret: not shown)")));
     }
     Ok(cleartext_warning(&parsed, key, "the webhook URL, which is the secret,"))
 }

@@ -337,10 +337,17 @@ async fn secret_stays_out_of_debug_and_config_errors() {
     let cfg = Config { url: Some(Secret::new(url(&server))), ..Config::default() };
     assert!(!format!("{cfg:?}").contains("SECRET"));
 
-    for bad in [format!("not a url {SECRET}"), format!("ftp://x/{SECRET}")] {
+    for (bad, why) in [
+        (format!("not a url {SECRET}"), "`url` is not a valid URL: it has no scheme: write it as https://…"),
+        (format!("hooks.slack.com/services/{SECRET}"), "it has no scheme"),
+        (format!("https://hooks.slack .com/services/{SECRET}"), "it holds a space or a line break"),
+        (format!("ftp://x/{SECRET}"), "`url` must be an https:// URL"),
+        // A secret without its scheme may parse as one: not even that is shown.
+        ("SECRETxyzzy:1234".to_owned(), "`url` must be an https:// URL"),
+    ] {
         let err = super::new("ops", Config { url: Some(Secret::new(bad)), ..Config::default() }).unwrap_err();
-        assert!(!err.to_string().contains("SECRET"), "{err}");
-        assert!(err.to_string().contains("`url`"), "{err}");
+        assert!(!err.to_string().contains("SECRET") && !err.to_string().contains("ftp"), "{err}");
+        assert!(err.to_string().contains(why), "{err} lacks {why}");
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("url");

@@ -59,6 +59,21 @@ pub fn cleartext_warning(url: &reqwest::Url, key: &str, secret: &str) -> Option<
     ))
 }
 
+/// What is wrong with a URL that does not parse, in words: the parser's own text for a
+/// missing scheme is "relative URL without a base". Never quotes the URL (a webhook's is the
+/// secret).
+pub fn url_problem(text: &str, error: &dyn std::fmt::Display) -> String {
+    if text.trim().is_empty() {
+        "it is empty".to_owned()
+    } else if !text.contains("://") {
+        "it has no scheme: write it as https://…".to_owned()
+    } else if text.trim().contains(char::is_whitespace) {
+        "it holds a space or a line break".to_owned()
+    } else {
+        error.to_string()
+    }
+}
+
 /// What Slack's error strings mean for the operator.
 pub fn explain(code: &str) -> Option<&'static str> {
     Some(match code {
@@ -69,8 +84,22 @@ pub fn explain(code: &str) -> Option<&'static str> {
         "no_service" | "no_service_id" => "the webhook was disabled or removed: create a new one",
         "no_team" | "team_disabled" => "the workspace is gone or disabled",
         "not_in_channel" => "the app is not in the channel: invite it with /invite",
-        "invalid_auth" | "not_authed" | "token_revoked" | "token_expired" | "account_inactive" => {
-            "the token is wrong, revoked or expired"
+        // What to do, not only what went wrong: these come back on every message until the
+        // operator acts. (A webhook's answer to a bad URL is `invalid_token` too.)
+        "invalid_auth" | "invalid_token" => {
+            "Slack does not accept the token: slack-api wants the app's Bot User OAuth Token (xoxb-…, on the app's OAuth & Permissions page) in `token` or `token_file`; for slack-webhook, copy the URL again from the app's Incoming Webhooks page"
+        }
+        "not_authed" => {
+            "no token reached Slack: check that `token` or `token_file` holds it (a proxy in between may drop the Authorization header)"
+        }
+        "token_revoked" => {
+            "the token was revoked (the app was uninstalled or the token regenerated): reinstall the app to the workspace and put its new bot token in `token` or `token_file`"
+        }
+        "token_expired" => {
+            "the token expired (the app has token rotation on): turn rotation off and reinstall the app for a bot token that does not expire"
+        }
+        "account_inactive" => {
+            "the token belongs to a deactivated user or a deleted workspace or app: reinstall the app with an active account and use its new bot token"
         }
         "missing_scope" => "the token lacks the chat:write scope",
         "msg_too_long" => "the message is too long",
@@ -299,6 +328,7 @@ mod tests {
         ];
         for (code, transient) in cases {
             let e = classify_api_body(&format!(r#"{{"ok":false,"error":"{code}"}}"#), Some("3")).unwrap_err();
+            assert!(explain(code).is_some(), "{code} has no explanation");
             assert_eq!(e.is_transient(), transient, "{code}");
             assert!(e.to_string().starts_with(code), "{e}");
             if transient {
@@ -309,6 +339,38 @@ mod tests {
         assert_eq!((e.is_transient(), e.retry_after_hint()), (true, None));
         let e = classify_api_body("<html>captive portal</html>", None).unwrap_err();
         assert!(e.is_permanent() && e.to_string().contains("not Slack's JSON"));
+    }
+
+    /// A token Slack refuses says what to do about it, each case its own remedy.
+    #[test]
+    fn token_errors_say_what_to_do() {
+        for (code, remedy) in [
+            ("invalid_auth", "Bot User OAuth Token (xoxb-…"),
+            ("invalid_token", "copy the URL again"),
+            ("not_authed", "check that `token` or `token_file` holds it"),
+            ("token_revoked", "reinstall the app"),
+            ("token_expired", "turn rotation off"),
+            ("account_inactive", "deactivated user"),
+        ] {
+            let e = classify_api_body(&format!(r#"{{"ok":false,"error":"{code}"}}"#), None).unwrap_err();
+            assert!(e.is_permanent(), "{code}");
+            let text = e.to_string();
+            assert!(text.starts_with(&format!("{code}: ")) && text.contains(remedy), "{text}");
+            let e = classify_status(403, None, code);
+            assert!(
+                e.to_string().starts_with(&format!("{code} (HTTP 403): ")) && e.to_string().contains(remedy),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn url_problems_in_words() {
+        let problem = |u: &str| url_problem(u, &reqwest::Url::parse(u).unwrap_err());
+        assert_eq!(problem("slack.com/api/"), "it has no scheme: write it as https://…");
+        assert_eq!(problem(""), "it is empty");
+        assert_eq!(problem("https://exa mple.com/"), "it holds a space or a line break");
+        assert_eq!(problem("https://example.com:99999/"), "invalid port number");
     }
 
     #[test]

@@ -7,7 +7,8 @@ pub mod message;
 mod sink;
 
 pub use http::{
-    classify_api_body, classify_status, classify_transport, cleartext_warning, client, exchange, explain, Timeout,
+    classify_api_body, classify_status, classify_transport, cleartext_warning, client, exchange, explain, url_problem,
+    Timeout,
 };
 pub use message::{build, build_alert, build_digest, MessageOptions};
 pub use sink::{Post, SlackSink};
