@@ -583,7 +583,12 @@ impl Spool {
         for f in files {
             let Some(name) = f.file_name() else { continue };
             let dest = dir.join(name);
-            write_private(&dest.with_extension("json.reason"), format!("{reason}\n").as_bytes(), false)?;
+            // Without its reason (a full disk) the event is still moved: `queue` says so, and
+            // the reason is in the worker's log.
+            if let Err(e) = write_private(&dest.with_extension("json.reason"), format!("{reason}\n").as_bytes(), false)
+            {
+                tracing::warn!("{}: cannot write its reason ({e}): {reason}", dest.display());
+            }
             match fs::rename(f, &dest) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -601,7 +606,11 @@ impl Spool {
         mkdir(&dir)?;
         let name = file.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(unique_name()));
         let dest = dir.join(&name);
-        write_private(&dir.join(format!("{}.reason", name.display())), format!("{reason}\n").as_bytes(), false)?;
+        if let Err(e) =
+            write_private(&dir.join(format!("{}.reason", name.display())), format!("{reason}\n").as_bytes(), false)
+        {
+            tracing::warn!("{}: cannot write its reason ({e}): {reason}", dest.display());
+        }
         match fs::rename(file, &dest) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -612,7 +621,10 @@ impl Spool {
     pub fn reason_of(file: &Path) -> String {
         let mut p = file.as_os_str().to_owned();
         p.push(".reason");
-        fs::read_to_string(PathBuf::from(p)).map(|s| s.trim().to_owned()).unwrap_or_default()
+        match read_nofollow(Path::new(&p)) {
+            Ok(text) => String::from_utf8_lossy(&text).trim().to_owned(),
+            Err(_) => "(no reason recorded: see the worker's log)".to_owned(),
+        }
     }
 
     /// Moves every dead letter back into its sink's queue; returns how many. Each gets a
@@ -778,16 +790,28 @@ impl Spool {
 
     /// Whether a worker holds the lock now, and its PID.
     pub fn worker(&self) -> io::Result<Option<u32>> {
+        use std::os::unix::fs::MetadataExt;
         let path = self.dir(layout::WORKER_LOCK);
-        if !path.exists() {
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // Looked up in /proc/locks, not by taking the lock: a worker that tries the lock while
+        // `queue` holds it for a moment would believe another worker has the spool and leave.
+        let locks = fs::read_to_string("/proc/locks")?;
+        let dev = meta.dev();
+        let (major, minor) = ((dev >> 8) & 0xfff | ((dev >> 32) & !0xfff), (dev & 0xff) | ((dev >> 12) & !0xff));
+        let id = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+        // `1: FLOCK  ADVISORY  WRITE 1234 fd:01:123456 0 EOF`
+        let held = locks.lines().any(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            f.get(1) == Some(&"FLOCK") && f.get(3) == Some(&"WRITE") && f.get(5) == Some(&id.as_str())
+        });
+        if !held {
             return Ok(None);
         }
-        match self.try_lock()? {
-            Some(_free) => Ok(None),
-            None => Ok(Some(
-                read_nofollow(&path).ok().and_then(|s| String::from_utf8(s).ok()?.trim().parse().ok()).unwrap_or(0),
-            )),
-        }
+        Ok(Some(read_nofollow(&path).ok().and_then(|s| String::from_utf8(s).ok()?.trim().parse().ok()).unwrap_or(0)))
     }
 }
 

@@ -838,7 +838,12 @@ impl<'a> Worker<'a> {
             "spool cap reached: more than {max} event(s) waited for this sink (max_pending), the oldest were set aside"
         );
         tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", oldest.len());
-        self.spool.bury(name, &oldest, &reason)?;
+        if let Err(e) = self.spool.bury(name, &oldest, &reason) {
+            tracing::error!(
+                "sink `{name}`: cannot move {} event(s) to the dead letters ({e}); they stay queued",
+                oldest.len()
+            );
+        }
         self.alerts.buried(name, oldest.len(), &reason);
         queue.refresh(&dir)?;
         Ok(())
@@ -962,7 +967,12 @@ impl<'a> Worker<'a> {
             files.len()
         );
         tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", files.len());
-        self.spool.bury(name, &files, &reason)?;
+        if let Err(e) = self.spool.bury(name, &files, &reason) {
+            tracing::error!(
+                "sink `{name}`: cannot move {} event(s) to the dead letters ({e}); they stay queued",
+                files.len()
+            );
+        }
         self.alerts.buried(name, files.len(), &reason);
         inflight::clear(&self.spool, name)?;
         lane.suspect = None;
@@ -1021,7 +1031,12 @@ impl<'a> Worker<'a> {
                     humantime::format_duration(Duration::from_secs(grace.as_secs()))
                 );
                 tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", pending.len());
-                self.spool.bury(name, &pending, &reason)?;
+                if let Err(e) = self.spool.bury(name, &pending, &reason) {
+                    tracing::error!(
+                        "sink `{name}`: cannot move {} event(s) to the dead letters ({e}); they stay queued",
+                        pending.len()
+                    );
+                }
                 self.alerts.buried(name, pending.len(), &reason);
                 inflight::clear(&self.spool, name)?;
                 lane.suspect = None;
@@ -1079,7 +1094,9 @@ impl<'a> Worker<'a> {
                 }
                 Err(reason) => {
                     tracing::error!("{}: moved to {}/corrupt: {reason}", file.display(), self.spool.root().display());
-                    self.spool.quarantine(&file, &reason)?;
+                    if let Err(e) = self.spool.quarantine(&file, &reason) {
+                        tracing::error!("{}: cannot move it to corrupt/ ({e})", file.display());
+                    }
                 }
             }
         }
@@ -1090,7 +1107,12 @@ impl<'a> Worker<'a> {
                 lane.state.last_error.as_deref().unwrap_or("none")
             );
             tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", expired.len());
-            self.spool.bury(name, &expired, &reason)?;
+            if let Err(e) = self.spool.bury(name, &expired, &reason) {
+                tracing::error!(
+                    "sink `{name}`: cannot move {} event(s) to the dead letters ({e}); they stay queued",
+                    expired.len()
+                );
+            }
             self.alerts.buried(name, expired.len(), &reason);
         }
         if events.is_empty() {
@@ -1227,7 +1249,12 @@ impl<'a> Worker<'a> {
             Err(e) => {
                 tracing::error!("sink `{name}`: {e}: {} event(s) moved to the dead letters", files.len());
                 let reason = format!("permanent failure: {e}");
-                self.spool.bury(name, &files, &reason)?;
+                if let Err(e) = self.spool.bury(name, &files, &reason) {
+                    tracing::error!(
+                        "sink `{name}`: cannot move {} event(s) to the dead letters ({e}); they stay queued",
+                        files.len()
+                    );
+                }
                 self.alerts.failed(name);
                 self.alerts.buried(name, files.len(), &reason);
                 lane.suspect = None;
