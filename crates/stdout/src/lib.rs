@@ -160,7 +160,17 @@ impl StdoutSink {
         match &self.config.path {
             Some(path) => private(std::fs::OpenOptions::new().create(true).append(true))
                 .open(path)
-                .and_then(|mut f| f.write_all(text.as_bytes()))
+                .and_then(|mut f| {
+                    // Root appends here: only to a regular file (a FIFO someone planted would
+                    // block the action under Fail2Ban's lock; a device is no log).
+                    if !f.metadata()?.is_file() {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            "not a regular file: refusing to write to it",
+                        ));
+                    }
+                    f.write_all(text.as_bytes())
+                })
                 .map_err(|e| classify_io(&format!("cannot append to {}", path.display()), e)),
             None => {
                 let mut out = std::io::stdout().lock();
@@ -177,6 +187,11 @@ impl StdoutSink {
 fn classify_io(what: &str, e: std::io::Error) -> SinkError {
     use std::io::ErrorKind::*;
     let message = format!("{what}: {e}");
+    // A symbolic link (ELOOP with O_NOFOLLOW) or a FIFO nobody reads (ENXIO) stays so.
+    let refused = [linux_raw_sys::errno::ELOOP, linux_raw_sys::errno::ENXIO];
+    if e.raw_os_error().is_some_and(|n| refused.iter().any(|r| *r as i32 == n)) {
+        return SinkError::permanent(message);
+    }
     match e.kind() {
         NotFound | PermissionDenied | IsADirectory | InvalidInput | BrokenPipe => SinkError::permanent(message),
         _ => SinkError::transient(message),
@@ -186,7 +201,12 @@ fn classify_io(what: &str, e: std::io::Error) -> SinkError {
 /// Creates files with mode 0600.
 #[cfg(unix)]
 fn private(options: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
-    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600)
+    use std::os::unix::fs::OpenOptionsExt;
+    // Never through a symbolic link (someone who can write the directory could point it at a
+    // root-owned file), and never waiting to open (a FIFO): the action runs under
+    // Fail2Ban's global lock.
+    let flags = linux_raw_sys::general::O_NOFOLLOW | linux_raw_sys::general::O_NONBLOCK;
+    options.mode(0o600).custom_flags(flags as i32)
 }
 
 /// Elsewhere files get the system's default permissions.
@@ -303,5 +323,23 @@ mod tests {
         let err = sink.send(&hostile_ban()).await.unwrap_err();
         assert!(err.is_permanent(), "{err:?}");
         assert!(err.to_string().contains("/nonexistent-dir/x/out"));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_link_a_fifo_or_a_directory_at_the_path_is_refused_and_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("root-only");
+        std::fs::write(&target, "untouched\n").unwrap();
+        let link = dir.path().join("link.log");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let fifo = dir.path().join("fifo.log");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        for path in [link, fifo, dir.path().to_path_buf()] {
+            let sink = StdoutSink::new("file", Config { path: Some(path.clone()), ..Config::default() }).unwrap();
+            let err = sink.send(&hostile_ban()).await.unwrap_err();
+            assert!(err.is_permanent(), "{}: {err}", path.display());
+        }
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched\n");
     }
 }
