@@ -243,3 +243,45 @@ fn a_broken_token_is_told_to_the_alert_sink_once_and_its_recovery_once_nothing_m
     let delivered: String = server.requests_to("/api/").iter().map(|r| r.body.clone()).collect();
     assert!(delivered.contains(&fixed[0]));
 }
+
+#[test]
+fn the_fast_path_never_writes_into_a_spool_another_config_set_claimed() {
+    // Two sets name one spool; both routes send bans only, so the first events (jail starts)
+    // spool nothing. The fast path's plan must not point a set at a spool the other one
+    // claims first.
+    let dir = Dir::new();
+    let server = StandIn::start(slack_ok());
+    let spool = dir.path().join("spool");
+    let _worker = WorkerGuard(spool.clone());
+    let a = dir.path().join("a.toml");
+    let b = dir.path().join("b.toml");
+    write_config(&a, &spool, &server, &["hook"], "");
+    std::fs::write(
+        &b,
+        std::fs::read_to_string(&a).unwrap().replace("/services/T0/hook/", "/services/T0/other/")
+            + "events = [\"ban\"]\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&a).unwrap() + "events = [\"ban\"]\n";
+    std::fs::write(&a, text).unwrap();
+    // Plans are only written from config files older than two seconds.
+    std::thread::sleep(Duration::from_millis(2100));
+    let notify = |config: &Path, args: &[&str]| {
+        let mut c = dir.enqueue_cmd();
+        c.arg("--config").arg(config).args(args);
+        let r = run(c);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+    };
+    notify(&a, &["notify", "start", "--jail=sshd"]);
+    notify(&b, &["notify", "start", "--jail=web"]);
+    notify(&b, &["notify", "ban", "--jail=web", "--ip=198.19.0.1"]);
+    let ips_a = addresses(18, 3);
+    for ip in &ips_a {
+        notify(&a, &["notify", "ban", "--jail=sshd", &format!("--ip={ip}")]);
+    }
+    wait_delivered(&server, "hook", &ips_a);
+    wait_delivered(&server, "other", &["198.19.0.1".to_owned()]);
+    assert_eq!(delivered(&server, "other", &ips_a), Vec::<String>::new(), "a's bans at b's sink");
+    assert_nothing_dead(&a);
+    assert_nothing_dead(&b);
+}

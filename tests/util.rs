@@ -746,6 +746,10 @@ pub struct WorkerGuard(pub PathBuf);
 impl Drop for WorkerGuard {
     fn drop(&mut self) {
         kill_worker(&self.0);
+        // And the workers of other config sets' spools inside it (SPOOL/sets/ID).
+        for entry in std::fs::read_dir(self.0.join("sets")).into_iter().flatten().flatten() {
+            kill_worker(&entry.path());
+        }
     }
 }
 

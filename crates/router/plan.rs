@@ -70,6 +70,11 @@ fn try_record(
         return Err("direct mode".into());
     }
     let Some(route) = table.find(&event.jail) else { return Err("no route".into()) };
+    // The front end writes straight into the plan's spool: only into one that is this set's
+    // for sure (claimed by it), never one another set may claim first.
+    if !crate::sets::is_ours(&loaded.config.delivery.spool, sources) {
+        return Err("the spool is not claimed by this set of config files yet".into());
+    }
     let cwd = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
     let cwd = cwd.as_os_str().as_bytes();
     let configs: Vec<&[u8]> = configs.iter().map(|c| c.as_os_str().as_bytes()).collect();

@@ -10,7 +10,7 @@
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Sources;
@@ -59,27 +59,37 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// The spool this set uses when its config names `configured`: `configured` itself when the
-/// set owns it, or claims it now (being the first to use an existing spool without an owner),
-/// else `configured/sets/ID`. A spool that does not exist yet is the set's own: it is claimed
-/// when it is created (`claim`), so that looking (`check`, `queue`) creates nothing.
+/// The spool this set uses when its config names `configured`: `configured` itself unless
+/// another set owns it, else `configured/sets/ID`. Nothing is claimed or created here, so
+/// that looking (`check`, `queue`, `test`) changes nothing: `notify` claims a spool without an
+/// owner when it spools into it ([`claim`]).
 pub fn resolve(configured: &Path, sources: &Sources) -> PathBuf {
     let id = set_id(sources);
-    if !configured.is_dir() {
-        return configured.to_path_buf();
-    }
-    match claim_owner(configured, &id, &describe(sources)) {
-        Ok(owner) if owner != id => configured.join(SETS).join(id),
+    match read_owner(&configured.join(OWNER)) {
+        Some(owner) if owner != id => configured.join(SETS).join(id),
         _ => configured.to_path_buf(),
     }
 }
 
-/// Creates the spool `root` (0700) for this set and claims it; an error when another set
-/// claimed it first (the caller then handles the event another way, and the next event
-/// resolves to this set's own spool).
-pub fn claim(root: &Path, sources: &Sources) -> io::Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(root)?;
+/// Whether `spool` (as [`resolve`] gave it) is this set's for sure: it names this set as its
+/// owner, or it is this set's own place inside another's spool. Only then may the action's
+/// fast path be told to write there.
+pub fn is_ours(spool: &Path, sources: &Sources) -> bool {
     let id = set_id(sources);
+    let inside = spool.file_name().is_some_and(|n| n.as_bytes() == id.as_bytes())
+        && spool.parent().and_then(Path::file_name).is_some_and(|n| n.as_bytes() == SETS.as_bytes());
+    read_owner(&spool.join(OWNER)).is_some_and(|owner| owner == id) || (inside && spool.is_dir())
+}
+
+/// Creates the spool `root` (0700) if need be and claims it for this set; nothing to do when
+/// it is this set's already; an error when another set claimed it first (the caller then
+/// handles the event another way, and the next event resolves to this set's own spool).
+pub fn claim(root: &Path, sources: &Sources) -> io::Result<()> {
+    let id = set_id(sources);
+    if read_owner(&root.join(OWNER)).is_some_and(|owner| owner == id) {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(root)?;
     let owner = claim_owner(root, &id, &describe(sources))?;
     if owner != id {
         return Err(io::Error::other(format!(
@@ -90,27 +100,23 @@ pub fn claim(root: &Path, sources: &Sources) -> io::Result<()> {
     Ok(())
 }
 
-/// The id of the set that owns `spool`, claiming it for `id` when nobody has yet (the claim
-/// is a file created exclusively, so of two sets starting at once exactly one wins).
+/// The id of the set that owns `spool`, claiming it for `id` when nobody has yet. The claim is
+/// written whole to a temporary file first and then linked to its name, which fails when the
+/// name exists: of two sets starting at once exactly one wins, and a full disk leaves no empty
+/// owner file behind.
 fn claim_owner(spool: &Path, id: &str, description: &str) -> io::Result<String> {
     let path = spool.join(OWNER);
     if let Some(owner) = read_owner(&path) {
         return Ok(owner);
     }
-    let created = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(linux_raw_sys::general::O_NOFOLLOW as i32)
-        .open(&path);
-    match created {
-        Ok(mut f) => {
-            use std::io::Write;
-            writeln!(f, "{id}\n{description}")?;
-            Ok(id.to_owned())
-        }
+    let tmp = spool.join(format!(".owner.{}.{}", std::process::id(), crate::spool::now_epoch().to_bits()));
+    let written = crate::spool::write_private(&tmp, format!("{id}\n{description}\n").as_bytes(), true)
+        .and_then(|()| std::fs::hard_link(&tmp, &path));
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok(id.to_owned()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            read_owner(&path).ok_or_else(|| io::Error::other("unreadable owner file"))
+            read_owner(&path).ok_or_else(|| io::Error::other(format!("{}: unreadable owner file", path.display())))
         }
         Err(e) => Err(e),
     }
@@ -138,12 +144,24 @@ mod tests {
         assert_ne!(set_id(&a), set_id(&default));
         assert_eq!(resolve(&spool, &b), spool, "a spool not created yet is anyone's");
         assert!(!spool.exists(), "looking creates nothing");
+        assert!(!is_ours(&spool, &a), "nobody's yet: no fast path into it");
+        std::fs::create_dir(&spool).unwrap();
+        assert_eq!(resolve(&spool, &b), spool, "an existing spool without an owner is anyone's");
+        assert!(!spool.join("owner").exists(), "looking claims nothing");
         claim(&spool, &a).unwrap();
+        claim(&spool, &a).unwrap();
+        assert!(is_ours(&spool, &a) && !is_ours(&spool, &b));
         assert_eq!(resolve(&spool, &a), spool, "first come");
         assert_eq!(resolve(&spool, &a), spool, "and again");
         assert!(claim(&spool, &b).is_err(), "claimed by a");
         claim(&spool.join("sets").join(set_id(&b)), &b).unwrap();
         assert_eq!(resolve(&spool, &b), spool.join("sets").join(set_id(&b)));
+        assert!(is_ours(&resolve(&spool, &b), &b));
+        assert!(std::fs::read_dir(&spool).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".owner")));
         assert_eq!(resolve(&spool, &default), spool.join("sets").join(set_id(&default)));
         let owner = std::fs::read_to_string(spool.join("owner")).unwrap();
         assert!(owner.starts_with(&set_id(&a)) && owner.contains("a.toml"), "{owner}");

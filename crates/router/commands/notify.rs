@@ -46,6 +46,15 @@ pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::
     let (event, set_aside) = event_from_args(args, host_name(&loaded))?;
     say_set_aside(set_aside);
     let table = Table::new(&loaded.config.jails);
+    // The spool this jail's route needs is claimed for this set of config files first (if it
+    // cannot be, the enqueue below says why): the fast path may only be told to write into a
+    // spool that is this set's for sure.
+    let spooled = |n: &String| loaded.config.sinks.get(n).is_some_and(|c| !c.delivered_inline());
+    if loaded.config.delivery.mode == Mode::Queue
+        && table.find(&event.jail).is_some_and(|r| r.config.sinks.iter().any(spooled))
+    {
+        let _ = crate::sets::claim(&loaded.config.delivery.spool, sources);
+    }
     // Let `f2b-notify-enqueue` take this jail's next events itself.
     crate::plan::record(configs, sources, &loaded, &table, &event, worker_args(sources));
     let names = match table.decide(&event) {
@@ -77,7 +86,9 @@ pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::
     }
     let spool = Spool::new(&loaded.config.delivery.spool);
     // A spool created now is claimed for this set of config files (see crates/router/sets.rs).
-    let claimed = if spool.root().exists() { Ok(()) } else { crate::sets::claim(spool.root(), sources) };
+    // A spool without an owner (new, or made by an older version) is claimed for this set of
+    // config files now (see crates/router/sets.rs).
+    let claimed = crate::sets::claim(spool.root(), sources);
     match claimed.and_then(|()| spool.enqueue(&Entry::new(event.clone(), queued.clone()))) {
         Ok(_) => {
             if let Err(e) = ensure_worker(&spool, sources) {
@@ -141,7 +152,7 @@ fn spool_unrouted(sources: &Sources, args: NotifyArgs, error: String) -> anyhow:
     let what = describe(&event);
     let line =
         format!("the config does not load: {error}; the {what} waits in {} until it does", spool.root().display());
-    let claimed = if spool.root().exists() { Ok(()) } else { crate::sets::claim(spool.root(), sources) };
+    let claimed = crate::sets::claim(spool.root(), sources);
     match claimed.and_then(|()| spool.enqueue(&Entry::unrouted(event.clone(), error))) {
         Ok(_) => {
             eprintln!("f2b-notify: {line}");
