@@ -285,3 +285,30 @@ fn the_fast_path_never_writes_into_a_spool_another_config_set_claimed() {
     assert_nothing_dead(&a);
     assert_nothing_dead(&b);
 }
+
+#[test]
+fn a_syntax_error_in_one_file_still_spools_into_the_spool_another_file_names() {
+    // The default directory: config.toml names the spool and the sink, conf.d/x.toml breaks
+    // the TOML itself. The event must wait in config.toml's spool (where this set's worker and
+    // `queue` look), and go out once the file is fixed.
+    let dir = Dir::new();
+    let server = StandIn::start(slack_ok());
+    let spool = dir.path().join("spool");
+    let _worker = WorkerGuard(spool.clone());
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(etc.join("conf.d")).unwrap();
+    write_config(&etc.join("config.toml"), &spool, &server, &["hook"], "");
+    let broken = etc.join("conf.d/x.toml");
+    std::fs::write(&broken, "[delivery\nmax_age = \"2d\"\n").unwrap();
+    let mut c = dir.cmd();
+    c.env("F2B_NOTIFY_CONFIG_DIR", &etc).args(["notify", "ban", "--jail=sshd", "--ip=198.18.7.7"]);
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stderr.contains("x.toml") && r.stderr.contains(&format!("waits in {}", spool.display())), "{}", r.stderr);
+    let mut c = dir.cmd();
+    c.env("F2B_NOTIFY_CONFIG_DIR", &etc).arg("queue");
+    let r = run(c);
+    assert!(r.stdout.contains("1 event(s) spooled while the config did not load"), "{}{}", r.stdout, r.stderr);
+    std::fs::write(&broken, "[delivery]\nmax_age = \"2d\"\n").unwrap();
+    wait_delivered(&server, "hook", &["198.18.7.7".to_owned()]);
+}

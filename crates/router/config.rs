@@ -135,7 +135,8 @@ pub enum Mode {
     Direct,
 }
 
-fn default_spool() -> PathBuf {
+/// The spool when the config names none.
+pub fn default_spool() -> PathBuf {
     PathBuf::from("/var/spool/f2b-notify")
 }
 fn default_max_age() -> Seconds {
@@ -435,17 +436,16 @@ pub fn fallback_spool(sources: &Sources) -> PathBuf {
             Sources::Default(dir) => vec![dir.join("config.toml")].into_iter().filter(|f| f.exists()).collect(),
         },
     };
-    let mut figment = Figment::new();
+    // File by file, later ones winning, as the config is merged: a mistake in one file (even
+    // a syntax error) does not hide the spool another one names.
+    let named = |figment: Figment| figment.extract::<Lenient>().ok().and_then(|l| l.delivery.spool);
+    let mut spool = None;
     for f in &files {
-        figment = figment.merge(Toml::file_exact(f));
+        if let Some(s) = named(Figment::new().merge(Toml::file_exact(f))) {
+            spool = Some(s);
+        }
     }
-    let spool = figment
-        .merge(env_provider())
-        .extract::<Lenient>()
-        .ok()
-        .and_then(|l| l.delivery.spool)
-        .or_else(|| Figment::new().merge(env_provider()).extract::<Lenient>().ok().and_then(|l| l.delivery.spool))
-        .unwrap_or_else(default_spool);
+    let spool = named(Figment::new().merge(env_provider())).or(spool).unwrap_or_else(default_spool);
     crate::sets::resolve(&spool, sources)
 }
 

@@ -287,6 +287,9 @@ pub struct Worker<'a> {
     alert_tasks: JoinSet<(String, String, Result<(), SinkError>)>,
     /// The host name alerts name.
     host: String,
+    /// Where `notify` spools this set's events while its config does not load, when that is
+    /// not this worker's spool: what waits there unrouted is taken over at the start.
+    strays: Option<PathBuf>,
 }
 
 impl<'a> Worker<'a> {
@@ -316,6 +319,7 @@ impl<'a> Worker<'a> {
                 .ok()
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "localhost".to_owned()),
+            strays: None,
         }
     }
 
@@ -350,6 +354,11 @@ impl<'a> Worker<'a> {
             Ok(config) => {
                 if let Some(host) = &config.host {
                     worker.set_host(host);
+                }
+                // Only a spool this set claimed (as `notify` does when it spools there).
+                let stray = crate::sets::resolve(&crate::config::default_spool(), sources);
+                if stray != spool && crate::sets::is_ours(&stray, sources) {
+                    worker.strays = Some(stray);
                 }
                 let (delivery, build, route) = settings(config, &spool);
                 worker.reconfigure(delivery, build, Some(route));
@@ -457,6 +466,7 @@ impl<'a> Worker<'a> {
         write_pid(&mut lock)?;
         // `new/` must exist to be watched (a spool made by an older version may lack one).
         self.spool.ensure()?;
+        self.adopt_strays();
         let result = self.serve(lock, follow, &mut signals).await;
         if !matches!(result, Ok(Stop::Idle | Stop::Handover)) {
             // This worker stops on an error of its own (the spool, not a sink) or because it
@@ -616,6 +626,44 @@ impl<'a> Worker<'a> {
                     Woken::Signal(name) => return Ok(Stop::Signal(name)),
                 }
             }
+        }
+    }
+
+    /// Takes over the events `notify` spooled unrouted in the default spool while this set's
+    /// config did not load (it could not tell that the config names another spool): they
+    /// would wait there for ever, unseen by this worker and by `queue`.
+    fn adopt_strays(&self) {
+        let Some(other) = &self.strays else { return };
+        let other = Spool::new(other);
+        if !other.root().is_dir() {
+            return;
+        }
+        if let Err(u) = other.verify() {
+            tracing::warn!("not looking for events left unrouted: refusing to use {u}");
+            return;
+        }
+        let mut moved = 0;
+        for file in other.unrouted().unwrap_or_default() {
+            let Ok(entry) = Spool::load(&file) else { continue };
+            if entry.unrouted.is_none() {
+                continue;
+            }
+            match self.spool.enqueue(&entry) {
+                Ok(_) => {
+                    let _ = std::fs::remove_file(&file);
+                    moved += 1;
+                }
+                Err(e) => {
+                    tracing::error!("cannot take over {}: {e}", file.display());
+                    break;
+                }
+            }
+        }
+        if moved > 0 {
+            tracing::warn!(
+                "took over {moved} event(s) spooled unrouted in {} while the config did not load",
+                other.root().display()
+            );
         }
     }
 
