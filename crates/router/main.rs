@@ -20,6 +20,7 @@ mod suggest;
 mod syslog;
 mod worker;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line: Fail2Ban logs stderr, and a multi-line error is hard to read there.
             let text = format!("{e:#}").replace('\n', " ");
-            eprintln!("f2b-notify: {text}");
+            let _ = writeln!(std::io::stderr(), "f2b-notify: {text}");
             ExitCode::from(2)
         }
     }
@@ -64,7 +65,7 @@ fn clap_error(e: clap::Error) -> ExitCode {
         .collect();
     let first = message.join(" ");
     let first = first.strip_prefix("error: ").unwrap_or(&first);
-    eprintln!("f2b-notify: {first} (see `f2b-notify --help`)");
+    let _ = writeln!(std::io::stderr(), "f2b-notify: {first} (see `f2b-notify --help`)");
     ExitCode::from(2)
 }
 

@@ -133,11 +133,18 @@ fn no_config_file(sources: &Sources, event: &Event) {
     }
 }
 
+/// One line on stderr, which Fail2Ban logs; a stderr that cannot be written is no reason to
+/// stop (`eprintln!` would panic, and panics abort).
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "f2b-notify: {line}");
+}
+
 /// One line each on stderr, which Fail2Ban logs; the exit stays 0 (a re-run would not fix
 /// the value and would send the event twice).
 fn say_set_aside(lines: Vec<String>) {
     for line in lines {
-        eprintln!("f2b-notify: {line}");
+        say(&line);
     }
 }
 
@@ -155,7 +162,7 @@ fn spool_unrouted(sources: &Sources, args: NotifyArgs, error: String) -> anyhow:
     let claimed = crate::sets::claim(spool.root(), sources);
     match claimed.and_then(|()| spool.enqueue(&Entry::unrouted(event.clone(), error))) {
         Ok(_) => {
-            eprintln!("f2b-notify: {line}");
+            say(&line);
             crate::syslog::error(&line);
             if let Err(e) = ensure_worker(&spool, sources) {
                 tracing::error!("event spooled, but the delivery worker could not be started: {e:#}");
@@ -178,7 +185,7 @@ fn describe(event: &Event) -> String {
 /// sent from here: under Fail2Ban's lock that would hold up banning for every sink's timeout
 /// and send a storm unpaced. The event is named with the reason in the system log (and on
 /// stderr), and the exit is 0 so that Fail2Ban does not run the action again; if even the
-/// system log cannot take it, the exit is 1 and Fail2Ban logs the failure.
+/// system log cannot take it, the exit is 2 and Fail2Ban logs the failure.
 fn not_kept(spool: &Spool, event: &Event, sinks: &[String], e: &std::io::Error) -> anyhow::Result<()> {
     let what = describe(event);
     let line = format!(
@@ -186,8 +193,10 @@ fn not_kept(spool: &Spool, event: &Event, sinks: &[String], e: &std::io::Error) 
         sinks.join(", "),
         spool.root().display()
     );
-    eprintln!("f2b-notify: {line}");
-    if crate::syslog::error(&line) {
+    // The system log first: stderr may be unwritable too, and the event must be named.
+    let logged = crate::syslog::error(&line);
+    say(&line);
+    if logged {
         Ok(())
     } else {
         anyhow::bail!(

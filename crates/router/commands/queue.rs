@@ -55,7 +55,12 @@ pub fn run(sources: &Sources, args: QueueArgs) -> anyhow::Result<ExitCode> {
 
 /// An epoch time as UTC, to the second, with how long ago it was.
 fn when(epoch: f64) -> String {
-    let at = UNIX_EPOCH + Duration::from_secs_f64(epoch.max(0.0));
+    // A time from a state file is data: one past the year 9999 (or not a number) is shown as
+    // it is, never a panic.
+    if !(0.0..253_402_300_800.0).contains(&epoch) {
+        return format!("{epoch} s since the epoch");
+    }
+    let at = UNIX_EPOCH + Duration::from_secs_f64(epoch);
     let ago = Duration::from_secs((now_epoch() - epoch).max(0.0) as u64);
     format!("{}, {} ago", humantime::format_rfc3339_seconds(at), humantime::format_duration(ago))
 }
