@@ -567,11 +567,24 @@ impl<'a> Worker<'a> {
                 idle_since = scanned;
             } else if !follow && idle_since.elapsed() >= self.delivery.idle_exit.0 {
                 if stuck && scan.busy {
-                    tracing::warn!(
-                        "stopping: the config does not load, and events wait in {} for the worker of the next event",
-                        self.spool.root().display()
-                    );
-                    return Ok(Stop::Idle);
+                    // Let go first, then look at the config once more: a `notify` that found the
+                    // lock held a moment ago started no worker, and its config may be fixed now.
+                    drop(lock);
+                    self.check_config();
+                    if self.config_error.is_some() {
+                        tracing::warn!(
+                            "stopping: the config does not load, and events wait in {} for the worker of the next event",
+                            self.spool.root().display()
+                        );
+                        return Ok(Stop::Idle);
+                    }
+                    match self.spool.try_lock()? {
+                        Some(l) => lock = l,
+                        None => return Ok(Stop::Idle),
+                    }
+                    write_pid(&mut lock)?;
+                    idle_since = Instant::now();
+                    continue;
                 }
                 // Let go of the lock first, then look once more: a `notify` that saw the lock
                 // held just before has its event in the spool, and no new worker is coming.
