@@ -898,14 +898,7 @@ impl<'a> Worker<'a> {
         let reason = format!(
             "spool cap reached: more than {max} event(s) waited for this sink (max_pending), the oldest were set aside"
         );
-        tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", oldest.len());
-        if let Err(e) = self.spool.bury(name, &oldest, &reason) {
-            tracing::error!(
-                "sink `{name}`: cannot move {} event(s) to the dead letters ({e}); they stay queued",
-                oldest.len()
-            );
-        }
-        self.alerts.buried(name, oldest.len(), &reason);
+        bury(&self.spool, &mut self.alerts, name, &oldest, &reason);
         queue.refresh(&dir)?;
         Ok(())
     }
@@ -1027,14 +1020,7 @@ impl<'a> Worker<'a> {
             times(crashes),
             files.len()
         );
-        tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", files.len());
-        if let Err(e) = self.spool.bury(name, &files, &reason) {
-            tracing::error!(
-                "sink `{name}`: cannot move {} event(s) to the dead letters ({e}); they stay queued",
-                files.len()
-            );
-        }
-        self.alerts.buried(name, files.len(), &reason);
+        bury(&self.spool, &mut self.alerts, name, &files, &reason);
         inflight::clear(&self.spool, name)?;
         lane.suspect = None;
         lane.state.last_error = Some(reason);
@@ -1091,14 +1077,7 @@ impl<'a> Worker<'a> {
                     "sink `{name}` is not in the config (waited {} for it to come back)",
                     humantime::format_duration(Duration::from_secs(grace.as_secs()))
                 );
-                tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", pending.len());
-                if let Err(e) = self.spool.bury(name, &pending, &reason) {
-                    tracing::error!(
-                        "sink `{name}`: cannot move {} event(s) to the dead letters ({e}); they stay queued",
-                        pending.len()
-                    );
-                }
-                self.alerts.buried(name, pending.len(), &reason);
+                bury(&self.spool, &mut self.alerts, name, &pending, &reason);
                 inflight::clear(&self.spool, name)?;
                 lane.suspect = None;
                 return Ok(());
@@ -1167,14 +1146,7 @@ impl<'a> Worker<'a> {
                 "not delivered within max_age ({age}); last error: {}",
                 lane.state.last_error.as_deref().unwrap_or("none")
             );
-            tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", expired.len());
-            if let Err(e) = self.spool.bury(name, &expired, &reason) {
-                tracing::error!(
-                    "sink `{name}`: cannot move {} event(s) to the dead letters ({e}); they stay queued",
-                    expired.len()
-                );
-            }
-            self.alerts.buried(name, expired.len(), &reason);
+            bury(&self.spool, &mut self.alerts, name, &expired, &reason);
         }
         if events.is_empty() {
             lane.suspect = None;
@@ -1308,16 +1280,9 @@ impl<'a> Worker<'a> {
                 self.alerts.failed(name);
             }
             Err(e) => {
-                tracing::error!("sink `{name}`: {e}: {} event(s) moved to the dead letters", files.len());
                 let reason = format!("permanent failure: {e}");
-                if let Err(e) = self.spool.bury(name, &files, &reason) {
-                    tracing::error!(
-                        "sink `{name}`: cannot move {} event(s) to the dead letters ({e}); they stay queued",
-                        files.len()
-                    );
-                }
+                bury(&self.spool, &mut self.alerts, name, &files, &reason);
                 self.alerts.failed(name);
-                self.alerts.buried(name, files.len(), &reason);
                 lane.suspect = None;
                 lane.state.attempts = 0;
                 lane.state.last_error = Some(e.to_string());
@@ -1381,6 +1346,20 @@ fn route(table: &Table, config: &Config, event: &Event) -> Routed {
         Decision::Filtered => Routed::Sinks(Vec::new()),
         Decision::Restored => Routed::Sinks(Vec::new()),
     }
+}
+
+/// Moves `files` of sink `name` to the dead letters with `reason`: said in the log and counted
+/// for the alerts. A move that fails (a full disk) leaves them queued, and says so.
+fn bury(spool: &Spool, alerts: &mut alerts::Alerts, name: &str, files: &[PathBuf], reason: &str) {
+    tracing::error!("sink `{name}`: {} event(s) moved to the dead letters: {reason}", files.len());
+    if let Err(e) = spool.bury(name, files, reason) {
+        tracing::error!(
+            "sink `{name}`: cannot move {} event(s) to the dead letters ({e}); they stay queued",
+            files.len()
+        );
+        return;
+    }
+    alerts.buried(name, files.len(), reason);
 }
 
 /// What an alert says about `sink`: its type, how many events wait, its last error.
