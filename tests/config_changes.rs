@@ -103,6 +103,19 @@ fn bed(sinks: &[&str]) -> Bed {
     Bed { f2b, _worker: WorkerGuard(spool.clone()), server, spool, config, dir }
 }
 
+/// Two sets of config files, `a.toml` and `b.toml`, naming the same spool; both call their
+/// sink `hook`, only the URL differs (b's posts to `/services/T0/other/`). `extra` is appended
+/// to both (after their route).
+fn two_sets(dir: &Dir, spool: &Path, server: &StandIn, extra: &str) -> (PathBuf, PathBuf) {
+    let a = dir.path().join("a.toml");
+    let b = dir.path().join("b.toml");
+    write_config(&a, spool, server, &["hook"], "");
+    let text = std::fs::read_to_string(&a).unwrap() + extra;
+    std::fs::write(&b, text.replace("/services/T0/hook/", "/services/T0/other/")).unwrap();
+    std::fs::write(&a, text).unwrap();
+    (a, b)
+}
+
 fn assert_nothing_dead(config: &Path) {
     let out = queue(config);
     assert!(!out.contains("dead `") && !out.lines().any(|l| l.contains("pending") && !l.contains(", 0 dead")), "{out}");
@@ -137,12 +150,7 @@ fn two_configs_sharing_one_spool_each_deliver_their_own_events_to_their_own_sink
     let server = StandIn::start(slack_ok());
     let spool = dir.path().join("spool");
     let _worker = WorkerGuard(spool.clone());
-    // Both name the same spool, and both call their sink `hook`: only the URL differs.
-    let a = dir.path().join("a.toml");
-    let b = dir.path().join("b.toml");
-    write_config(&a, &spool, &server, &["hook"], "");
-    std::fs::write(&b, std::fs::read_to_string(&a).unwrap().replace("/services/T0/hook/", "/services/T0/other/"))
-        .unwrap();
+    let (a, b) = two_sets(&dir, &spool, &server, "");
     let f2b = fail2ban(&dir, &[("sshd", &a), ("sshd-b", &b)]);
     let ips_a = addresses(18, 30);
     let ips_b = addresses(19, 30);
@@ -253,17 +261,7 @@ fn the_fast_path_never_writes_into_a_spool_another_config_set_claimed() {
     let server = StandIn::start(slack_ok());
     let spool = dir.path().join("spool");
     let _worker = WorkerGuard(spool.clone());
-    let a = dir.path().join("a.toml");
-    let b = dir.path().join("b.toml");
-    write_config(&a, &spool, &server, &["hook"], "");
-    std::fs::write(
-        &b,
-        std::fs::read_to_string(&a).unwrap().replace("/services/T0/hook/", "/services/T0/other/")
-            + "events = [\"ban\"]\n",
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(&a).unwrap() + "events = [\"ban\"]\n";
-    std::fs::write(&a, text).unwrap();
+    let (a, b) = two_sets(&dir, &spool, &server, "events = [\"ban\"]\n");
     // Plans are only written from config files older than two seconds.
     std::thread::sleep(Duration::from_millis(2100));
     let notify = |config: &Path, args: &[&str]| {

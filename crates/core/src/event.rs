@@ -117,6 +117,24 @@ pub struct Event {
 }
 
 impl Event {
+    /// This event with `matches` and `user` cut to at most `max_matches` and `max_user`
+    /// characters (a sink's limits), borrowed when nothing needed cutting.
+    pub fn capped(&self, max_matches: usize, max_user: usize) -> std::borrow::Cow<'_, Event> {
+        use std::borrow::Cow;
+        let mut event = Cow::Borrowed(self);
+        if let Some(m) = &event.matches {
+            if let Cow::Owned(cut) = crate::truncate_chars(m, max_matches) {
+                event.to_mut().matches = Some(cut);
+            }
+        }
+        if let Some(u) = &event.user {
+            if let Cow::Owned(cut) = crate::truncate_chars(u, max_user) {
+                event.to_mut().user = Some(cut);
+            }
+        }
+        event
+    }
+
     /// A jail start/stop event.
     pub fn jail_event(kind: EventKind, jail: impl Into<String>, host: impl Into<String>) -> Self {
         Self {

@@ -5,7 +5,6 @@
 //! about 64 KiB deadlocks the action until its timeout. So every line is capped far below that
 //! (the attacker-controlled `matches` and `user` first).
 
-use std::borrow::Cow;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -64,17 +63,7 @@ impl StdoutSink {
 
     /// The line this sink writes for `event`, without the newline.
     pub fn line(&self, event: &Event) -> Result<String, SinkError> {
-        let mut event = Cow::Borrowed(event);
-        if let Some(m) = &event.matches {
-            if let Cow::Owned(cut) = truncate_chars(m, MAX_MATCHES) {
-                event.to_mut().matches = Some(cut);
-            }
-        }
-        if let Some(u) = &event.user {
-            if let Cow::Owned(cut) = truncate_chars(u, MAX_USER) {
-                event.to_mut().user = Some(cut);
-            }
-        }
+        let event = event.capped(MAX_MATCHES, MAX_USER);
         let message = self.renderer.render_plain(&event).map_err(|e| SinkError::permanent(e.to_string()))?;
         let line = match self.config.format {
             // One event, one line: control characters (a newline from a template or a log

@@ -17,7 +17,6 @@
 mod format;
 mod socket;
 
-use std::borrow::Cow;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -254,17 +253,7 @@ impl SyslogSink {
     /// The datagram this sink sends for `event` from process `pid` at `now` (the RFC 5424
     /// time stamp when the event has no time of its own).
     pub fn datagram(&self, event: &Event, pid: u32, now: SystemTime) -> Result<Datagram, SinkError> {
-        let mut event = Cow::Borrowed(event);
-        if let Some(m) = &event.matches {
-            if let Cow::Owned(cut) = truncate_chars(m, MAX_MATCHES) {
-                event.to_mut().matches = Some(cut);
-            }
-        }
-        if let Some(u) = &event.user {
-            if let Cow::Owned(cut) = truncate_chars(u, MAX_USER) {
-                event.to_mut().user = Some(cut);
-            }
-        }
+        let event = event.capped(MAX_MATCHES, MAX_USER);
         let text = self.renderer.render_plain(&event).map_err(|e| SinkError::permanent(e.to_string()))?;
         let pri = self.config.facility.code() * 8 + severity(event.kind);
         Ok(match self.config.format {
