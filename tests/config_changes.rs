@@ -296,6 +296,8 @@ fn a_syntax_error_in_one_file_still_spools_into_the_spool_another_file_names() {
     let etc = dir.path().join("etc");
     std::fs::create_dir_all(etc.join("conf.d")).unwrap();
     write_config(&etc.join("config.toml"), &spool, &server, &["hook"], "");
+    let main = std::fs::read_to_string(etc.join("config.toml")).unwrap();
+    std::fs::write(etc.join("config.toml"), format!("host = \"named.example\"\n{main}")).unwrap();
     let broken = etc.join("conf.d/x.toml");
     std::fs::write(&broken, "[delivery\nmax_age = \"2d\"\n").unwrap();
     let mut c = dir.cmd();
@@ -309,4 +311,6 @@ fn a_syntax_error_in_one_file_still_spools_into_the_spool_another_file_names() {
     assert!(r.stdout.contains("1 event(s) spooled while the config did not load"), "{}{}", r.stdout, r.stderr);
     std::fs::write(&broken, "[delivery]\nmax_age = \"2d\"\n").unwrap();
     wait_delivered(&server, "hook", &["198.18.7.7".to_owned()]);
+    // With the host name the config gives, though the config did not load then.
+    assert!(server.requests().iter().any(|r| r.body.contains("named.example")), "{:?}", server.requests());
 }

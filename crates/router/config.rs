@@ -420,15 +420,20 @@ pub fn load(sources: &Sources) -> Result<Loaded, String> {
 /// else the default; then per set of config files, as [`load`] does. `notify` spools an
 /// event here unrouted, and the worker of the same files serves it.
 pub fn fallback_spool(sources: &Sources) -> PathBuf {
-    #[derive(Deserialize, Default)]
-    struct Lenient {
-        #[serde(default)]
-        delivery: LenientDelivery,
-    }
-    #[derive(Deserialize, Default)]
-    struct LenientDelivery {
-        spool: Option<PathBuf>,
-    }
+    let spool = lenient::<PathBuf>(sources, "delivery.spool").unwrap_or_else(default_spool);
+    crate::sets::resolve(&spool, sources)
+}
+
+/// The `host` a config that does not load names, as far as can be told (for the events it
+/// spools unrouted).
+pub fn fallback_host(sources: &Sources) -> Option<String> {
+    lenient::<String>(sources, "host").filter(|h| !h.trim().is_empty())
+}
+
+/// One key of a config that does not load: read file by file, later ones winning, then the
+/// environment, as the config is merged, so that a mistake in one file (even a syntax error)
+/// or in another key does not hide it.
+fn lenient<T: serde::de::DeserializeOwned>(sources: &Sources, key: &str) -> Option<T> {
     let files: Vec<PathBuf> = match sources.files() {
         Ok(files) => files,
         Err(_) => match sources {
@@ -436,17 +441,14 @@ pub fn fallback_spool(sources: &Sources) -> PathBuf {
             Sources::Default(dir) => vec![dir.join("config.toml")].into_iter().filter(|f| f.exists()).collect(),
         },
     };
-    // File by file, later ones winning, as the config is merged: a mistake in one file (even
-    // a syntax error) does not hide the spool another one names.
-    let named = |figment: Figment| figment.extract::<Lenient>().ok().and_then(|l| l.delivery.spool);
-    let mut spool = None;
+    let find = |figment: Figment| figment.find_value(key).ok().and_then(|v| v.deserialize::<T>().ok());
+    let mut found = None;
     for f in &files {
-        if let Some(s) = named(Figment::new().merge(Toml::file_exact(f))) {
-            spool = Some(s);
+        if let Some(v) = find(Figment::new().merge(Toml::file_exact(f))) {
+            found = Some(v);
         }
     }
-    let spool = named(Figment::new().merge(env_provider())).or(spool).unwrap_or_else(default_spool);
-    crate::sets::resolve(&spool, sources)
+    find(Figment::new().merge(env_provider())).or(found)
 }
 
 /// The sources as one figment: the embedded default (when no config file exists at all), the

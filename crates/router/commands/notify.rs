@@ -153,7 +153,8 @@ fn say_set_aside(lines: Vec<String>) {
 /// be told, and the worker routes it once the config loads; the error is said on stderr and
 /// in the system log, and the exit is 0 (running the action again would not fix the config).
 fn spool_unrouted(sources: &Sources, args: NotifyArgs, error: String) -> anyhow::Result<ExitCode> {
-    let (event, set_aside) = event_from_args(args, super::kernel_host_name())?;
+    let host = config::fallback_host(sources).unwrap_or_else(super::kernel_host_name);
+    let (event, set_aside) = event_from_args(args, host)?;
     say_set_aside(set_aside);
     let spool = Spool::new(config::fallback_spool(sources));
     let what = describe(&event);
