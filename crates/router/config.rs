@@ -687,8 +687,10 @@ mod tests {
     use figment::Jail;
 
     /// Runs `f` inside a figment Jail (a temp dir as cwd, environment restored afterwards,
-    /// one at a time) and returns the load result for the given files.
-    fn load_in_jail(files: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Loaded, String> {
+    /// one at a time) on the given files as `--config` sources, with the Jail's directory
+    /// (ending in `/`) for taking it out of messages.
+    fn in_jail<T>(files: &[(&str, &str)], env: &[(&str, &str)], f: impl FnOnce(Sources, &str) -> T) -> T {
+        let mut f = Some(f);
         let mut out = None;
         Jail::expect_with(|jail| {
             for (name, body) in files {
@@ -697,11 +699,17 @@ mod tests {
             for (k, v) in env {
                 jail.set_env(k, v);
             }
-            let paths = files.iter().map(|(n, _)| jail.directory().join(n)).collect();
-            out = Some(load(&Sources::Explicit(paths)));
+            let paths: Vec<PathBuf> = files.iter().map(|(n, _)| jail.directory().join(n)).collect();
+            let dir = format!("{}/", jail.directory().display());
+            out = f.take().map(|f| f(Sources::Explicit(paths), &dir));
             Ok(())
         });
         out.expect("jail ran")
+    }
+
+    /// The load result for the given files, in a Jail.
+    fn load_in_jail(files: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Loaded, String> {
+        in_jail(files, env, |sources, _| load(&sources))
     }
 
     fn err(files: &[(&str, &str)], env: &[(&str, &str)]) -> String {
@@ -919,23 +927,10 @@ sinks = ["console"]
     /// [`check`] in a Jail: its problems with the Jail's directory taken out of the paths, and
     /// what `load` says about the same config.
     fn check_in_jail(files: &[(&str, &str)], env: &[(&str, &str)]) -> (Vec<String>, Result<Loaded, String>) {
-        let mut out = None;
-        Jail::expect_with(|jail| {
-            for (name, body) in files {
-                jail.create_file(name, body)?;
-            }
-            for (k, v) in env {
-                jail.set_env(k, v);
-            }
-            let paths: Vec<PathBuf> = files.iter().map(|(n, _)| jail.directory().join(n)).collect();
-            let sources = Sources::Explicit(paths);
-            let dir = format!("{}/", jail.directory().display());
-            let problems = check(&sources).problems.iter().map(|p| p.replace(&dir, "")).collect();
-            let loaded = load(&sources).map_err(|e| e.replace(&dir, ""));
-            out = Some((problems, loaded));
-            Ok(())
-        });
-        out.expect("jail ran")
+        in_jail(files, env, |sources, dir| {
+            let problems = check(&sources).problems.iter().map(|p| p.replace(dir, "")).collect();
+            (problems, load(&sources).map_err(|e| e.replace(dir, "")))
+        })
     }
 
     /// Every mistake is found in one run, each on its own line with its own file and key,

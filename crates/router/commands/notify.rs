@@ -50,11 +50,9 @@ pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::
     // cannot be, the enqueue below says why): the fast path may only be told to write into a
     // spool that is this set's for sure.
     let spooled = |n: &String| loaded.config.sinks.get(n).is_some_and(|c| !c.delivered_inline());
-    if loaded.config.delivery.mode == Mode::Queue
-        && table.find(&event.jail).is_some_and(|r| r.config.sinks.iter().any(spooled))
-    {
-        let _ = crate::sets::claim(&loaded.config.delivery.spool, sources);
-    }
+    let claimed = (loaded.config.delivery.mode == Mode::Queue
+        && table.find(&event.jail).is_some_and(|r| r.config.sinks.iter().any(spooled)))
+    .then(|| crate::sets::claim(&loaded.config.delivery.spool, sources));
     // Let `f2b-notify-enqueue` take this jail's next events itself.
     crate::plan::record(configs, sources, &loaded, &table, &event, worker_args(sources));
     let names = match table.decide(&event) {
@@ -85,10 +83,9 @@ pub fn run(sources: &Sources, configs: &[PathBuf], args: NotifyArgs) -> anyhow::
         return Ok(ExitCode::SUCCESS);
     }
     let spool = Spool::new(&loaded.config.delivery.spool);
-    // A spool created now is claimed for this set of config files (see crates/router/sets.rs).
     // A spool without an owner (new, or made by an older version) is claimed for this set of
-    // config files now (see crates/router/sets.rs).
-    let claimed = crate::sets::claim(spool.root(), sources);
+    // config files (see crates/router/sets.rs), above unless the route needed no spool then.
+    let claimed = claimed.unwrap_or_else(|| crate::sets::claim(spool.root(), sources));
     match claimed.and_then(|()| spool.enqueue(&Entry::new(event.clone(), queued.clone()))) {
         Ok(_) => {
             if let Err(e) = ensure_worker(&spool, sources) {

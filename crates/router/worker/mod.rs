@@ -566,30 +566,24 @@ impl<'a> Worker<'a> {
             if scan.busy && !stuck {
                 idle_since = scanned;
             } else if !follow && idle_since.elapsed() >= self.delivery.idle_exit.0 {
-                if stuck && scan.busy {
-                    // Let go first, then look at the config once more: a `notify` that found the
-                    // lock held a moment ago started no worker, and its config may be fixed now.
-                    drop(lock);
+                // Let go of the lock first, then look once more: a `notify` that saw the lock
+                // held just before has its event in the spool (or its config fixed), and no new
+                // worker is coming.
+                drop(lock);
+                let leave = if stuck && scan.busy {
                     self.check_config();
-                    if self.config_error.is_some() {
+                    let still = self.config_error.is_some();
+                    if still {
                         tracing::warn!(
                             "stopping: the config does not load, and events wait in {} for the worker of the next event",
                             self.spool.root().display()
                         );
-                        return Ok(Stop::Idle);
                     }
-                    match self.spool.try_lock()? {
-                        Some(l) => lock = l,
-                        None => return Ok(Stop::Idle),
-                    }
-                    write_pid(&mut lock)?;
-                    idle_since = Instant::now();
-                    continue;
-                }
-                // Let go of the lock first, then look once more: a `notify` that saw the lock
-                // held just before has its event in the spool, and no new worker is coming.
-                drop(lock);
-                if self.spool_is_empty()? {
+                    still
+                } else {
+                    self.spool_is_empty()?
+                };
+                if leave {
                     return Ok(Stop::Idle);
                 }
                 match self.spool.try_lock()? {
@@ -598,6 +592,10 @@ impl<'a> Worker<'a> {
                 }
                 write_pid(&mut lock)?;
                 idle_since = Instant::now();
+                if stuck && scan.busy {
+                    // The config loads now: route what waited at once.
+                    continue;
+                }
             }
             // Sleep until the next look, or sooner when a waiting lane becomes ready (pacing
             // and Retry-After are kept to the millisecond), the worker may exit, a send ends
