@@ -13,7 +13,7 @@ use f2b_notify_fastpath::Kind;
 /// Routes Fail2Ban's jail start/stop and ban/unban events to Slack, email, the system log and
 /// stdout.
 #[derive(Debug, Parser)]
-#[command(name = "f2b-notify", version, about, max_term_width = 100)]
+#[command(name = "f2b-notify", version = crate::registry::version(), about, max_term_width = 100)]
 pub struct Cli {
     /// Config file to read; repeat to merge several, later ones win. Default:
     /// /etc/f2b-notify/config.toml then /etc/f2b-notify/conf.d/*.toml. F2B_NOTIFY_CONFIG

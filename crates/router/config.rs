@@ -13,6 +13,7 @@ use figment::Figment;
 use serde::Deserialize;
 
 mod collect;
+pub use crate::registry::SinkConfig;
 pub use collect::check;
 
 /// The environment variable that lists config files, like repeated `--config`.
@@ -206,97 +207,6 @@ pub struct RouteConfig {
 
 fn all_events() -> Vec<EventKind> {
     EventKind::ALL.to_vec()
-}
-
-/// Stands in for a sink type this build left out, so that the config still parses and the
-/// error can say which feature to rebuild with.
-#[derive(Debug, Deserialize)]
-#[allow(dead_code)] // constructed only in builds that leave a sink type out
-pub struct Absent {}
-
-/// A sink's settings, chosen by its `type`.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-pub enum SinkConfig {
-    /// `type = "stdout"`: text or JSON lines to stdout or a file.
-    #[cfg(feature = "stdout")]
-    Stdout(f2b_notify_stdout::Config),
-    /// `type = "stdout"` in a build without it.
-    #[cfg(not(feature = "stdout"))]
-    Stdout(Absent),
-    /// `type = "slack-webhook"`: a Slack incoming webhook.
-    #[cfg(feature = "slack-webhook")]
-    SlackWebhook(f2b_notify_slack_webhook::Config),
-    /// `type = "slack-webhook"` in a build without it.
-    #[cfg(not(feature = "slack-webhook"))]
-    SlackWebhook(Absent),
-    /// `type = "slack-api"`: Slack's chat.postMessage with a bot token.
-    #[cfg(feature = "slack-api")]
-    SlackApi(f2b_notify_slack_api::Config),
-    /// `type = "slack-api"` in a build without it.
-    #[cfg(not(feature = "slack-api"))]
-    SlackApi(Absent),
-    /// `type = "email"`: mail over SMTP or a local sendmail.
-    #[cfg(feature = "email")]
-    Email(f2b_notify_email::Config),
-    /// `type = "email"` in a build without it.
-    #[cfg(not(feature = "email"))]
-    Email(Absent),
-    /// `type = "syslog"`: one datagram per event to the system log's socket.
-    #[cfg(feature = "syslog")]
-    Syslog(f2b_notify_syslog::Config),
-    /// `type = "syslog"` in a build without it.
-    #[cfg(not(feature = "syslog"))]
-    Syslog(Absent),
-}
-
-impl SinkConfig {
-    /// The `type` as written in the config.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Self::Stdout(_) => "stdout",
-            Self::SlackWebhook(_) => "slack-webhook",
-            Self::SlackApi(_) => "slack-api",
-            Self::Email(_) => "email",
-            Self::Syslog(_) => "syslog",
-        }
-    }
-
-    /// Whether the action delivers to this sink itself even in queue mode: writing a line to
-    /// stdout or a local file is as cheap as spooling it, and stdout only exists there.
-    pub fn delivered_inline(&self) -> bool {
-        matches!(self, Self::Stdout(_))
-    }
-
-    /// Whether this sink writes to the process's stdout (not to a file): only the action has
-    /// one that anybody reads.
-    pub fn writes_to_stdout(&self) -> bool {
-        match self {
-            #[cfg(feature = "stdout")]
-            Self::Stdout(c) => c.path.is_none(),
-            #[cfg(not(feature = "stdout"))]
-            Self::Stdout(_) => true,
-            _ => false,
-        }
-    }
-
-    /// Whether this build has the code for this sink type.
-    pub fn is_built(&self) -> bool {
-        match self {
-            #[cfg(feature = "stdout")]
-            Self::Stdout(_) => true,
-            #[cfg(feature = "slack-webhook")]
-            Self::SlackWebhook(_) => true,
-            #[cfg(feature = "slack-api")]
-            Self::SlackApi(_) => true,
-            #[cfg(feature = "email")]
-            Self::Email(_) => true,
-            #[cfg(feature = "syslog")]
-            Self::Syslog(_) => true,
-            #[allow(unreachable_patterns)]
-            _ => false,
-        }
-    }
 }
 
 /// Which files to read.

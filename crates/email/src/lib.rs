@@ -500,3 +500,9 @@ impl EmailSink {
         }
     }
 }
+
+/// Builds the sink `name` from its config: what the router's registry calls for every sink
+/// type (`f2b_notify_<type>::new`).
+pub fn new(name: &str, config: Config) -> Result<EmailSink, ConfigError> {
+    EmailSink::new(name, config)
+}

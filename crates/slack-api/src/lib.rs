@@ -10,10 +10,8 @@
 use std::path::PathBuf;
 
 use f2b_notify_core::{async_trait, ConfigError, Secret, SecretSource, SinkError, Templates};
-use f2b_notify_slack::{
-    classify_api_body, classify_status, cleartext_warning, exchange, url_problem, MessageOptions, Post, SlackSink,
-    Timeout,
-};
+use f2b_notify_http::{cleartext_warning, exchange, url_problem, Timeout};
+use f2b_notify_slack::{classify_api_body, classify_status, MessageOptions, Post, SlackSink};
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde::{Deserialize, Deserializer};
 
@@ -94,7 +92,7 @@ pub fn new(name: impl Into<String>, config: Config) -> Result<ApiSink, ConfigErr
     let cleartext = cleartext_warning(&endpoint, "url", "the bot token");
     let timeout = Timeout::from_config(config.timeout)?;
     let poster =
-        ChatPostMessage { source, auth, endpoint, client: f2b_notify_slack::client(timeout)?, timeout, cleartext };
+        ChatPostMessage { source, auth, endpoint, client: f2b_notify_http::client(timeout)?, timeout, cleartext };
     let options = MessageOptions { channel: Some(channel), username: config.username, icon_emoji: config.icon_emoji };
     SlackSink::new(name, &config.templates, options, poster)
 }
@@ -108,11 +106,12 @@ impl Post for ChatPostMessage {
     /// Success is HTTP 200 with `"ok": true`.
     async fn post(&self, body: &serde_json::Value) -> Result<(), SinkError> {
         let request = self.client.post(self.endpoint.clone()).header(AUTHORIZATION, self.auth.clone()).json(body);
-        let (status, retry_after, text) = exchange(request, self.timeout).await?;
-        if status != 200 {
-            return Err(classify_status(status, retry_after.as_deref(), &text));
+        let answer = exchange(request, self.timeout).await?;
+        let retry_after = answer.header("retry-after");
+        if answer.status != 200 {
+            return Err(classify_status(answer.status, retry_after, &answer.body));
         }
-        classify_api_body(&text, retry_after.as_deref())
+        classify_api_body(&answer.body, retry_after)
     }
 
     fn check(&self) -> Vec<String> {

@@ -9,9 +9,8 @@
 use std::path::PathBuf;
 
 use f2b_notify_core::{async_trait, ConfigError, Secret, SecretSource, SinkError, Templates};
-use f2b_notify_slack::{
-    classify_status, cleartext_warning, exchange, url_problem, MessageOptions, Post, SlackSink, Timeout,
-};
+use f2b_notify_http::{exchange, parse_url, Timeout, UrlKind};
+use f2b_notify_slack::{classify_status, MessageOptions, Post, SlackSink};
 use serde::{Deserialize, Deserializer};
 
 #[cfg(test)]
@@ -66,7 +65,7 @@ pub fn new(name: impl Into<String>, config: Config) -> Result<WebhookSink, Confi
     let url = source.load("url")?;
     let cleartext = check_url(&url, "url")?;
     let timeout = Timeout::from_config(config.timeout)?;
-    let poster = Webhook { source, url, client: f2b_notify_slack::client(timeout)?, timeout, cleartext };
+    let poster = Webhook { source, url, client: f2b_notify_http::client(timeout)?, timeout, cleartext };
     let options = MessageOptions { channel: config.channel, username: config.username, icon_emoji: config.icon_emoji };
     SlackSink::new(name, &config.templates, options, poster)
 }
@@ -74,15 +73,7 @@ pub fn new(name: impl Into<String>, config: Config) -> Result<WebhookSink, Confi
 /// Checks that a secret is an http(s) URL, without ever quoting it; returns the warning for
 /// a plain http:// URL to another machine.
 fn check_url(url: &Secret, key: &str) -> Result<Option<String>, ConfigError> {
-    let parsed = reqwest::Url::parse(url.expose()).map_err(|e| {
-        let why = url_problem(url.expose(), &e);
-        ConfigError::new(format!("`{key}` is not a valid URL: {why} (the URL is the secret: not shown)"))
-    })?;
-    if !matches!(parsed.scheme(), "https" | "http") {
-        // Not even the scheme is shown: a secret pasted without one may parse as one.
-        return Err(ConfigError::new(format!("`{key}` must be an https:// URL (the URL is the secret: not shown)")));
-    }
-    Ok(cleartext_warning(&parsed, key, "the webhook URL, which is the secret,"))
+    parse_url(url.expose(), key, UrlKind::Secret, "the webhook URL, which is the secret,").map(|(_, warning)| warning)
 }
 
 #[async_trait]
@@ -94,17 +85,17 @@ impl Post for Webhook {
     /// Success is HTTP 200 with the body `ok`.
     async fn post(&self, body: &serde_json::Value) -> Result<(), SinkError> {
         let request = self.client.post(self.url.expose()).json(body);
-        let (status, retry_after, text) = exchange(request, self.timeout).await?;
-        if status == 200 && text.trim() == "ok" {
+        let answer = exchange(request, self.timeout).await?;
+        if answer.status == 200 && answer.body.trim() == "ok" {
             return Ok(());
         }
-        if status == 200 {
+        if answer.status == 200 {
             return Err(SinkError::permanent(format!(
                 "unexpected answer to a webhook post (HTTP 200 without `ok`): {}",
-                text.trim().chars().take(200).collect::<String>().replace(['\n', '\r'], " ")
+                answer.body_line()
             )));
         }
-        Err(classify_status(status, retry_after.as_deref(), &text))
+        Err(classify_status(answer.status, answer.header("retry-after"), &answer.body))
     }
 
     fn check(&self) -> Vec<String> {

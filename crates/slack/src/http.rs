@@ -1,78 +1,11 @@
-//! The HTTP side both Slack sinks share: one client setup (rustls, proxies from
-//! `HTTPS_PROXY`/`NO_PROXY`, a timeout far below Fail2Ban's 60 s) and the one table that says
-//! which of Slack's answers are worth retrying.
-//!
-//! Error texts carry Slack's own error string and the HTTP status, never the URL or the token:
-//! reqwest puts the URL (the webhook secret) into its errors, so those are rebuilt from their
-//! kind and their I/O cause only.
+//! What is Slack's own in talking to Slack: the meaning of its error strings, which of them
+//! are worth retrying whatever the status says, and `{"ok": false}` answers to Web API calls.
+//! The client, timeouts, `Retry-After` and transport errors are the shared HTTP layer's
+//! (`f2b_notify_http`).
 
-use std::time::Duration;
-
-use f2b_notify_core::{ConfigError, SinkError};
+use f2b_notify_core::SinkError;
+use f2b_notify_http::{clean, describe, parse_retry_after};
 use serde::Deserialize;
-
-/// How long one request may take. Default 5 s; at most 30 s, half of Fail2Ban's action timeout.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Timeout(pub Duration);
-
-impl Timeout {
-    /// The default when the config says nothing.
-    pub const DEFAULT: Duration = Duration::from_secs(5);
-    /// The most a config may ask for.
-    pub const MAX: Duration = Duration::from_secs(30);
-
-    /// Checks a `timeout` value from the config (seconds).
-    pub fn from_config(secs: Option<f64>) -> Result<Self, ConfigError> {
-        let Some(secs) = secs else { return Ok(Self(Self::DEFAULT)) };
-        if !(secs > 0.0 && secs <= Self::MAX.as_secs_f64()) {
-            return Err(ConfigError::new(format!(
-                "`timeout` = {secs} must be more than 0 and at most {} seconds (Fail2Ban kills actions after 60 s)",
-                Self::MAX.as_secs()
-            )));
-        }
-        Ok(Self(Duration::from_secs_f64(secs)))
-    }
-}
-
-/// An HTTP client for Slack: rustls, the system's proxies, no redirects (a redirect would
-/// carry the request elsewhere), and `timeout` for the whole request.
-pub fn client(timeout: Timeout) -> Result<reqwest::Client, ConfigError> {
-    reqwest::Client::builder()
-        .timeout(timeout.0)
-        .connect_timeout(timeout.0.min(Duration::from_secs(5)))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("f2b-notify/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ConfigError::new(format!("cannot set up the HTTP client: {}", e.without_url())))
-}
-
-/// A warning for `f2b-notify check` when `url` is plain `http://` to a host other than this
-/// machine: then `secret` (the webhook URL itself, or the bot token) crosses the network
-/// readable by anyone on the path. Loopback stays silent (a local proxy, the tests). The
-/// warning names neither the URL nor its host: for a webhook the URL is the secret.
-pub fn cleartext_warning(url: &reqwest::Url, key: &str, secret: &str) -> Option<String> {
-    if url.scheme() != "http" || url.host_str().is_some_and(f2b_notify_core::is_loopback_host) {
-        return None;
-    }
-    Some(format!(
-        "`{key}` is a plain http:// URL to another machine: {secret} crosses the network unencrypted; use https://"
-    ))
-}
-
-/// What is wrong with a URL that does not parse, in words: the parser's own text for a
-/// missing scheme is "relative URL without a base". Never quotes the URL (a webhook's is the
-/// secret).
-pub fn url_problem(text: &str, error: &dyn std::fmt::Display) -> String {
-    if text.trim().is_empty() {
-        "it is empty".to_owned()
-    } else if !text.contains("://") {
-        "it has no scheme: write it as https://…".to_owned()
-    } else if text.trim().contains(char::is_whitespace) {
-        "it holds a space or a line break".to_owned()
-    } else {
-        error.to_string()
-    }
-}
 
 /// What Slack's error strings mean for the operator.
 pub fn explain(code: &str) -> Option<&'static str> {
@@ -119,63 +52,16 @@ fn transient_code(code: &str) -> bool {
     )
 }
 
-/// The error string as safe, one-line text of sane length.
-pub(crate) fn clean(body: &str) -> String {
-    f2b_notify_core::flatten(&body.trim().chars().take(200).collect::<String>())
-}
-
-fn describe(code: &str, status: Option<u16>) -> String {
-    let mut s = if code.is_empty() { "no error text".to_owned() } else { code.to_owned() };
-    if let Some(status) = status {
-        s.push_str(&format!(" (HTTP {status})"));
-    }
-    if let Some(meaning) = explain(code) {
-        s.push_str(": ");
-        s.push_str(meaning);
-    }
-    s
-}
-
-/// Sends a request and returns Slack's answer as the sinks need it: the status, the
-/// `Retry-After` header, the body. A request that gets no answer is classified here.
-pub async fn exchange(
-    request: reqwest::RequestBuilder,
-    timeout: Timeout,
-) -> Result<(u16, Option<String>, String), SinkError> {
-    let response = request.send().await.map_err(|e| classify_transport(e, timeout))?;
-    let status = response.status().as_u16();
-    let retry_after =
-        response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let text = response.text().await.map_err(|e| classify_transport(e, timeout))?;
-    Ok((status, retry_after, text))
-}
-
-/// Parses `Retry-After` in whole seconds (what Slack sends). Anything else counts as no hint,
-/// so the router's usual backoff applies: an HTTP date, a negative, fractional or exponent
-/// form (`-5`, `1.5`, `1e9`, `inf`), and any wait above [`SinkError::MAX_RETRY_AFTER`] (an
-/// hour): a server that asks for `18446744073709551615` seconds is broken or hostile, and
-/// obeying it would stall the sink (or overflow the clock).
-pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
-    let secs = value?.trim().parse::<u64>().ok()?;
-    let wait = Duration::from_secs(secs);
-    (wait <= SinkError::MAX_RETRY_AFTER).then_some(wait)
-}
-
-/// Classifies a non-success HTTP answer: 429 is transient with its `Retry-After`; 408 and 5xx
-/// other than 501 are transient; every other status is permanent, except that Slack's
-/// `rate_limited`/`ratelimited` strings are transient whatever the status.
+/// Classifies a non-success HTTP answer from Slack: the shared status table, except that
+/// Slack's `rate_limited`/`ratelimited` strings are transient whatever the status.
 pub fn classify_status(status: u16, retry_after: Option<&str>, body: &str) -> SinkError {
     let code = clean(body);
-    let message = describe(&code, Some(status));
+    let message = describe(&code, Some(status), explain(&code));
     let wait = parse_retry_after(retry_after);
-    match status {
-        429 => SinkError::Transient { message, retry_after: wait },
-        408 => SinkError::transient(message),
-        501 => SinkError::permanent(message),
-        500..=599 => SinkError::Transient { message, retry_after: wait },
-        _ if transient_code(&code) => SinkError::Transient { message, retry_after: wait },
-        _ => SinkError::permanent(message),
+    if transient_code(&code) && !(200..300).contains(&status) && status != 501 {
+        return SinkError::Transient { message, retry_after: wait };
     }
+    f2b_notify_http::classify_status(status, wait, message)
 }
 
 /// Classifies a Web API answer that came with HTTP 200: `{"ok": true}` is success,
@@ -193,7 +79,7 @@ pub fn classify_api_body(body: &str, retry_after: Option<&str>) -> Result<(), Si
         return Ok(());
     }
     let code = clean(answer.error.as_deref().unwrap_or(""));
-    let message = describe(&code, None);
+    let message = describe(&code, None, explain(&code));
     if transient_code(&code) {
         Err(SinkError::Transient { message, retry_after: parse_retry_after(retry_after) })
     } else {
@@ -201,65 +87,10 @@ pub fn classify_api_body(body: &str, retry_after: Option<&str>) -> Result<(), Si
     }
 }
 
-/// The TLS library's verdict on the server's certificate, if that is why a request failed.
-/// rustls reports it inside an I/O error (`InvalidData`), whose `source()` skips the error it
-/// wraps, hence the look at `get_ref`.
-fn untrusted_certificate(err: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut err = err;
-    // An I/O error may wrap another (hyper's connector wraps tokio-rustls's): unwrap them.
-    while let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
-        err = inner;
-    }
-    let tls = err.downcast_ref::<rustls::Error>()?;
-    match tls {
-        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => Some(clean(&tls.to_string())),
-        _ => None,
-    }
-}
-
-/// Classifies a request that got no HTTP answer. Timeouts, refused, reset or closed
-/// connections are transient. A server certificate that is not trusted (unknown issuer,
-/// expired, issued for another name) is permanent: waiting does not make it trusted, and
-/// the batch should reach the dead letters, where `queue` shows why, rather than be retried
-/// for `max_age`. The text never includes the URL.
-pub fn classify_transport(err: reqwest::Error, timeout: Timeout) -> SinkError {
-    let err = err.without_url();
-    if err.is_timeout() {
-        return SinkError::transient(format!("no answer within {:.1} s", timeout.0.as_secs_f64()));
-    }
-    // The innermost I/O error says what happened ("Connection refused (os error 111)",
-    // "failed to lookup address information: …") and names no URL.
-    let mut cause: Option<String> = None;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&err);
-    while let Some(s) = source {
-        if let Some(why) = untrusted_certificate(s) {
-            return SinkError::permanent(format!("the server's TLS certificate is not trusted: {why}"));
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            cause = Some(clean(&io.to_string()));
-        }
-        source = s.source();
-    }
-    let what = if err.is_connect() {
-        "cannot connect"
-    } else if err.is_builder() {
-        "bad request"
-    } else {
-        "connection failed"
-    };
-    let message = match cause {
-        Some(c) => format!("{what}: {c}"),
-        None => format!("{what}: the connection closed without an answer"),
-    };
-    if err.is_builder() {
-        SinkError::permanent(message)
-    } else {
-        SinkError::transient(message)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     /// (status, Retry-After, body, transient?, retry_after, text it must contain)
@@ -361,50 +192,6 @@ mod tests {
                 e.to_string().starts_with(&format!("{code} (HTTP 403): ")) && e.to_string().contains(remedy),
                 "{e}"
             );
-        }
-    }
-
-    #[test]
-    fn url_problems_in_words() {
-        let problem = |u: &str| url_problem(u, &reqwest::Url::parse(u).unwrap_err());
-        assert_eq!(problem("slack.com/api/"), "it has no scheme: write it as https://…");
-        assert_eq!(problem(""), "it is empty");
-        assert_eq!(problem("https://exa mple.com/"), "it holds a space or a line break");
-        assert_eq!(problem("https://example.com:99999/"), "invalid port number");
-    }
-
-    #[test]
-    fn error_text_is_one_sane_line() {
-        let e = classify_status(400, None, &format!("bad\nthing{}", "x".repeat(10_000)));
-        assert!(!e.to_string().contains('\n'));
-        assert!(e.to_string().len() < 300);
-    }
-
-    #[test]
-    fn plain_http_warns_unless_loopback() {
-        let warn = |u: &str| cleartext_warning(&reqwest::Url::parse(u).unwrap(), "url", "the token");
-        for quiet in [
-            "https://hooks.slack.com/services/T0/B0/X",
-            "http://127.0.0.1:8080/services/T0/B0/X",
-            "http://127.9.9.9/api/",
-            "http://localhost:1/",
-            "http://[::1]:8080/api/",
-        ] {
-            assert_eq!(warn(quiet), None, "{quiet}");
-        }
-        for loud in ["http://hooks.slack.com/services/T0/B0/SECRET", "http://10.0.0.1/api/", "http://[2001:db8::1]/"] {
-            let w = warn(loud).unwrap_or_else(|| panic!("no warning for {loud}"));
-            assert!(w.contains("`url` is a plain http:// URL") && w.contains("the token"), "{w}");
-            assert!(!w.contains("SECRET") && !w.contains("slack.com") && !w.contains("10.0.0.1"), "{w}");
-        }
-    }
-
-    #[test]
-    fn timeouts_are_bounded() {
-        assert_eq!(Timeout::from_config(None).unwrap().0, Timeout::DEFAULT);
-        assert_eq!(Timeout::from_config(Some(2.5)).unwrap().0, Duration::from_millis(2500));
-        for bad in [0.0, -1.0, 61.0, f64::NAN] {
-            assert!(Timeout::from_config(Some(bad)).is_err(), "{bad}");
         }
     }
 }

@@ -1,14 +1,12 @@
 //! What the Slack incoming-webhook and Web API sinks share, so it is written once: the message
-//! layout ([`message`]), the HTTP client and the classification of Slack's answers ([`http`]),
+//! layout ([`message`]), the classification of Slack's answers ([`http`]; the client is the shared
+//! `f2b_notify_http`),
 //! and the [`SlackSink`] itself, which each sink crate completes with how it posts ([`Post`]).
 
 pub mod http;
 pub mod message;
 mod sink;
 
-pub use http::{
-    classify_api_body, classify_status, classify_transport, cleartext_warning, client, exchange, explain, url_problem,
-    Timeout,
-};
+pub use http::{classify_api_body, classify_status, explain};
 pub use message::{build, build_alert, build_digest, MessageOptions};
 pub use sink::{Post, SlackSink};

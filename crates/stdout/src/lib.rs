@@ -204,6 +204,12 @@ fn private(options: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
     options
 }
 
+/// Builds the sink `name` from its config: what the router's registry calls for every sink
+/// type (`f2b_notify_<type>::new`).
+pub fn new(name: &str, config: Config) -> Result<StdoutSink, ConfigError> {
+    StdoutSink::new(name, config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -360,3 +360,9 @@ fn check_socket(path: &Path) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// Builds the sink `name` from its config: what the router's registry calls for every sink
+/// type (`f2b_notify_<type>::new`).
+pub fn new(name: &str, config: Config) -> Result<SyslogSink, ConfigError> {
+    SyslogSink::new(name, config)
+}
