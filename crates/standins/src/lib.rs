@@ -11,6 +11,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+pub mod webhook;
+
 /// One HTTP request the [`StandIn`] received.
 #[derive(Debug, Clone)]
 pub struct Request {
