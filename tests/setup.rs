@@ -196,6 +196,39 @@ fn example_email_checks() {
     assert!(!r.stdout.contains("example-password"), "{}", r.stdout);
 }
 
+#[cfg(feature = "webhook")]
+#[test]
+fn example_webhook_checks() {
+    let dir = Dir::new();
+    let secrets = [
+        ("webhook.url", "https://n8n.example.com/webhook/SECRET-0f3c9a7e-5b1d"),
+        ("webhook.auth", "Bearer SECRET-token-1234"),
+        ("chat.url", "https://chat.example.com/hooks/SECRETxyz0123456789"),
+    ];
+    // `check` builds both sinks (reads the files, tries the chat template) and sends nothing.
+    let r = check_example(&dir, "webhook.toml", &secrets);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(section(&r.stdout, "sinks:"), ["automation  webhook", "chat        webhook"], "{}", r.stdout);
+    assert_eq!(
+        section(&r.stdout, "routes"),
+        ["*  -> automation, chat  [events: start, stop, ban, unban; restored bans: quiet]"],
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("warnings:") && !r.stdout.contains("SECRET"), "{}", r.stdout);
+    // Without the header's file, check names it and the key.
+    let dir = Dir::new();
+    let r = check_example(&dir, "webhook.toml", &secrets[..1]);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("sink `automation`: cannot read `header_files.Authorization` file")
+            && r.stderr.contains("webhook.auth")
+            && !r.stderr.contains("SECRET"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// jail.local for the stock copy: the `dummy` firewall action instead of iptables, and sshd
 /// reading `auth` by polling (as an administrator's jail.local would, the stock jail.conf and
 /// jail.d/defaults-debian.conf do the rest).

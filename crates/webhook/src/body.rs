@@ -218,11 +218,6 @@ impl Bodies {
         Ok(bodies)
     }
 
-    /// Whether the event body is the operator's template.
-    pub fn templated(&self) -> bool {
-        self.body
-    }
-
     /// A typo in a variable's name would print `null` (or nothing) on every message: it is
     /// a config error instead, with the closest name.
     fn check_variables(&self, key: Key) -> Result<(), String> {
@@ -266,12 +261,23 @@ impl Bodies {
 
     /// The body for one event.
     pub fn event(&self, event: &Event, renderer: &Renderer) -> Rendered {
+        self.event_as(event, renderer, false)
+    }
+
+    /// The body for one event as `test --dry-run` shows it: the default JSON indented (the
+    /// same keys, in the same order), a template's result as it is.
+    pub fn event_preview(&self, event: &Event, renderer: &Renderer) -> Rendered {
+        self.event_as(event, renderer, true)
+    }
+
+    fn event_as(&self, event: &Event, renderer: &Renderer, pretty: bool) -> Rendered {
         let capped = event.capped(MAX_MATCHES, MAX_USER);
         let text = renderer.render_plain(&capped).map_err(|e| e.to_string())?;
         let wire = WireEvent::new(event, MAX_MATCHES);
         if !self.body {
             let body = EventBody { r#type: "event", text: &text, event: &wire };
-            return serde_json::to_string(&body).map_err(|e| format!("cannot encode JSON: {e}"));
+            let json = if pretty { serde_json::to_string_pretty(&body) } else { serde_json::to_string(&body) };
+            return json.map_err(|e| format!("cannot encode JSON: {e}"));
         }
         self.render(Key::Body, event_context(&wire, &text, event))
     }

@@ -538,13 +538,7 @@ impl Sink for WebhookSink {
     }
 
     fn preview(&self, event: &Event) -> Result<String, SinkError> {
-        let body = self.rendered(self.bodies.event(event, &self.renderer))?;
-        let shown = match self.bodies.templated() {
-            false => serde_json::from_str::<serde_json::Value>(&body)
-                .and_then(|v| serde_json::to_string_pretty(&v))
-                .unwrap_or(body),
-            true => body,
-        };
+        let shown = self.rendered(self.bodies.event_preview(event, &self.renderer))?;
         let mut headers = vec![format!("Content-Type: {}", self.content_type.to_str().unwrap_or("?"))];
         headers.extend(self.headers.iter().map(|(n, _)| format!("{n}: (not shown)")));
         Ok(format!(

@@ -314,7 +314,17 @@ async fn headers_arrive_and_their_values_show_nowhere() {
     assert_no_secret(&preview);
     assert!(!preview.contains("fail2ban\n") && preview.contains("x-source: (not shown)"), "{preview}");
     assert!(preview.starts_with("POST to the URL in `url` (a secret, not shown)"), "{preview}");
-    assert!(preview.contains("\"kind\": \"ban\""), "{preview}");
+    // The default body, indented, keys in the order sent.
+    let body = preview.split_once("this body:\n").unwrap().1;
+    assert!(
+        body.starts_with("{\n  \"type\": \"event\",\n  \"text\": \"Fail2Ban (sshd) banned IP 203.0.113.7"),
+        "{body}"
+    );
+    assert!(body.contains("\n    \"kind\": \"ban\",\n    \"jail\": \"sshd\","), "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(body).unwrap(),
+        serde_json::from_str::<Value>(&hook.endpoint.accepted()[0].body).unwrap()
+    );
     for line in sink.check() {
         assert_no_secret(&line);
     }
