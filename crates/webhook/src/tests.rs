@@ -305,6 +305,9 @@ async fn headers_arrive_and_their_values_show_nowhere() {
     assert_eq!(req.header("authorization"), Some(TOKEN));
     assert_eq!(req.header("x-source"), Some("fail2ban"));
     assert_eq!(req.header("x-api-key"), Some("file-secret-value"));
+    // Every value goes out marked sensitive (reqwest and hyper never print it).
+    assert_eq!(sink.headers.len(), 3);
+    assert!(sink.headers.iter().all(|(_, v)| v.is_sensitive()));
     // Debug, check and the preview name the headers, never their values.
     let debug = format!("{sink:?}");
     assert_no_secret(&debug);
