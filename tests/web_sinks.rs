@@ -1,0 +1,205 @@
+//! The delivery guarantees, held for every web sink against its service's stand-in (which
+//! follows that service's documented contract, limits and rate included): a storm folds into
+//! a few paced digests that name every address and never trip the service's rate limit; the
+//! service's own rate-limit answer is obeyed to the millisecond it names; a permanent refusal
+//! sends the events to the dead letters, where `queue` says why; and the secret appears in no
+//! output. Events go in through `f2b-notify notify`, the command Fail2Ban's action runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use f2b_notify_standins::{Reply, Request, StandIn};
+
+use crate::util::{run, wait_for, Dir, WorkerGuard};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// One sink type's stand-in, running.
+struct Service {
+    /// The server: every request it got, answered or refused.
+    server: StandIn,
+    /// The sink's keys after `type`, pointing at the stand-in.
+    toml: String,
+    /// What the service accepted, as text (each message's body).
+    accepted: Box<dyn Fn() -> Vec<Request>>,
+    /// Makes the next answers these.
+    force: Box<dyn Fn(Vec<Reply>)>,
+    /// The secret in the config, which must appear in no output.
+    secret: &'static str,
+}
+
+/// How each sink type is tested: its stand-in, and its service's rate-limit and refusal
+/// answers.
+struct Profile {
+    ty: &'static str,
+    start: fn() -> Service,
+    /// The service asking to wait 2 s, in its own shape.
+    rate_limited: fn() -> Reply,
+    /// A refusal that retrying cannot fix, and the words `queue` then shows.
+    refused: fn() -> (Reply, &'static str),
+    /// The least gap the sink keeps between two messages by default.
+    pace: Duration,
+}
+
+#[cfg(feature = "webhook")]
+fn webhook() -> Profile {
+    use f2b_notify_standins::webhook::Endpoint;
+    Profile {
+        ty: "webhook",
+        start: || {
+            let endpoint = Endpoint::requiring("/hook/S3CRETPATH", "Authorization", "Bearer S3CRETHEADER");
+            let server = StandIn::start(endpoint.responder());
+            let toml = format!(
+                "url = \"{}\"\nheaders = {{ Authorization = \"Bearer S3CRETHEADER\" }}\n",
+                server.url("/hook/S3CRETPATH")
+            );
+            let (a, f) = (Arc::clone(&endpoint), Arc::clone(&endpoint));
+            Service {
+                server,
+                toml,
+                accepted: Box::new(move || a.accepted()),
+                force: Box::new(move |r| f.force(r)),
+                secret: "S3CRET",
+            }
+        },
+        rate_limited: || Reply::new(429, "slow down").header("Retry-After", "2"),
+        refused: || (Reply::new(410, "this hook is gone"), "this hook is gone (HTTP 410)"),
+        pace: Duration::ZERO,
+    }
+}
+
+/// Every web sink this build has.
+fn profiles() -> Vec<Profile> {
+    #[allow(unused_mut)]
+    let mut all: Vec<Profile> = Vec::new();
+    #[cfg(feature = "webhook")]
+    all.push(webhook());
+    all
+}
+
+/// A config with the one sink `out` of `profile`'s type, every event of every jail to it.
+struct Setup {
+    dir: Dir,
+    config: PathBuf,
+    spool: PathBuf,
+    _worker: WorkerGuard,
+}
+
+fn setup(profile: &Profile, service: &Service) -> Setup {
+    let dir = Dir::new();
+    let spool = dir.path().join("spool");
+    let config = dir.write(
+        "notify.toml",
+        &format!(
+            "host = \"web.example\"\n[delivery]\nspool = \"{}\"\nidle_exit = 2\nretry_max = 5\n\n[sinks.out]\ntype = \"{}\"\n{}\n[jails.\"*\"]\nsinks = [\"out\"]\n",
+            spool.display(),
+            profile.ty,
+            service.toml
+        ),
+    );
+    Setup { _worker: WorkerGuard(spool.clone()), dir, config, spool }
+}
+
+impl Setup {
+    fn cmd(&self, args: &[&str]) -> crate::util::Run {
+        let mut c = self.dir.cmd();
+        c.arg("--config").arg(&self.config).args(args);
+        run(c)
+    }
+
+    fn ban(&self, ip: &str) {
+        let r = self.cmd(&[
+            "notify",
+            "ban",
+            "--jail",
+            "sshd",
+            "--ip",
+            ip,
+            "--failures",
+            "5",
+            "--user",
+            "<!channel> @everyone",
+        ]);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+    }
+}
+
+fn addresses(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("198.51.100.{i}")).collect()
+}
+
+fn missing(requests: &[Request], ips: &[String]) -> Vec<String> {
+    let all: String = requests.iter().map(|r| r.body.as_str()).collect::<Vec<_>>().join("\n");
+    // An address is named when it stands on its own (198.51.100.1 is not in 198.51.100.10).
+    ips.iter()
+        .filter(|ip| {
+            !all.match_indices(ip.as_str())
+                .any(|(at, _)| !all[at + ip.len()..].starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_storm_becomes_a_few_paced_digests_naming_every_address() {
+    for profile in profiles() {
+        let service = (profile.start)();
+        let setup = setup(&profile, &service);
+        let ips = addresses(60);
+        for ip in &ips {
+            setup.ban(ip);
+        }
+        let got = wait_for(&format!("{}: every address", profile.ty), WAIT, || {
+            let got = (service.accepted)();
+            missing(&got, &ips).is_empty().then_some(got)
+        });
+        assert!(got.len() < 30, "{}: {} messages for 60 bans", profile.ty, got.len());
+        for pair in got.windows(2) {
+            let gap = pair[1].at - pair[0].at;
+            assert!(gap + Duration::from_millis(50) >= profile.pace, "{}: {gap:?} between two messages", profile.ty);
+        }
+        let queue = setup.cmd(&["queue"]);
+        assert!(!queue.stdout.contains(service.secret), "{}: {}", profile.ty, queue.stdout);
+    }
+}
+
+#[test]
+fn the_services_rate_limit_answer_is_obeyed() {
+    for profile in profiles() {
+        let service = (profile.start)();
+        (service.force)(vec![(profile.rate_limited)()]);
+        let setup = setup(&profile, &service);
+        setup.ban("203.0.113.7");
+        let got = wait_for(&format!("{}: the retry", profile.ty), WAIT, || {
+            let got = (service.accepted)();
+            (!got.is_empty()).then_some(got)
+        });
+        assert!(missing(&got, &["203.0.113.7".to_owned()]).is_empty(), "{}", profile.ty);
+        let first = service.server.requests()[0].at;
+        let gap = got[0].at - first;
+        assert!(gap >= Duration::from_secs(2), "{}: retried {gap:?} after being asked to wait 2 s", profile.ty);
+        assert!(gap < Duration::from_secs(5), "{}: retried only {gap:?} after being asked to wait 2 s", profile.ty);
+        // The worker's log names the failed try, without the secret.
+        let log = std::fs::read_to_string(setup.spool.join("worker.log")).unwrap_or_default();
+        assert!(!log.contains(service.secret), "{}: {log}", profile.ty);
+    }
+}
+
+#[test]
+fn a_permanent_refusal_is_a_dead_letter_with_the_services_words() {
+    for profile in profiles() {
+        let service = (profile.start)();
+        let (reply, words) = (profile.refused)();
+        (service.force)(vec![reply]);
+        let setup = setup(&profile, &service);
+        setup.ban("203.0.113.9");
+        let listed = wait_for(&format!("{}: the dead letter", profile.ty), WAIT, || {
+            let listed = setup.cmd(&["queue", "list"]).stdout;
+            listed.contains("1 dead").then_some(listed)
+        });
+        assert!(listed.contains(words), "{}: {listed}", profile.ty);
+        assert!(!listed.contains(service.secret), "{}: {listed}", profile.ty);
+        assert!((service.accepted)().is_empty(), "{}", profile.ty);
+    }
+}
