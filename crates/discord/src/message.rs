@@ -119,7 +119,7 @@ fn mass_mention(rest: &str) -> bool {
 }
 
 /// Escapes text for Discord markdown outside code: a backslash before `\ * _ ~ `` ` `` | [ ] ( )
-/// <` anywhere, and before `# - > +` and a numbered list's `.` at the start of a line (or of
+/// <` anywhere, and before `# - > +` and a numbered list's `1.` at the start of a line (or of
 /// the value, which a template may put at the start of a line); mentions broken (see the
 /// module docs); bidi controls replaced. For the renderer's values and every text field.
 pub fn escape_markdown(s: &str) -> Cow<'_, str> {
@@ -157,7 +157,11 @@ pub fn escape_markdown(s: &str) -> Cow<'_, str> {
                 out.push('\\');
                 out.push(c);
             }
-            '.' if line == Line::Digits => out.push_str("\\."),
+            // `1. ` starts a list; `203.0.113.7` does not. The end of the value counts as a
+            // space: a template may go on with one.
+            '.' if line == Line::Digits && s[i + 1..].chars().next().is_none_or(char::is_whitespace) => {
+                out.push_str("\\.");
+            }
             '@' => {
                 out.push('@');
                 if mass_mention(&s[i + 1..]) {
@@ -210,9 +214,10 @@ fn code_span(value: &str, max: usize) -> String {
     format!("`{}`", code(&cut(&flatten(value), max)))
 }
 
-/// A one-line value as escaped text, cut to `max` first.
+/// A one-line value as escaped text of at most `max` characters (escaped first, so that the
+/// cut marker stays as it is).
 fn text(value: &str, max: usize) -> String {
-    escape_markdown(&cut(&flatten(value), max)).into_owned()
+    cut(&escape_markdown(&flatten(value)), max).into_owned()
 }
 
 /// The JSON body around `embeds`: content (left out when empty), mentions off, the poster.
@@ -492,7 +497,8 @@ pub fn build_digest(digest: &Digest, options: &MessageOptions) -> Value {
         }
     }
     pack.close();
-    let mut content = escape_markdown(&digest.title()).into_owned();
+    // The summary is counts and fixed words; only the host needs escaping.
+    let mut content = format!("Fail2Ban on {}: {}", escape_markdown(&digest.host()), digest.summary());
     if pack.unlisted_ids > 0 || pack.unlisted_jails > 0 {
         let mut parts = Vec::new();
         if pack.unlisted_ids > 0 {
@@ -523,7 +529,8 @@ mod tests {
         assert_eq!(escape_markdown("*b* _i_ ~~s~~ ||x|| `c`"), r"\*b\* \_i\_ \~\~s\~\~ \|\|x\|\| \`c\`");
         assert_eq!(escape_markdown(r"a\b"), r"a\\b");
         assert_eq!(escape_markdown("[a](http://x)"), r"\[a\]\(http://x\)");
-        assert_eq!(escape_markdown("# h\n- b\n> q\n1. n\n  -# s"), "\\# h\n\\- b\n\\> q\n1\\. n\n  \\-# s");
+        assert_eq!(escape_markdown("# h\n- b\n> q\n1. n\n  -# s\n12."), "\\# h\n\\- b\n\\> q\n1\\. n\n  \\-# s\n12\\.");
+        assert_eq!(escape_markdown("203.0.113.7 1.5"), "203.0.113.7 1.5");
         // Not at a line's start: no list, heading or quote, left alone.
         assert_eq!(escape_markdown("nginx-http-auth a#b 3.5 x>y"), "nginx-http-auth a#b 3.5 x>y");
         assert_eq!(

@@ -380,7 +380,7 @@ impl Service {
             }
         }
         if let Some(flags) = obj.get("flags") {
-            if !flags.as_u64().is_some_and(|f| f & !(4 | 4096) == 0) {
+            if flags.as_u64().is_none_or(|f| f & !(4 | 4096) != 0) {
                 return Err(form_error(&["flags"], "MESSAGE_FLAGS_INVALID", "Invalid flags."));
             }
         }
@@ -404,7 +404,7 @@ impl Service {
             max(&["embeds", &i, "footer", "text"], &get("footer")["text"], 2048)?;
             max(&["embeds", &i, "author", "name"], &get("author")["name"], 256)?;
             if let Some(c) = e.get("color") {
-                if !c.as_u64().is_some_and(|c| c <= 0xFF_FF_FF) {
+                if c.as_u64().is_none_or(|c| c > 0xFF_FF_FF) {
                     return Err(form_error(
                         &["embeds", &i, "color"],
                         "NUMBER_TYPE_MAX",
