@@ -882,7 +882,8 @@ sinks = 7
             "a.toml: key `sinks.console.format`: `xml` is not one of `text` or `json`",
             "a.toml: key `sinks.console.formatt`: unknown field `formatt` (did you mean `format`?)",
             "a.toml: key `sinks.notype`: missing field `type`",
-            "a.toml: key `sinks.pager.type`: `stdot` is not one of `stdout`, `slack-webhook`, `slack-api`, `email` or `syslog` (did you mean `stdout`?)",
+            // Only the list's start: it grows with every sink type (its end is checked below).
+            "a.toml: key `sinks.pager.type`: `stdot` is not one of `stdout`, `slack-webhook`, ",
             "a.toml: key `sinks.tpl.templates.ban`: invalid type: found signed int `5`, expected a string",
             "a.toml: key `sinks.tpl.templates.bann`: unknown field `bann` (did you mean `ban`?)",
             "b.toml: key `delivery.min_interval.consoel`: no sink named `consoel`; did you mean `console`? (defined sinks: console, notype, pager, tpl)",
@@ -894,6 +895,7 @@ sinks = 7
             assert!(got.starts_with(want), "{got:?} does not start with {want:?}\nall: {problems:#?}");
         }
         assert_eq!(problems.len(), want.len(), "{problems:#?}");
+        assert!(problems[9].ends_with("` (did you mean `stdout`?)"), "{problems:#?}");
         assert_eq!(loaded.unwrap_err(), problems[0]);
         // Without the broken file, `load` stops at the first problem of the settings.
         let (problems, loaded) = check_in_jail(&[("a.toml", a), ("b.toml", b)], &[]);
