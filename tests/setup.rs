@@ -170,6 +170,30 @@ fn example_slack_api_checks() {
     assert!(!r.stdout.contains("warnings:"), "{}", r.stdout);
 }
 
+#[cfg(feature = "discord")]
+#[test]
+fn example_discord_checks() {
+    let dir = Dir::new();
+    // `check` builds the sink (reads and checks the URL) and sends nothing.
+    let url = "https://discord.com/api/webhooks/1234567890123456789/SECRETtoken";
+    let r = check_example(&dir, "discord.toml", &[("discord.url", url)]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(section(&r.stdout, "sinks:"), ["discord  discord"], "{}", r.stdout);
+    assert_eq!(
+        section(&r.stdout, "routes"),
+        ["*  -> discord  [events: start, stop, ban, unban; restored bans: quiet]"],
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("warnings:") && !r.stdout.contains("SECRET"), "{}", r.stdout);
+    // A URL that is not a webhook's is named by its key, never quoted.
+    let dir = Dir::new();
+    let r = check_example(&dir, "discord.toml", &[("discord.url", "https://discord.com/channels/1/SECRET")]);
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("sink `discord`: `url` is not a Discord webhook URL"), "{}", r.stderr);
+    assert!(!r.stderr.contains("SECRET"), "{}", r.stderr);
+}
+
 #[cfg(feature = "email")]
 #[test]
 fn example_email_checks() {

@@ -69,12 +69,38 @@ fn webhook() -> Profile {
     }
 }
 
+#[cfg(feature = "discord")]
+fn discord() -> Profile {
+    use f2b_notify_standins::discord;
+    Profile {
+        ty: "discord",
+        start: || {
+            let service = discord::Service::new("1234567890", "S3CRETtoken");
+            let server = StandIn::start(service.responder());
+            let toml = format!("url = \"{}\"\n", server.url(&service.path()));
+            let (a, f) = (Arc::clone(&service), Arc::clone(&service));
+            Service {
+                server,
+                toml,
+                accepted: Box::new(move || a.accepted_requests()),
+                force: Box::new(move |r| f.force(r)),
+                secret: "S3CRET",
+            }
+        },
+        rate_limited: || discord::rate_limited(2.0, false),
+        refused: || (discord::error(404, 10015, "Unknown Webhook"), "Unknown Webhook"),
+        pace: Duration::from_secs(2),
+    }
+}
+
 /// Every web sink this build has.
 fn profiles() -> Vec<Profile> {
     #[allow(unused_mut)]
     let mut all: Vec<Profile> = Vec::new();
     #[cfg(feature = "webhook")]
     all.push(webhook());
+    #[cfg(feature = "discord")]
+    all.push(discord());
     all
 }
 

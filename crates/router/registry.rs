@@ -81,6 +81,7 @@ sinks! {
     "email" => Email(f2b_notify_email),
     "syslog" => Syslog(f2b_notify_syslog),
     "webhook" => Webhook(f2b_notify_webhook),
+    "discord" => Discord(f2b_notify_discord),
 }
 
 impl SinkConfig {

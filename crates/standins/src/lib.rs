@@ -9,6 +9,8 @@
 //! a sink's async client talks to it like to any server.
 
 use std::io::Write;
+
+pub mod discord;
 use std::time::{Duration, Instant};
 
 pub mod webhook;
