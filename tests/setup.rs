@@ -253,6 +253,35 @@ fn example_webhook_checks() {
     );
 }
 
+#[cfg(feature = "telegram")]
+#[test]
+fn example_telegram_checks() {
+    let dir = Dir::new();
+    let token = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11";
+    let r = check_example(&dir, "telegram.toml", &[("telegram.token", token)]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(section(&r.stdout, "sinks:"), ["telegram  telegram"], "{}", r.stdout);
+    assert_eq!(
+        section(&r.stdout, "routes"),
+        ["*  -> telegram  [events: ban, unban; restored bans: quiet]"],
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("warnings:"), "{}", r.stdout);
+    assert!(!r.stdout.contains("ABC-DEF1234") && !r.stderr.contains("ABC-DEF1234"), "{}", r.stdout);
+    // A token file that holds something else: named, never quoted.
+    let dir = Dir::new();
+    let r = check_example(&dir, "telegram.toml", &[("telegram.token", "bot123456:AAsecretXYZ")]);
+    assert_eq!(r.code, Some(2), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("sink `telegram`: `token_file` ")
+            && r.stderr.contains("telegram.token does not hold a Telegram bot token: it starts with `bot`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("secretXYZ"), "{}", r.stderr);
+}
+
 /// jail.local for the stock copy: the `dummy` firewall action instead of iptables, and sshd
 /// reading `auth` by polling (as an administrator's jail.local would, the stock jail.conf and
 /// jail.d/defaults-debian.conf do the rest).

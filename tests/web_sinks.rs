@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use f2b_notify_standins::{Reply, Request, StandIn};
 
@@ -21,8 +21,8 @@ struct Service {
     server: StandIn,
     /// The sink's keys after `type`, pointing at the stand-in.
     toml: String,
-    /// What the service accepted, as text (each message's body).
-    accepted: Box<dyn Fn() -> Vec<Request>>,
+    /// What the service accepted: when each message arrived, and its text (the body).
+    accepted: Box<dyn Fn() -> Vec<(Instant, String)>>,
     /// Makes the next answers these.
     force: Box<dyn Fn(Vec<Reply>)>,
     /// The secret in the config, which must appear in no output.
@@ -38,7 +38,8 @@ struct Profile {
     rate_limited: fn() -> Reply,
     /// A refusal that retrying cannot fix, and the words `queue` then shows.
     refused: fn() -> (Reply, &'static str),
-    /// The least gap the sink keeps between two messages by default.
+    /// The least gap the sink keeps between two messages by default (zero: the test paces
+    /// it at 1 s).
     pace: Duration,
 }
 
@@ -58,7 +59,7 @@ fn webhook() -> Profile {
             Service {
                 server,
                 toml,
-                accepted: Box::new(move || a.accepted()),
+                accepted: Box::new(move || bodies(a.accepted())),
                 force: Box::new(move |r| f.force(r)),
                 secret: "S3CRET",
             }
@@ -82,7 +83,7 @@ fn discord() -> Profile {
             Service {
                 server,
                 toml,
-                accepted: Box::new(move || a.accepted_requests()),
+                accepted: Box::new(move || bodies(a.accepted_requests())),
                 force: Box::new(move |r| f.force(r)),
                 secret: "S3CRET",
             }
@@ -90,6 +91,32 @@ fn discord() -> Profile {
         rate_limited: || discord::rate_limited(2.0, false),
         refused: || (discord::error(404, 10015, "Unknown Webhook"), "Unknown Webhook"),
         pace: Duration::from_secs(2),
+    }
+}
+
+#[cfg(feature = "telegram")]
+fn telegram() -> Profile {
+    use f2b_notify_standins::telegram;
+    const TOKEN: &str = "123456:S3CRET-DEF1234ghIkl-zyx57W2v1u123ew11";
+    Profile {
+        ty: "telegram",
+        start: || {
+            let service = telegram::Service::new(TOKEN);
+            service.add_chat("-1001234567890");
+            let server = StandIn::start(service.responder());
+            let toml = format!("token = \"{TOKEN}\"\nchat_id = -1001234567890\napi_url = \"{}\"\n", server.url(""));
+            let (a, f) = (Arc::clone(&service), Arc::clone(&service));
+            Service {
+                server,
+                toml,
+                accepted: Box::new(move || a.accepted().into_iter().map(|m| (m.at, m.body.to_string())).collect()),
+                force: Box::new(move |r| f.force(r)),
+                secret: "S3CRET",
+            }
+        },
+        rate_limited: || telegram::too_many_requests(2),
+        refused: || (telegram::error(400, "Bad Request: chat not found"), "chat not found"),
+        pace: Duration::from_secs(3),
     }
 }
 
@@ -101,6 +128,8 @@ fn profiles() -> Vec<Profile> {
     all.push(webhook());
     #[cfg(feature = "discord")]
     all.push(discord());
+    #[cfg(feature = "telegram")]
+    all.push(telegram());
     all
 }
 
@@ -115,10 +144,13 @@ struct Setup {
 fn setup(profile: &Profile, service: &Service) -> Setup {
     let dir = Dir::new();
     let spool = dir.path().join("spool");
+    // A sink with no pace of its own sends each event as it comes: paced here at 1 s (the
+    // administrator's `min_interval`), so that a storm still folds into digests.
+    let pacing = if profile.pace.is_zero() { "min_interval = { out = 1 }\n" } else { "" };
     let config = dir.write(
         "notify.toml",
         &format!(
-            "host = \"web.example\"\n[delivery]\nspool = \"{}\"\nidle_exit = 2\nretry_max = 5\n\n[sinks.out]\ntype = \"{}\"\n{}\n[jails.\"*\"]\nsinks = [\"out\"]\n",
+            "host = \"web.example\"\n[delivery]\nspool = \"{}\"\nidle_exit = 2\nretry_max = 5\n{pacing}\n[sinks.out]\ntype = \"{}\"\n{}\n[jails.\"*\"]\nsinks = [\"out\"]\n",
             spool.display(),
             profile.ty,
             service.toml
@@ -155,8 +187,13 @@ fn addresses(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("198.51.100.{i}")).collect()
 }
 
-fn missing(requests: &[Request], ips: &[String]) -> Vec<String> {
-    let all: String = requests.iter().map(|r| r.body.as_str()).collect::<Vec<_>>().join("\n");
+/// Requests as (arrival, body).
+fn bodies(requests: Vec<Request>) -> Vec<(Instant, String)> {
+    requests.into_iter().map(|r| (r.at, r.body)).collect()
+}
+
+fn missing(messages: &[(Instant, String)], ips: &[String]) -> Vec<String> {
+    let all: String = messages.iter().map(|(_, body)| body.as_str()).collect::<Vec<_>>().join("\n");
     // An address is named when it stands on its own (198.51.100.1 is not in 198.51.100.10).
     ips.iter()
         .filter(|ip| {
@@ -181,9 +218,10 @@ fn a_storm_becomes_a_few_paced_digests_naming_every_address() {
             missing(&got, &ips).is_empty().then_some(got)
         });
         assert!(got.len() < 30, "{}: {} messages for 60 bans", profile.ty, got.len());
+        let pace = profile.pace.max(Duration::from_secs(1));
         for pair in got.windows(2) {
-            let gap = pair[1].at - pair[0].at;
-            assert!(gap + Duration::from_millis(50) >= profile.pace, "{}: {gap:?} between two messages", profile.ty);
+            let gap = pair[1].0 - pair[0].0;
+            assert!(gap + Duration::from_millis(50) >= pace, "{}: {gap:?} between two messages", profile.ty);
         }
         let queue = setup.cmd(&["queue"]);
         assert!(!queue.stdout.contains(service.secret), "{}: {}", profile.ty, queue.stdout);
@@ -203,7 +241,7 @@ fn the_services_rate_limit_answer_is_obeyed() {
         });
         assert!(missing(&got, &["203.0.113.7".to_owned()]).is_empty(), "{}", profile.ty);
         let first = service.server.requests()[0].at;
-        let gap = got[0].at - first;
+        let gap = got[0].0 - first;
         assert!(gap >= Duration::from_secs(2), "{}: retried {gap:?} after being asked to wait 2 s", profile.ty);
         assert!(gap < Duration::from_secs(5), "{}: retried only {gap:?} after being asked to wait 2 s", profile.ty);
         // The worker's log names the failed try, without the secret.

@@ -82,6 +82,7 @@ sinks! {
     "syslog" => Syslog(f2b_notify_syslog),
     "webhook" => Webhook(f2b_notify_webhook),
     "discord" => Discord(f2b_notify_discord),
+    "telegram" => Telegram(f2b_notify_telegram),
 }
 
 impl SinkConfig {
