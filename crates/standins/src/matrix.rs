@@ -300,3 +300,171 @@ fn check_message(content: &Value) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    const TOKEN: &str = "syt_token";
+    const ROOM: &str = "!room:example.org";
+    const SEND: &str = "/_matrix/client/v3/rooms/%21room%3Aexample.org/send/m.room.message";
+
+    /// One request over a fresh connection: the status and body of the answer, or `None` when
+    /// the connection closed without one.
+    fn call(port: u16, method: &str, path: &str, auth: Option<&str>, body: &str) -> Option<(u16, String, Value)> {
+        let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let auth = auth.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        sock.write_all(request.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = sock.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if rest.len() >= len {
+                    break;
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let (head, rest) = text.split_once("\r\n\r\n")?;
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, head.to_owned(), serde_json::from_str(rest).unwrap_or(Value::Null)))
+    }
+
+    fn notice(text: &str) -> String {
+        json!({"msgtype": "m.notice", "body": text, "m.mentions": {}}).to_string()
+    }
+
+    #[test]
+    fn the_documented_rules() {
+        let service = Service::new(TOKEN, ROOM);
+        let standin = service.start();
+        let port = standin.port;
+        let put = |path: &str, auth: Option<&str>, body: &str| call(port, "PUT", path, auth, body).unwrap();
+        let code = |a: &(u16, String, Value)| (a.0, a.2["errcode"].as_str().unwrap_or("").to_owned());
+        let t1 = format!("{SEND}/t1");
+
+        assert_eq!(code(&put("/_matrix/client/v3/rooms/x/send", Some(TOKEN), "{}")), (404, "M_UNRECOGNIZED".into()));
+        assert_eq!(code(&call(port, "POST", &t1, Some(TOKEN), "{}").unwrap()), (405, "M_UNRECOGNIZED".into()));
+        let missing = put(&t1, None, &notice("x"));
+        assert_eq!(
+            (code(&missing), missing.2["error"].clone()),
+            ((401, "M_MISSING_TOKEN".into()), json!("Missing access token"))
+        );
+        let wrong = put(&t1, Some("syt_other"), &notice("x"));
+        assert_eq!(code(&wrong), (401, "M_UNKNOWN_TOKEN".into()));
+        assert_eq!(wrong.2["soft_logout"], json!(false));
+        assert_eq!(code(&put(&t1, Some(TOKEN), "not json")), (400, "M_NOT_JSON".into()));
+        assert_eq!(code(&put(&t1, Some(TOKEN), "[1]")), (400, "M_BAD_JSON".into()));
+        assert_eq!(code(&put(&t1, Some(TOKEN), r#"{"msgtype":"m.notice"}"#)), (400, "M_BAD_JSON".into()));
+        let html_without_body = json!({"msgtype": "m.notice", "body": "x", "format": "org.matrix.custom.html"});
+        assert_eq!(code(&put(&t1, Some(TOKEN), &html_without_body.to_string())), (400, "M_BAD_JSON".into()));
+        let other =
+            put("/_matrix/client/v3/rooms/%21other%3Aexample.org/send/m.room.message/t1", Some(TOKEN), &notice("x"));
+        assert_eq!(code(&other), (403, "M_FORBIDDEN".into()));
+        assert_eq!(other.2["error"], json!("User @bot:example.org not in room !other:example.org"));
+        // The whole event counts: a content of 65,000 bytes is too large once enveloped.
+        assert_eq!(code(&put(&t1, Some(TOKEN), &notice(&"x".repeat(65_000)))), (413, "M_TOO_LARGE".into()));
+        assert!(service.messages().is_empty(), "nothing refused was stored");
+
+        // Success, then the same transaction again: the same event id, one message.
+        let first = put(&t1, Some(TOKEN), &notice("hello"));
+        assert_eq!(first.0, 200);
+        let event_id = first.2["event_id"].as_str().unwrap().to_owned();
+        assert!(event_id.starts_with('$'));
+        let again = put(&t1, Some(TOKEN), &notice("something else"));
+        assert_eq!((again.0, again.2["event_id"].as_str().unwrap()), (200, event_id.as_str()));
+        // The token in the query works as well, and is the same client.
+        let query = call(port, "PUT", &format!("{t1}?access_token={TOKEN}"), None, &notice("x")).unwrap();
+        assert_eq!(query.2["event_id"].as_str(), Some(event_id.as_str()));
+        let messages = service.messages();
+        assert_eq!(messages.len(), 1);
+        assert_eq!(
+            (messages[0].room_id.as_str(), messages[0].txn_id.as_str(), messages[0].event_type.as_str()),
+            (ROOM, "t1", "m.room.message")
+        );
+        assert_eq!(messages[0].content["body"], "hello");
+        // Another txn id is another message; the same txn id in another room too.
+        service.join("!b:example.org");
+        put(&format!("{SEND}/t2"), Some(TOKEN), &notice("two"));
+        put("/_matrix/client/v3/rooms/%21b%3Aexample.org/send/m.room.message/t1", Some(TOKEN), &notice("b"));
+        assert_eq!(service.contents().len(), 3);
+    }
+
+    #[test]
+    fn the_rate_limit_like_synapse() {
+        let service = Service::new(TOKEN, ROOM);
+        service.rate_limit(Some((1.0, 2.0)));
+        let standin = service.start();
+        let put = |txn: &str| call(standin.port, "PUT", &format!("{SEND}/{txn}"), Some(TOKEN), &notice(txn)).unwrap();
+        assert_eq!(put("a").0, 200);
+        assert_eq!(put("b").0, 200);
+        let limited = put("c");
+        assert_eq!(limited.0, 429);
+        assert_eq!(limited.2["errcode"], "M_LIMIT_EXCEEDED");
+        assert_eq!(limited.2["error"], "Too Many Requests");
+        let ms = limited.2["retry_after_ms"].as_u64().unwrap();
+        assert!(ms > 0 && ms <= 1000, "{ms}");
+        assert!(limited.1.lines().any(|l| l == "Retry-After: 1"), "{}", limited.1);
+        // A retransmission costs nothing.
+        assert_eq!(put("a").0, 200);
+        std::thread::sleep(Duration::from_millis(ms + 20));
+        assert_eq!(put("c").0, 200);
+        assert_eq!(service.messages().len(), 3);
+        // Synapse's default: bursts of 10.
+        let service = Service::new(TOKEN, ROOM);
+        let standin = service.start();
+        let codes: Vec<u16> = (0..11)
+            .map(|i| call(standin.port, "PUT", &format!("{SEND}/{i}"), Some(TOKEN), &notice("x")).unwrap().0)
+            .collect();
+        assert_eq!(codes, [vec![200; 10], vec![429]].concat());
+    }
+
+    #[test]
+    fn forced_lost_and_delayed_answers() {
+        let service = Service::new(TOKEN, ROOM);
+        let standin = service.start();
+        let port = standin.port;
+        service.force([
+            Forced::Reply(Reply::json(500, &json!({"errcode": "M_UNKNOWN", "error": "boom"}))),
+            Forced::Lose,
+            Forced::LoseWith(Reply::new(502, "bad gateway")),
+        ]);
+        let put = |txn: &str| call(port, "PUT", &format!("{SEND}/{txn}"), Some(TOKEN), &notice(txn));
+        assert_eq!(put("a").unwrap().0, 500);
+        assert!(service.messages().is_empty(), "a forced reply stores nothing");
+        assert!(put("a").is_none(), "the connection closed without an answer");
+        assert_eq!(service.messages().len(), 1, "but the message was stored");
+        assert_eq!(put("b").unwrap().0, 502);
+        assert_eq!(service.messages().len(), 2);
+        // The retries are recognised.
+        assert_eq!(put("a").unwrap().0, 200);
+        assert_eq!(put("b").unwrap().0, 200);
+        assert_eq!(service.messages().len(), 2);
+
+        // A delayed answer: the message is stored before the answer leaves.
+        service.delay(Duration::from_millis(600));
+        let started = Instant::now();
+        let waiting = std::thread::spawn(move || call(port, "PUT", &format!("{SEND}/c"), Some(TOKEN), &notice("c")));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(service.messages().len(), 3, "stored while the answer waits");
+        assert_eq!(waiting.join().unwrap().unwrap().0, 200);
+        assert!(started.elapsed() >= Duration::from_millis(600));
+    }
+}
