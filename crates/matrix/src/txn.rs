@@ -22,6 +22,12 @@
 //! (the retry after a lost answer is deduplicated) and dropped once it is delivered (the next
 //! equal set is a new message). A worker that dies with such a set in flight may therefore post
 //! it twice; a duplicate "jail started" is the lesser evil next to a lost one.
+//!
+//! A ban that Fail2Ban restores at a restart carries the first ban's time and `restored`: a
+//! second restart within the homeserver's memory of transaction ids (Synapse: 24 hours)
+//! announces it under the same id, and the homeserver keeps the first announcement only.
+//! Such bans are quiet unless a route asks for them (`restored = true`), and the room has
+//! already been told.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
