@@ -2,30 +2,37 @@
 //! answers it: `PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}` for one
 //! account (one access token) that has joined some rooms.
 //!
-//! Rules, in the order a request meets them (sources: the contract in the f2b-notify repo,
-//! from <https://spec.matrix.org/latest/client-server-api/> and Synapse's `synapse/api/errors.py`):
+//! Rules, in the order a request meets them (`CS` is
+//! <https://spec.matrix.org/latest/client-server-api/>; Synapse's texts are from
+//! <https://github.com/element-hq/synapse/blob/develop/synapse/api/errors.py>):
 //! - Only that path; another is 404 `M_UNRECOGNIZED` "Unrecognized request", another method
-//!   on it 405 `M_UNRECOGNIZED` (`#api-standards`, Synapse). Path segments are percent-decoded.
-//! - The access token, from `Authorization: Bearer …` or the `access_token` query parameter:
-//!   none is 401 `M_MISSING_TOKEN` "Missing access token", a wrong one 401 `M_UNKNOWN_TOKEN`
-//!   "Unrecognised access token" with `soft_logout: false` (`#using-access-tokens`).
-//! - Transaction ids: a request with the same token, path and txnId as an earlier one that
-//!   succeeded is a retransmission: the same 200 and `event_id`, nothing stored
-//!   (`#transaction-identifiers`). Failed requests are not remembered: their retry is new.
+//!   on it 405 `M_UNRECOGNIZED` (CS#common-error-codes; matrix-org/synapse behaviour, seen in
+//!   <https://github.com/fadenb/Matrix-Chat-Message/issues/113>). Path segments are
+//!   percent-decoded.
+//! - The access token, from `Authorization: Bearer …` or the `access_token` query parameter
+//!   (CS#using-access-tokens): none is 401 `M_MISSING_TOKEN` "Missing access token", a wrong
+//!   one 401 `M_UNKNOWN_TOKEN` "Unrecognised access token" with `soft_logout: false`
+//!   (Synapse's `MissingClientTokenError`, `InvalidClientTokenError`).
+//! - Transaction ids (CS#transaction-identifiers): a request with the same token, path and
+//!   txnId as an earlier one that succeeded is a retransmission: the same 200 and
+//!   `event_id`, nothing stored, no rate-limit token spent. Failed requests are not
+//!   remembered: their retry is new.
 //! - The body must be JSON (400 `M_NOT_JSON` "Content not JSON.") and an object (400
-//!   `M_BAD_JSON`).
+//!   `M_BAD_JSON`) (CS#common-error-codes).
 //! - The rate limit: a token bucket per account like Synapse's `rc_message` (default 0.2 a
-//!   second, bursts of 10): past it 429 `{"errcode":"M_LIMIT_EXCEEDED","error":"Too Many
-//!   Requests","retry_after_ms":N}` with `Retry-After: ceil(N/1000)` (`#rate-limiting`,
-//!   Synapse's `LimitExceededError`; the config documentation's `rc_message`).
+//!   second, bursts of 10:
+//!   <https://element-hq.github.io/synapse/latest/usage/configuration/config_documentation.html#rc_message>):
+//!   past it 429 `{"errcode":"M_LIMIT_EXCEEDED","error":"Too Many Requests","retry_after_ms":N}`
+//!   with `Retry-After: ceil(N/1000)` (CS#rate-limiting; Synapse's `LimitExceededError`).
 //! - Membership: a room the account has not joined is 403 `M_FORBIDDEN` "User @bot:… not in
-//!   room !…" (Synapse's text; matrix-org/synapse#13414).
-//! - `m.room.message` content per the spec's schema: `msgtype` and `body` strings; with
-//!   `format`, a `formatted_body` string; `m.mentions`, if any, an object (400 `M_BAD_JSON`).
-//! - Size: the whole event (the content in the envelope the homeserver signs) at most 65536
-//!   bytes of canonical JSON, else 413 `M_TOO_LARGE` (`#size-limits`, Synapse's
+//!   room !…" (Synapse's text: <https://github.com/matrix-org/synapse/issues/13414>).
+//! - `m.room.message` content per the spec's schema (CS#mroommessage-msgtypes, CS#mnotice):
+//!   `msgtype` and `body` strings; with `format`, a `formatted_body` string; `m.mentions`,
+//!   if any, an object (CS#user-and-room-mentions); else 400 `M_BAD_JSON`.
+//! - Size (CS#size-limits): the whole event (the content in the envelope the homeserver
+//!   signs) at most 65536 bytes of canonical JSON, else 413 `M_TOO_LARGE` (Synapse's
 //!   `EventSizeError`).
-//! - Success: 200 `{"event_id": "$…"}`.
+//! - Success: 200 `{"event_id": "$…"}` (CS#put_matrixclientv3roomsroomidsendeventtypetxnid).
 //!
 //! A test can force the next answers ([`Forced`]): any reply instead of the rules, or the
 //! rules followed and the message stored but the answer lost (the connection dropped, or a
