@@ -248,6 +248,28 @@ fn example_webhook_checks() {
         r.stderr.contains("sink `automation`: cannot read `header_files.Authorization` file")
             && r.stderr.contains("webhook.auth")
             && !r.stderr.contains("SECRET"),
+}
+
+#[cfg(feature = "matrix")]
+#[test]
+fn example_matrix_checks() {
+    let dir = Dir::new();
+    let r = check_example(&dir, "matrix.toml", &[("matrix.token", "syt_ZXhhbXBsZQ_example_0000")]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(section(&r.stdout, "sinks:"), ["security  matrix"], "{}", r.stdout);
+    assert_eq!(
+        section(&r.stdout, "routes"),
+        ["*  -> security  [events: ban, unban; restored bans: quiet]"],
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("warnings:") && !r.stdout.contains("syt_"), "{}", r.stdout);
+    // Without the token file, check names it.
+    let dir = Dir::new();
+    let r = check_example(&dir, "matrix.toml", &[]);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("sink `security`: cannot read `token_file` file") && r.stderr.contains("matrix.token"),
         "{}",
         r.stderr
     );

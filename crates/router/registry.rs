@@ -83,6 +83,7 @@ sinks! {
     "webhook" => Webhook(f2b_notify_webhook),
     "discord" => Discord(f2b_notify_discord),
     "telegram" => Telegram(f2b_notify_telegram),
+    "matrix" => Matrix(f2b_notify_matrix),
 }
 
 impl SinkConfig {
