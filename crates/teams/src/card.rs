@@ -43,23 +43,32 @@ pub const MAX_LIST_BLOCK: usize = 1_000;
 /// Bytes of the card set aside for the digest's closing "… and N more" line.
 const FOOTER_RESERVE: usize = 300;
 
-/// The characters the card's markdown reads (CommonMark's, which is what Adaptive Cards
-/// implement, less those nothing in the subset uses): emphasis `* _ ~`, code `` ` ``, links
-/// `[ ] ( )` and autolinks and tags `< >` (so no `<at>` mention tag), lists, headings and
-/// quotes `- + # >`, the DATE()/TIME() functions' `{ }`, and the escape character itself.
-const SPECIAL: &[char] = &['\\', '`', '*', '_', '~', '[', ']', '(', ')', '{', '}', '<', '>', '#', '+', '-'];
+/// The characters the card's markdown reads anywhere in a line (CommonMark's, which is what
+/// Adaptive Cards implement, less those nothing in the subset uses): emphasis `* _ ~`, code
+/// `` ` ``, links `[ ] ( )`, autolinks and tags `< >` (so no `<at>` mention tag), headings
+/// `#`, the DATE()/TIME() functions' `{ }`, and the escape character itself.
+const SPECIAL: &[char] = &['\\', '`', '*', '_', '~', '[', ']', '(', ')', '{', '}', '<', '>', '#'];
+
+/// The characters the card's markdown reads only at the start of a line: list items `- +`,
+/// and the underlines `- =` that make the line above a heading.
+const LEADING: &[char] = &['-', '+', '='];
 
 /// Escapes text for the Adaptive Card markdown subset (TextBlock text, fact titles and
 /// values): every character in [`SPECIAL`] gets a backslash (CommonMark allows one before any
-/// ASCII punctuation and shows the character), a number that would start an ordered list
-/// (`1. `) gets one before its dot, control characters other than a line break become spaces,
+/// ASCII punctuation and shows the character), and so does the first character of a line
+/// (after white space) when it is in [`LEADING`], as does the dot of a number that would
+/// start an ordered list (`1. `). Control characters other than a line break become spaces,
 /// and the bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069), which could
-/// make an address read backwards, become U+FFFD. `&`, `<` and `>` need no entities: cards
-/// do not read HTML (learn.microsoft.com cards-format); `<` is escaped as markdown.
+/// make an address read backwards, become U+FFFD. `&` needs no entity: cards do not read
+/// HTML (learn.microsoft.com cards-format).
+///
+/// Teams on the web and the desktop shows escaped characters as themselves; some mobile
+/// versions have shown the backslash too (microsoft/AdaptiveCards#5590 and others), which
+/// is why hyphens and dots inside a line (host names, dates, addresses) are left alone.
 pub fn escape(s: &str) -> Cow<'_, str> {
     let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
     let plain = |c: char| !(SPECIAL.contains(&c) || bidi(c) || (c.is_control() && c != '\n'));
-    if s.chars().all(plain) && !s.split('\n').any(|l| list_dot(l).is_some()) {
+    if s.chars().all(plain) && !s.split('\n').any(|l| leading(l).is_some()) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 16);
@@ -67,9 +76,9 @@ pub fn escape(s: &str) -> Cow<'_, str> {
         if i > 0 {
             out.push('\n');
         }
-        let dot = list_dot(line);
+        let lead = leading(line);
         for (at, c) in line.char_indices() {
-            if SPECIAL.contains(&c) || Some(at) == dot {
+            if SPECIAL.contains(&c) || Some(at) == lead {
                 out.push('\\');
                 out.push(c);
             } else if bidi(c) {
@@ -84,10 +93,14 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Where the dot of an ordered-list marker is, when `line` starts with one: up to nine
-/// digits after optional white space, then `.` and white space or the end (`1. x`, `42.`).
-fn list_dot(line: &str) -> Option<usize> {
+/// Where the character is that would make `line` a list item or an underline: its first
+/// character after white space when that is in [`LEADING`], or the dot after up to nine
+/// digits followed by white space or the end (`1. x`, `42.`).
+fn leading(line: &str) -> Option<usize> {
     let start = line.len() - line.trim_start().len();
+    if line[start..].starts_with(LEADING) {
+        return Some(start);
+    }
     let digits = line[start..].bytes().take_while(u8::is_ascii_digit).count();
     let dot = start + digits;
     let ordered = (1..=9).contains(&digits) && line.as_bytes().get(dot) == Some(&b'.');
@@ -219,6 +232,11 @@ struct Cut {
 /// The JSON body for `event`: the rendered title, the facts, the matched lines, within
 /// [`MAX_PAYLOAD`].
 pub fn build(event: &Event, renderer: &Renderer) -> Result<Value, TemplateError> {
+    build_within(event, renderer, MAX_PAYLOAD)
+}
+
+/// [`build`] within `max` bytes.
+fn build_within(event: &Event, renderer: &Renderer, max: usize) -> Result<Value, TemplateError> {
     let title = cut_escaped(&renderer.render(event, escape)?, MAX_TITLE);
     let (lines, total) = match_lines(event);
     let layout = |cut: Cut| -> Value {
@@ -231,7 +249,9 @@ pub fn build(event: &Event, renderer: &Renderer) -> Result<Value, TemplateError>
             body.push(json!({ "type": "TextBlock", "text": "Matched log lines", "weight": "Bolder", "wrap": true }));
             let shown = &lines[lines.len() - cut.lines..];
             let mut text: Vec<String> = Vec::new();
-            if total > cut.lines {
+            if cut.lines == 0 {
+                text.push(format!("… {total} line(s) not shown: too long for one Teams message"));
+            } else if total > cut.lines {
                 text.push(format!("… {} earlier line(s) not shown", total - cut.lines));
             }
             for (i, line) in shown.iter().enumerate() {
@@ -243,7 +263,7 @@ pub fn build(event: &Event, renderer: &Renderer) -> Result<Value, TemplateError>
         }
         envelope(body)
     };
-    let fits = |cut: Cut| size(&layout(cut)) <= MAX_PAYLOAD;
+    let fits = |cut: Cut| size(&layout(cut)) <= max;
     // All there is, then fewer lines (the oldest go first), then the newest line cut, then
     // no lines and the user name cut.
     let mut cut = Cut { lines: lines.len(), last_line: MAX_MATCH_LINE, user: MAX_USER };
@@ -421,11 +441,14 @@ mod tests {
         assert_eq!(escape("*_~`"), "\\*\\_\\~\\`");
         assert_eq!(escape("[a](http://x)"), "\\[a\\]\\(http://x\\)");
         assert_eq!(escape("<at>everyone</at> & co"), "\\<at\\>everyone\\</at\\> & co");
-        assert_eq!(escape("# h\n- item\n+ item\n> quote"), "\\# h\n\\- item\n\\+ item\n\\> quote");
+        assert_eq!(escape("# h\n- item\n+ item\n> quote\n==="), "\\# h\n\\- item\n\\+ item\n\\> quote\n\\===");
+        // Hyphens and pluses inside a line are text already.
+        assert_eq!(escape("web-1.example 2024-01-01 a+b = c"), "web-1.example 2024-01-01 a+b = c");
+        assert_eq!(escape("  - x"), "  \\- x");
         assert_eq!(escape("a\\*b"), "a\\\\\\*b");
         assert_eq!(
             escape("{{DATE(2017-02-14T06:08:39Z, SHORT)}}"),
-            "\\{\\{DATE\\(2017\\-02\\-14T06:08:39Z, SHORT\\)\\}\\}"
+            "\\{\\{DATE\\(2017-02-14T06:08:39Z, SHORT\\)\\}\\}"
         );
         // Ordered-list markers at a line's start, not numbers elsewhere.
         assert_eq!(escape("1. one\n  22. two\n3.\n4.5 x 1. y"), "1\\. one\n  22\\. two\n3\\.\n4.5 x 1. y");
@@ -444,6 +467,40 @@ mod tests {
         assert_eq!(kept.len() % 2, 0, "{kept}");
         assert!(kept.chars().collect::<Vec<_>>().chunks(2).all(|p| p == ['\\', '*']), "{kept}");
         assert_eq!(cut_escaped("short", 10), "short");
+    }
+
+    /// The order of cutting: the oldest lines, then the newest line, then the user name.
+    #[test]
+    fn matched_lines_are_cut_before_the_user() {
+        let mut e = Event::target_event(EventKind::Ban, "sshd", "203.0.113.7", "h");
+        e.user = Some("u".repeat(MAX_USER));
+        e.matches = Some((0..12).map(|i| format!("{i:02} {}", "x".repeat(97))).collect::<Vec<_>>().join("\n"));
+        let r = Renderer::default();
+        let at = |max: usize| {
+            let card = build_within(&e, &r, max).unwrap();
+            assert!(size(&card) <= max, "{} > {max}", size(&card));
+            let body = card["attachments"][0]["content"]["body"].as_array().unwrap().clone();
+            let user = body[1]["facts"].as_array().unwrap().last().unwrap()["value"].as_str().unwrap().to_owned();
+            (body.last().unwrap()["text"].as_str().unwrap().to_owned(), user)
+        };
+        let full = size(&build(&e, &r).unwrap());
+        let (lines, user) = at(full);
+        assert!(lines.starts_with("… 2 earlier line(s) not shown\n\n02 x") && lines.contains("\n\n11 x"), "{lines}");
+        assert_eq!(user, "u".repeat(MAX_USER));
+        // A little less room: the oldest shown line goes.
+        let (lines, user) = at(full - 1);
+        assert!(lines.starts_with("… 3 earlier line(s) not shown\n\n03 x"), "{lines}");
+        assert_eq!(user, "u".repeat(MAX_USER));
+        // Room for one line and a half: the newest, cut.
+        let one = full - 9 * 102 - 50;
+        let (lines, user) = at(one);
+        assert!(lines.starts_with("… 11 earlier line(s) not shown\n\n11 x"), "{lines}");
+        assert!(lines.ends_with(" chars\\]"), "{lines}");
+        assert_eq!(user, "u".repeat(MAX_USER));
+        // No room for any line: they are counted, and the user name is cut.
+        let (lines, user) = at(one - 200);
+        assert_eq!(lines, "… 12 line(s) not shown: too long for one Teams message");
+        assert!(user.len() < MAX_USER && user.ends_with(" chars\\]"), "{user}");
     }
 
     #[test]

@@ -109,21 +109,28 @@ fn markdown_texts(message: &Value) -> Vec<String> {
 }
 
 /// Whether every markdown character in `text` is escaped (preceded by a backslash that is
-/// not itself escaped), so that the card's markdown shows it as a character.
+/// not itself escaped), so that the card's markdown shows it as a character: those that
+/// count anywhere, and those that count at a line's start.
 fn inert(text: &str) -> bool {
-    let mut escaped = false;
-    for c in text.chars() {
-        if escaped {
-            escaped = false;
-            continue;
+    text.split('\n').all(|line| {
+        let line = line.trim_start();
+        if line.starts_with(['-', '+', '=']) {
+            return false;
         }
-        match c {
-            '\\' => escaped = true,
-            '*' | '_' | '~' | '`' | '[' | ']' | '(' | ')' | '{' | '}' | '<' | '>' | '#' | '+' | '-' => return false,
-            _ => {}
+        let mut escaped = false;
+        for c in line.chars() {
+            if escaped {
+                escaped = false;
+                continue;
+            }
+            match c {
+                '\\' => escaped = true,
+                '*' | '_' | '~' | '`' | '[' | ']' | '(' | ')' | '{' | '}' | '<' | '>' | '#' => return false,
+                _ => {}
+            }
         }
-    }
-    true
+        true
+    })
 }
 
 #[tokio::test]
@@ -238,6 +245,8 @@ fn hostile() -> Vec<&'static str> {
         "1. item",
         "> quote",
         "    indented code",
+        "===",
+        "+ plus",
         "a\\*b\\",
         "&lt;at&gt; &amp; <http://x>",
         "\u{202E}7.311.0.302\u{202C} \u{200B}\u{FEFF}\u{FFFE}\u{FFFF} e\u{301}\u{301}\u{301} 𝕏🙂 \u{0}\u{7}\u{1b}[31m",
@@ -308,7 +317,7 @@ async fn hostile_user_and_matches_arrive_inert() {
     assert_eq!(user(1), "@everyone");
     assert_eq!(user(3), "\\<b\\>x\\</b\\>");
     assert_eq!(user(6), "\\[a\\]\\(http://x\\)");
-    assert_eq!(user(8), "X\\-Header: y");
+    assert_eq!(user(8), "X-Header: y");
     assert_eq!(user(9), "\\<at\\>everyone\\</at\\>");
     assert_eq!(user(13), "1\\. item");
     assert_eq!(user(15), "indented code");
@@ -455,8 +464,8 @@ async fn alerts_are_red_then_green() {
     assert_eq!(
         got[0],
         message(json!([
-            title("f2b\\-notify on h: sink \\`ops\\` failing since 12:00:00", "Attention"),
-            {"type": "TextBlock", "wrap": true, "text": "The slack\\-webhook sink \\`ops\\` has been failing since 12:00:00.\n\nLast error: no\\_service \\(HTTP 404\\)\n\n3 event\\(s\\) waiting for it."},
+            title("f2b-notify on h: sink \\`ops\\` failing since 12:00:00", "Attention"),
+            {"type": "TextBlock", "wrap": true, "text": "The slack-webhook sink \\`ops\\` has been failing since 12:00:00.\n\nLast error: no\\_service \\(HTTP 404\\)\n\n3 event\\(s\\) waiting for it."},
         ]))
     );
     assert_eq!(
