@@ -415,6 +415,24 @@ async fn a_digest_names_every_address_it_can_and_counts_the_rest_exactly() {
         assert!(listed.contains(&format!("203.0.{}.{}", i / 256, i % 256)), "address {i} missing");
     }
 
+    // A full batch (the router's default `batch_max`, 500) of the longest IPv6 addresses
+    // fits whole, in two jails.
+    let events: Vec<Event> = (0..500)
+        .map(|i| {
+            let jail = if i % 2 == 0 { "sshd" } else { "nginx-http-auth" };
+            Event::target_event(
+                EventKind::Ban,
+                jail,
+                format!("2001:0db8:85a3:0000:0000:8a2e:{:04x}:{i:04x}", 0xffff - i),
+                "h",
+            )
+        })
+        .collect();
+    sink.send_digest(&Digest::new(events)).await.unwrap();
+    let m = service.accepted().pop().unwrap();
+    assert_eq!(listed_ids(&m).len(), 500, "{}", body_of(&m).last().unwrap());
+    assert!(!m.to_string().contains("not listed here"));
+
     // 20,000 addresses in three jails do not: as many as fit, the rest counted exactly.
     let mut events = Vec::new();
     for jail in ["sshd", "nginx", "postfix"] {
@@ -424,8 +442,9 @@ async fn a_digest_names_every_address_it_can_and_counts_the_rest_exactly() {
     }
     events.push(Event::target_event(EventKind::Unban, "postfix", "2001:db8::1, 2001:db8::2", "h"));
     let total = events.len();
+    pace().await;
     sink.send_digest(&Digest::new(events)).await.unwrap();
-    let m = &service.accepted()[2];
+    let m = &service.accepted()[3];
     assert!(m.to_string().len() <= MAX_PAYLOAD, "{}", m.to_string().len());
     let listed = listed_ids(m);
     let footer = body_of(m).last().unwrap()["text"].as_str().unwrap().to_owned();
