@@ -286,6 +286,19 @@ fn example_telegram_checks() {
     assert_eq!(
         section(&r.stdout, "routes"),
         ["*  -> telegram  [events: ban, unban; restored bans: quiet]"],
+}
+
+#[cfg(feature = "teams")]
+#[test]
+fn example_teams_checks() {
+    let dir = Dir::new();
+    let url = "https://0123abcd.de.environment.api.powerplatform.com:443/powerautomate/automations/direct/workflows/0f8fad5bd9cb469fa16570867728950e/triggers/manual/paths/invoke?api-version=1&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=SECRETsig";
+    let r = check_example(&dir, "teams.toml", &[("teams.url", url)]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(section(&r.stdout, "sinks:"), ["teams  teams"], "{}", r.stdout);
+    assert_eq!(
+        section(&r.stdout, "routes"),
+        ["*  -> teams  [events: ban, unban; restored bans: quiet]"],
         "{}",
         r.stdout
     );
@@ -302,6 +315,9 @@ fn example_telegram_checks() {
         r.stderr
     );
     assert!(!r.stderr.contains("secretXYZ"), "{}", r.stderr);
+    for part in ["SECRETsig", "powerplatform", "0f8fad5b"] {
+        assert!(!r.stdout.contains(part) && !r.stderr.contains(part), "{}{}", r.stdout, r.stderr);
+    }
 }
 
 /// jail.local for the stock copy: the `dummy` firewall action instead of iptables, and sshd

@@ -84,6 +84,7 @@ sinks! {
     "discord" => Discord(f2b_notify_discord),
     "telegram" => Telegram(f2b_notify_telegram),
     "matrix" => Matrix(f2b_notify_matrix),
+    "teams" => Teams(f2b_notify_teams),
 }
 
 impl SinkConfig {

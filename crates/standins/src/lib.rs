@@ -9,6 +9,7 @@
 //! a sink's async client talks to it like to any server.
 
 pub mod telegram;
+pub mod teams;
 
 use std::io::Write;
 
