@@ -8,16 +8,16 @@
 //! A thread per connection and no async runtime: the end-to-end tests are plain threads, and
 //! a sink's async client talks to it like to any server.
 
-pub mod telegram;
 pub mod teams;
+pub mod telegram;
 
 use std::io::Write;
 
 pub mod discord;
 use std::time::{Duration, Instant};
 
-pub mod webhook;
 pub mod matrix;
+pub mod webhook;
 
 /// One HTTP request the [`StandIn`] received.
 #[derive(Debug, Clone)]

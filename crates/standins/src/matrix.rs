@@ -78,6 +78,8 @@ pub struct Message {
     pub event_id: String,
     /// The content (the request's body).
     pub content: Value,
+    /// When it was stored.
+    pub at: Instant,
 }
 
 struct Bucket {
@@ -125,7 +127,8 @@ pub struct Service {
     state: Mutex<State>,
 }
 
-fn error(status: u16, errcode: &str, error: &str) -> Reply {
+/// A Matrix error answer, `{"errcode": …, "error": …}`.
+pub fn error(status: u16, errcode: &str, error: &str) -> Reply {
     Reply::json(status, &json!({ "errcode": errcode, "error": error }))
 }
 
@@ -287,7 +290,14 @@ impl Service {
             return (error(413, "M_TOO_LARGE", "event too large"), false);
         }
         state.transactions.insert(key, event_id.clone());
-        state.messages.push(Message { room_id: room, event_type, txn_id, event_id: event_id.clone(), content });
+        state.messages.push(Message {
+            room_id: room,
+            event_type,
+            txn_id,
+            event_id: event_id.clone(),
+            content,
+            at: Instant::now(),
+        });
         (Reply::json(200, &json!({ "event_id": event_id })), true)
     }
 }

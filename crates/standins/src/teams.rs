@@ -81,7 +81,7 @@ pub struct Dropped {
 
 #[derive(Default)]
 struct State {
-    accepted: Vec<Value>,
+    accepted: Vec<(Instant, Value)>,
     dropped: Vec<Dropped>,
     forced: VecDeque<Reply>,
     /// `Disabled`, `Suspended` or `Deleted`; `None` while the flow is on.
@@ -130,6 +130,11 @@ impl Service {
 
     /// The bodies the flow posted, in order (each a whole request body).
     pub fn accepted(&self) -> Vec<Value> {
+        self.lock().accepted.iter().map(|(_, body)| body.clone()).collect()
+    }
+
+    /// The bodies the flow posted with when each arrived.
+    pub fn accepted_at(&self) -> Vec<(Instant, Value)> {
         self.lock().accepted.clone()
     }
 
@@ -230,14 +235,14 @@ impl Service {
         };
         match problem {
             Some(reason) => state.dropped.push(Dropped { reason, body: req.body.clone() }),
-            None => state.accepted.push(body),
+            None => state.accepted.push((Instant::now(), body)),
         }
         Reply::new(202, "")
     }
 }
 
 /// The trigger's error body, `{"error":{"code":…,"message":…}}`.
-fn error(status: u16, code: &str, message: &str) -> Reply {
+pub fn error(status: u16, code: &str, message: &str) -> Reply {
     Reply::json(status, &json!({ "error": { "code": code, "message": message } }))
 }
 
