@@ -80,6 +80,7 @@ sinks! {
     "slack-api" => SlackApi(f2b_notify_slack_api),
     "email" => Email(f2b_notify_email),
     "syslog" => Syslog(f2b_notify_syslog),
+    "ntfy" => Ntfy(f2b_notify_ntfy),
 }
 
 impl SinkConfig {
