@@ -33,8 +33,7 @@ use f2b_notify_core::{
     async_trait, Alert, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates,
 };
 use f2b_notify_http::{exchange, header::HeaderValue, secret_header, Client, Timeout, Url};
-use serde::{Deserialize, Deserializer};
-use serde_json::{json, Value};
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub use answer::{classify, AUTH_FAILURE_WAIT, QUOTA_WAIT, RATE_WAIT};
 pub use message::{Budget, Style, MAX_JSON, MAX_MESSAGE};
@@ -122,6 +121,24 @@ enum Auth {
     Token { header: HeaderValue, source: SecretSource },
     /// HTTP Basic (reqwest marks the header sensitive).
     Basic { username: String, password: Secret, source: SecretSource },
+}
+
+/// The JSON form's body (D: docs.ntfy.sh/publish/#publish-as-json), in the order people read
+/// it in `test --dry-run`.
+#[derive(Debug, Serialize)]
+struct Publish {
+    topic: String,
+    title: String,
+    message: String,
+    /// A number: the JSON form takes no names.
+    priority: u8,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
+    /// Only when asked: a server before v2.7 does not know the key.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    markdown: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    click: Option<String>,
 }
 
 /// A built ntfy sink.
@@ -220,59 +237,50 @@ impl NtfySink {
     /// once everything else is in the body.
     fn body(
         &self,
-        title: &str,
+        title: String,
         priority: Priority,
         tags: &[String],
         text: impl FnOnce(Budget) -> Result<String, SinkError>,
-    ) -> Result<Value, SinkError> {
-        let mut body = json!({
-            "topic": self.target.topic,
-            "title": title,
-            "message": "",
-            "priority": priority.get(),
-        });
-        let obj = body.as_object_mut().expect("a JSON object");
-        if !tags.is_empty() {
-            obj.insert("tags".to_owned(), json!(tags));
-        }
-        // Only when asked: a server before v2.7 does not know the key (it ignores unknown
-        // keys, but there is no need to test that).
-        if self.style == Style::Markdown {
-            obj.insert("markdown".to_owned(), Value::Bool(true));
-        }
-        if let Some(click) = &self.click {
-            obj.insert("click".to_owned(), Value::from(click.as_str()));
-        }
+    ) -> Result<Publish, SinkError> {
+        let mut body = Publish {
+            topic: self.target.topic.clone(),
+            title,
+            message: String::new(),
+            priority: priority.get(),
+            tags: tags.to_vec(),
+            markdown: self.style == Style::Markdown,
+            click: self.click.clone(),
+        };
         let skeleton = serde_json::to_vec(&body).map_err(|e| SinkError::permanent(e.to_string()))?.len();
         let budget = Budget { raw: MAX_MESSAGE, json: MAX_JSON.saturating_sub(skeleton) };
-        body["message"] = Value::from(text(budget)?);
+        body.message = text(budget)?;
         Ok(body)
     }
 
-    fn event_body(&self, event: &Event) -> Result<Value, SinkError> {
-        self.body(&message::event_title(event), self.priority.get(event.kind), self.tags.get(event.kind), |b| {
+    fn event_body(&self, event: &Event) -> Result<Publish, SinkError> {
+        self.body(message::event_title(event), self.priority.get(event.kind), self.tags.get(event.kind), |b| {
             message::event_message(event, &self.renderer, self.style, b)
                 .map_err(|e| SinkError::permanent(e.to_string()))
         })
     }
 
-    fn digest_body(&self, digest: &Digest) -> Result<Value, SinkError> {
+    fn digest_body(&self, digest: &Digest) -> Result<Publish, SinkError> {
         let kind = digest.dominant_kind();
-        self.body(&message::title(&digest.title()), self.priority.get(kind), self.tags.get(kind), |b| {
+        self.body(message::title(&digest.title()), self.priority.get(kind), self.tags.get(kind), |b| {
             Ok(message::digest_message(digest, self.style, b))
         })
     }
 
-    fn alert_body(&self, alert: &Alert) -> Result<Value, SinkError> {
+    fn alert_body(&self, alert: &Alert) -> Result<Publish, SinkError> {
         let (priority, tag) =
             if alert.recovered { (Priority::DEFAULT, "white_check_mark") } else { (Priority::HIGH, "warning") };
-        self.body(&message::title(&alert.subject), priority, &[tag.to_owned()], |b| {
+        self.body(message::title(&alert.subject), priority, &[tag.to_owned()], |b| {
             Ok(message::alert_message(alert, self.style, b))
         })
     }
 
     /// Posts one JSON body to the server's root and reads ntfy's answer.
-    async fn publish(&self, body: &Value) -> Result<(), SinkError> {
+    async fn publish(&self, body: &Publish) -> Result<(), SinkError> {
         let mut request = self.client.post(self.target.endpoint.clone()).json(body);
         request = match &self.auth {
             Auth::None => request,

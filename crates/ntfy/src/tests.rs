@@ -559,7 +559,13 @@ async fn preview_shows_the_request_without_the_secret() {
     let preview = sink.preview(&ban()).unwrap();
     assert!(!preview.contains("SECRET"), "{preview}");
     assert!(preview.starts_with(&format!("POST to {} (ntfy's JSON publish form; topic in the body) with `Authorization: Bearer` and the access token (not shown), this JSON body:\n{{", server.url("/"))), "{preview}");
-    assert!(preview.contains("\"title\": \"Fail2Ban (sshd) ban on host.example\""), "{preview}");
+    // In the order people read it; the topic shown (only the administrator runs this).
+    assert!(
+        preview.contains(&format!(
+            "{{\n  \"topic\": \"{TOPIC}\",\n  \"title\": \"Fail2Ban (sshd) ban on host.example\",\n  \"message\": \"Fail2Ban (sshd) banned IP 203.0.113.7"
+        )),
+        "{preview}"
+    );
     // The preview sent nothing.
     assert!(server.requests().is_empty());
     let basic = sink_for_basic(server.url("/alerts"), "");
