@@ -72,7 +72,7 @@ sinks = ["console", "mail", "pagr"]
         format!("{b}: key `delivery.max_age`: `a week` is not a duration (seconds, or like \"5m\", \"1h 30m\")"),
         format!("{b}: key `delivery.retry_mx`: unknown field `retry_mx` (did you mean `retry_max`?)"),
         format!(
-            "{a}: key `sinks.ops.type`: `slack-webhok` is not one of `stdout`, `slack-webhook`, `slack-api`, `email` or `syslog` (did you mean `slack-webhook`?)"
+            "{a}: key `sinks.ops.type`: `slack-webhok` is not one of `stdout`, `slack-webhook`, `slack-api`, `email`, `syslog` or `ntfy` (did you mean `slack-webhook`?)"
         ),
         format!("{a}: key `jails.sshd.sinks`: no sink named `pagr` (defined sinks: console, mail, ops)"),
         format!(

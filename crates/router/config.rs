@@ -882,7 +882,7 @@ sinks = 7
             "a.toml: key `sinks.console.format`: `xml` is not one of `text` or `json`",
             "a.toml: key `sinks.console.formatt`: unknown field `formatt` (did you mean `format`?)",
             "a.toml: key `sinks.notype`: missing field `type`",
-            "a.toml: key `sinks.pager.type`: `stdot` is not one of `stdout`, `slack-webhook`, `slack-api`, `email` or `syslog` (did you mean `stdout`?)",
+            "a.toml: key `sinks.pager.type`: `stdot` is not one of `stdout`, `slack-webhook`, `slack-api`, `email`, `syslog` or `ntfy` (did you mean `stdout`?)",
             "a.toml: key `sinks.tpl.templates.ban`: invalid type: found signed int `5`, expected a string",
             "a.toml: key `sinks.tpl.templates.bann`: unknown field `bann` (did you mean `ban`?)",
             "b.toml: key `delivery.min_interval.consoel`: no sink named `consoel`; did you mean `console`? (defined sinks: console, notype, pager, tpl)",
