@@ -18,7 +18,8 @@
 use std::borrow::Cow;
 
 use f2b_notify_core::{
-    flatten, human_duration, truncate_chars, Alert, Digest, Event, EventKind, Renderer, TemplateError,
+    flatten as flatten_controls, human_duration, truncate_chars, Alert, Digest, Event, EventKind, Renderer,
+    TemplateError,
 };
 
 /// ntfy's message limit (bytes): a longer body is not a message but an attachment.
@@ -163,6 +164,17 @@ pub fn md_code(s: &str) -> String {
     let fence = "`".repeat(longest_backtick_run(s) + 1);
     let pad = if s.starts_with('`') || s.ends_with('`') { " " } else { "" };
     format!("{fence}{pad}{s}{pad}{fence}")
+}
+
+/// One line of text fit to show: every control character becomes a space (a CR/LF cannot
+/// fake a line), and every bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069)
+/// becomes `�`, so that a log line cannot make the text after it read backwards in the
+/// notification (an address shown reversed).
+pub fn flatten(s: &str) -> String {
+    flatten_controls(s)
+        .chars()
+        .map(|c| if matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') { '\u{fffd}' } else { c })
+        .collect()
 }
 
 /// How the message is written.
@@ -344,13 +356,13 @@ pub fn digest_message(digest: &Digest, style: Style, budget: Budget) -> String {
     let mut listed = 0usize;
     let mut full = false;
     let id = |s: &str| match style {
-        Style::Plain => truncate_chars(s, MAX_VALUE).into_owned(),
-        Style::Markdown => md_code(&truncate_chars(s, MAX_VALUE)),
+        Style::Plain => truncate_chars(&flatten(s), MAX_VALUE).into_owned(),
+        Style::Markdown => md_code(&truncate_chars(&flatten(s), MAX_VALUE)),
     };
     for j in &jails {
         let name = match style {
-            Style::Plain => j.jail.clone(),
-            Style::Markdown => format!("**{}**", md_escape(&j.jail)),
+            Style::Plain => flatten(&j.jail),
+            Style::Markdown => format!("**{}**", md_escape(&flatten(&j.jail))),
         };
         let sep = if out.is_empty() { "" } else { gap };
         let mut head = format!("{sep}{name}:");

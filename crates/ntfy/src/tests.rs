@@ -285,6 +285,7 @@ async fn hostile_text_arrives_inert_and_within_limits() {
             assert!(message.len() <= MAX_MESSAGE, "{}", message.len());
             // The CR/LF in the id and user faked no line; no carriage return is left at all.
             assert!(!message.contains('\r') && !message.lines().any(|l| l.starts_with("FAKE")), "{message:.300}");
+            assert!(!message.contains('\u{202e}') && message.contains("\u{fffd}evil"), "{message:.300}");
         }
         let one = requests[0].json()["message"].as_str().unwrap().to_owned();
         assert!(one.contains("[cut "), "the 100 KB user is cut visibly: {one:.200}");
