@@ -327,6 +327,28 @@ fn example_teams_checks() {
     }
 }
 
+#[cfg(feature = "ntfy")]
+#[test]
+fn example_ntfy_checks() {
+    let dir = Dir::new();
+    // `check` builds the sink (reads the token, takes the URL apart) and sends nothing.
+    let r = check_example(&dir, "ntfy.toml", &[("ntfy.token", "tk_SECRET0example0token000000000")]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(section(&r.stdout, "sinks:"), ["phone  ntfy"], "{}", r.stdout);
+    assert_eq!(
+        section(&r.stdout, "routes"),
+        ["*  -> phone  [events: ban, unban; restored bans: quiet]"],
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("warnings:") && !r.stdout.contains("SECRET"), "{}", r.stdout);
+    // Without the token file, check names it.
+    let dir = Dir::new();
+    let r = check_example(&dir, "ntfy.toml", &[]);
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("sink `phone`: cannot read `token_file` file"), "{}", r.stderr);
+}
+
 /// jail.local for the stock copy: the `dummy` firewall action instead of iptables, and sshd
 /// reading `auth` by polling (as an administrator's jail.local would, the stock jail.conf and
 /// jail.d/defaults-debian.conf do the rest).

@@ -175,6 +175,31 @@ fn teams() -> Profile {
     }
 }
 
+#[cfg(feature = "ntfy")]
+fn ntfy() -> Profile {
+    use f2b_notify_standins::ntfy;
+    Profile {
+        ty: "ntfy",
+        start: || {
+            let service = ntfy::Service::new(ntfy::Auth::Token("tk_S3CRETtoken".to_owned()));
+            let server = StandIn::start(service.responder());
+            let toml = format!("url = \"{}\"\ntoken = \"tk_S3CRETtoken\"\n", server.url("/fail2ban-alerts"));
+            let (a, f) = (Arc::clone(&service), Arc::clone(&service));
+            Service {
+                server,
+                toml,
+                accepted: Box::new(move || a.accepted_at().into_iter().map(|(at, m)| (at, m.to_string())).collect()),
+                force: Box::new(move |r| f.force(r)),
+                secret: "S3CRET",
+            }
+        },
+        // ntfy sends no Retry-After: its documented refill (one request per 5 s) is the wait.
+        rate_limited: ntfy::too_many_requests,
+        refused: || (ntfy::error(403, 40301, "forbidden"), "forbidden"),
+        pace: Duration::from_secs(5),
+    }
+}
+
 /// Every web sink this build has.
 fn profiles() -> Vec<Profile> {
     vec![
@@ -188,6 +213,8 @@ fn profiles() -> Vec<Profile> {
         matrix(),
         #[cfg(feature = "teams")]
         teams(),
+        #[cfg(feature = "ntfy")]
+        ntfy(),
     ]
 }
 

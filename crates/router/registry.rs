@@ -85,6 +85,7 @@ sinks! {
     "telegram" => Telegram(f2b_notify_telegram),
     "matrix" => Matrix(f2b_notify_matrix),
     "teams" => Teams(f2b_notify_teams),
+    "ntfy" => Ntfy(f2b_notify_ntfy),
 }
 
 impl SinkConfig {

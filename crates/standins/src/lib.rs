@@ -8,6 +8,7 @@
 //! A thread per connection and no async runtime: the end-to-end tests are plain threads, and
 //! a sink's async client talks to it like to any server.
 
+pub mod ntfy;
 pub mod teams;
 pub mod telegram;
 
