@@ -80,6 +80,7 @@ sinks! {
     "slack-api" => SlackApi(f2b_notify_slack_api),
     "email" => Email(f2b_notify_email),
     "syslog" => Syslog(f2b_notify_syslog),
+    "alertmanager" => Alertmanager(f2b_notify_alertmanager),
 }
 
 impl SinkConfig {

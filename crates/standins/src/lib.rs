@@ -8,6 +8,8 @@
 //! A thread per connection and no async runtime: the end-to-end tests are plain threads, and
 //! a sink's async client talks to it like to any server.
 
+pub mod alertmanager;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 
