@@ -45,16 +45,17 @@
 //! the same alert with `endsAt` now. Jail starts and stops are no alerts unless `jail_alerts`
 //! (then `Fail2BanJail{jail, host}` fires while a jail is stopped). See [`alert`] for the
 //! layout. A digest (a storm) is every event's alert in one post (chunked by 64, like
-//! Prometheus). Every post goes to all `urls` at once; it counts as delivered when at least
-//! one took it. A node that did not take it (down, 5xx, a timeout) keeps what it missed in
-//! memory and gets it again at the head of its next post (see [`AlertmanagerSink`] for why
-//! that and not a retry of the whole event); only when no node took the alerts is the send a
-//! failure, transient or permanent like the nodes' answers, and the router retries it.
+//! Prometheus). Every post goes to all `urls` at once; the alerts are out as soon as one node
+//! took them (it notifies), and the send is delivered once every node has them, or once the
+//! nodes that did not take them count as down (failing for `down_after`, default 60 s); what
+//! a down node missed is kept for its return. See [`AlertmanagerSink`] for the whole rule and
+//! why; when no node took the alerts, the send fails, transient or permanent as the nodes
+//! answered, and the router retries it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use f2b_notify_core::{
     async_trait, Alert, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates,
@@ -76,6 +77,12 @@ pub const MAX_BATCH: usize = 64;
 /// Alerts kept at most for one node that missed them; past it the oldest are dropped (and
 /// logged).
 pub const MAX_BACKLOG: usize = 10_000;
+/// How long a node may fail while others take the alerts before it counts as down, by default.
+pub const DOWN_AFTER: Duration = Duration::from_secs(60);
+/// The most `down_after` may be.
+pub const MAX_DOWN_AFTER: Duration = Duration::from_secs(3600);
+/// The wait asked of the router while a node that is not yet down did not take the alerts.
+pub const RETRY_MISSING: Duration = Duration::from_secs(1);
 
 /// Configuration of a `type = "alertmanager"` sink.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -118,6 +125,12 @@ pub struct Config {
     pub templates: Templates,
     /// Seconds one post may take (default 5, at most 30). All nodes are posted to at once.
     pub timeout: Option<f64>,
+    /// Seconds an Alertmanager may fail to take alerts that another took before it counts as
+    /// down (default 60, at most 3600). Until then the alerts are posted again, to every node,
+    /// each second, so that every node of the cluster has them (a restart, a cluster coming
+    /// back node by node); after that sends succeed without it and what it missed waits for
+    /// its return. 0: never wait for a node while another takes the alerts.
+    pub down_after: Option<f64>,
 }
 
 /// `password` is a secret: a value of the wrong type is an error naming the key, never the
@@ -165,38 +178,54 @@ enum Auth {
     Bearer(HeaderValue),
 }
 
-/// One Alertmanager and the alerts it missed while another node took them.
+/// One Alertmanager, and what the sink knows of it.
 struct Node {
     /// The base URL as configured, for messages (it holds no secret).
     shown: String,
     /// `{base}/api/v2/alerts`.
     endpoint: Url,
-    /// What it missed, one alert per label set, oldest first.
-    backlog: Mutex<Vec<Value>>,
+    state: Mutex<NodeState>,
+}
+
+#[derive(Default)]
+struct NodeState {
+    /// Since when every post to it failed (transiently), if it does.
+    failing_since: Option<Instant>,
+    /// What it missed while it counted as down and another node took the alerts: one alert
+    /// per label set, oldest first.
+    missed: Vec<Value>,
 }
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let missed = self.backlog.lock().map(|b| b.len()).unwrap_or(0);
+        let missed = self.state.lock().map(|s| s.missed.len()).unwrap_or(0);
         f.debug_struct("Node").field("url", &self.shown).field("missed", &missed).finish()
     }
 }
 
 /// A built Alertmanager sink.
 ///
-/// Why a node that missed alerts keeps them here rather than failing the send: the router
-/// retries a whole event, and only a failure makes it retry. Failing while any node is down
-/// would keep every event of the fleet "failing" for as long as one node of the cluster is
-/// down (until `max_age` buried them), though the cluster had them and notified. Succeeding
-/// and forgetting (what Prometheus does: it posts every firing alert again each minute, which
-/// f2b-notify does not) would leave a node that missed an unban with a firing alert that a
-/// notification already called resolved, and that node would announce it again. So: success
-/// when one node took the alerts, and what each other node missed goes to it first in its
-/// next post (merged by label set, the newest state winning; Alertmanager's merge makes a
-/// repeat harmless). The price: it is in memory, so a worker that stops before the next event
-/// loses it, and a node that stays away past [`MAX_BACKLOG`] alerts loses the oldest; both are
-/// logged. A node that refused the alerts outright (401, 400) keeps nothing: a repeat would be
-/// refused the same way.
+/// How "delivered when one node took it, the others retried" fits the router, which retries a
+/// whole send and only a failed one. Every node of a cluster must hold every alert: the nodes
+/// share which notifications went out, not the alerts, and a node that lacks one sends a
+/// notification of its own for the alerts it has (split and repeated messages), or, having
+/// missed an unban, announces again what the others called resolved. Prometheus gets there by
+/// posting every firing alert again each minute; f2b-notify posts an event once. So:
+///
+/// - all nodes took the alerts: delivered;
+/// - some took them and another failed (transiently) for less than `down_after` (default
+///   60 s: a restart, a cluster coming back node by node): the send fails with a wait of
+///   1 s, and the router posts the same alerts again to every node (a repeat is harmless:
+///   Alertmanager merges an alert into the one it has) until all took them. The alerts are
+///   already with the nodes that took them, which notify at once; only the queue waits;
+/// - some took them and every node that failed has been failing for `down_after` or longer:
+///   delivered, and what the down node missed is kept for it and goes first in its next post
+///   (merged by label set, the newest state winning), so that it catches up when it is back
+///   and a new event comes. That is in memory: a worker that stops before then loses it, and
+///   past [`MAX_BACKLOG`] alerts the oldest are dropped; both are logged;
+/// - a node that refused the alerts outright (401, 400) is not waited for and keeps nothing:
+///   a repeat would be refused the same way (logged);
+/// - no node took them: the send fails, transient or permanent as the nodes answered.
 #[derive(Debug)]
 pub struct AlertmanagerSink {
     name: String,
@@ -207,6 +236,7 @@ pub struct AlertmanagerSink {
     timeout: Timeout,
     labels: BTreeMap<String, String>,
     jail_alerts: bool,
+    down_after: Duration,
     renderer: Renderer,
     /// `check`'s warnings about credentials sent over plain http.
     cleartext: Vec<String>,
@@ -242,6 +272,16 @@ pub fn new(name: &str, config: Config) -> Result<AlertmanagerSink, ConfigError> 
     for (key, value) in &config.labels {
         check_label(key, value)?;
     }
+    let down_after = match config.down_after {
+        None => DOWN_AFTER,
+        Some(secs) if (0.0..=MAX_DOWN_AFTER.as_secs_f64()).contains(&secs) => Duration::from_secs_f64(secs),
+        Some(secs) => {
+            return Err(ConfigError::new(format!(
+                "`down_after` = {secs} must be from 0 to {} seconds",
+                MAX_DOWN_AFTER.as_secs()
+            )))
+        }
+    };
     let timeout = Timeout::from_config(config.timeout)?;
     let client = f2b_notify_http::client_trusting(timeout, config.ca_file.as_deref())?;
     let renderer = Renderer::new(&config.templates).map_err(|e| ConfigError::new(e.to_string()))?;
@@ -254,6 +294,7 @@ pub fn new(name: &str, config: Config) -> Result<AlertmanagerSink, ConfigError> 
         timeout,
         labels: config.labels,
         jail_alerts: config.jail_alerts,
+        down_after,
         renderer,
         cleartext,
     })
@@ -323,7 +364,7 @@ fn node(text: &str) -> Result<Node, ConfigError> {
     }
     let mut endpoint = url.clone();
     endpoint.set_path(&format!("{path}/api/v2/alerts"));
-    Ok(Node { shown, endpoint, backlog: Mutex::default() })
+    Ok(Node { shown, endpoint, state: Mutex::default() })
 }
 
 /// A static label from the config: a Prometheus label name that is not one the sink sets, and
@@ -440,13 +481,13 @@ impl AlertmanagerSink {
         alert::for_event(event, &self.renderer, &self.labels, self.jail_alerts, SystemTime::now())
     }
 
-    /// What each node missed, for its tests.
+    /// What each node missed while it counted as down, for its tests.
     pub fn missed(&self) -> Vec<(String, usize)> {
-        self.nodes.iter().map(|n| (n.shown.clone(), n.backlog.lock().map(|b| b.len()).unwrap_or(0))).collect()
+        self.nodes.iter().map(|n| (n.shown.clone(), n.state.lock().map(|s| s.missed.len()).unwrap_or(0))).collect()
     }
 
-    /// Posts `alerts` to every node at once (each after what it missed before); delivered when
-    /// one node took them all.
+    /// Posts `alerts` to every node at once (each after what it missed before); see
+    /// [`AlertmanagerSink`] for when that counts as delivered.
     async fn deliver(&self, alerts: Vec<Value>) -> Result<(), SinkError> {
         let alerts = alert::merge(&[], &alerts);
         if alerts.is_empty() {
@@ -454,7 +495,7 @@ impl AlertmanagerSink {
         }
         let mut posts = tokio::task::JoinSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            let missed = node.backlog.lock().map(|b| b.clone()).unwrap_or_default();
+            let missed = node.state.lock().map(|s| s.missed.clone()).unwrap_or_default();
             let payload = alert::merge(&missed, &alerts);
             let (client, endpoint, auth) = (self.client.clone(), node.endpoint.clone(), self.auth.clone());
             let timeout = self.timeout;
@@ -471,47 +512,70 @@ impl AlertmanagerSink {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(SinkError::transient("a post did not finish"))))
             .collect();
-        let taken = results.iter().any(Result::is_ok);
+        let taken = results.iter().filter(|r| r.is_ok()).count();
+        let now = Instant::now();
         let mut failures = Vec::new();
+        let mut waiting = Vec::new();
         for (node, result) in self.nodes.iter().zip(results) {
-            let Ok(mut backlog) = node.backlog.lock() else { continue };
-            match result {
-                // Everything, what it had missed included, is there now.
-                Ok(()) => backlog.clear(),
-                Err(e) if taken && e.is_transient() => {
-                    let mut kept = alert::merge(&backlog, &alerts);
-                    let dropped = kept.len().saturating_sub(MAX_BACKLOG);
-                    kept.drain(..dropped);
-                    *backlog = kept;
-                    tracing::warn!(
-                        "sink `{}`: Alertmanager {} did not take {} alert(s) ({}), which another took; it gets them again with the next post ({} kept for it{})",
-                        self.name,
-                        node.shown,
-                        alerts.len(),
-                        e.message(),
-                        backlog.len(),
-                        if dropped > 0 { format!(", {dropped} oldest dropped") } else { String::new() }
-                    );
+            let Ok(mut state) = node.state.lock() else { continue };
+            let e = match result {
+                Ok(()) => {
+                    // Everything, what it had missed included, is there now.
+                    *state = NodeState::default();
+                    continue;
                 }
-                Err(e) if taken => {
-                    backlog.clear();
-                    tracing::warn!(
-                        "sink `{}`: Alertmanager {} refused {} alert(s) that another took: {}",
-                        self.name,
-                        node.shown,
-                        alerts.len(),
-                        e.message()
-                    );
-                }
-                // No node took them: the router retries these; what a node missed before stays.
-                Err(e) => failures.push((node.shown.clone(), e)),
+                Err(e) => e,
+            };
+            if e.is_permanent() {
+                state.failing_since = None;
+            } else {
+                state.failing_since.get_or_insert(now);
+            }
+            if taken == 0 {
+                // No node took them: the router retries these; what a node missed stays.
+                failures.push((node.shown.clone(), e));
+            } else if e.is_permanent() {
+                state.missed.clear();
+                tracing::warn!(
+                    "sink `{}`: Alertmanager {} refused {} alert(s) that another took: {}",
+                    self.name,
+                    node.shown,
+                    alerts.len(),
+                    e.message()
+                );
+            } else if state.failing_since.is_some_and(|since| now.duration_since(since) < self.down_after) {
+                waiting.push(format!("{}: {}", node.shown, e.message()));
+            } else {
+                let mut kept = alert::merge(&state.missed, &alerts);
+                let dropped = kept.len().saturating_sub(MAX_BACKLOG);
+                kept.drain(..dropped);
+                state.missed = kept;
+                tracing::warn!(
+                    "sink `{}`: Alertmanager {} is down ({}): {} alert(s) another took are kept for it, posted to it first when it answers again ({} kept{})",
+                    self.name,
+                    node.shown,
+                    e.message(),
+                    alerts.len(),
+                    state.missed.len(),
+                    if dropped > 0 { format!(", the {dropped} oldest dropped") } else { String::new() }
+                );
             }
         }
-        if taken {
-            Ok(())
-        } else {
-            Err(combine(&failures))
+        if taken == 0 {
+            return Err(combine(&failures));
         }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        Err(SinkError::retry_after(
+            format!(
+                "{taken} of {} Alertmanagers took the alerts; posting them again until the others do too (for up to {} s while a node fails): {}",
+                self.nodes.len(),
+                self.down_after.as_secs_f64(),
+                waiting.join("; ")
+            ),
+            RETRY_MISSING,
+        ))
     }
 
     /// Where posts go and how they are signed, for `test --dry-run` (never the secret).

@@ -235,22 +235,54 @@ async fn a_digest_is_every_alert_in_one_post_of_at_most_64() {
     assert_eq!(am.server.requests().len(), 1);
 }
 
-/// Every alert goes to every node; one that took it is enough, and the one that missed it
-/// gets it first in its next post.
+/// Every alert goes to every node. While a node that did not take it may be restarting (it
+/// fails for less than `down_after`), the send fails with a wait of a second, so that the
+/// router posts it again to every node until all have it.
 #[tokio::test]
-async fn every_node_gets_every_alert_and_one_is_enough() {
+async fn a_node_that_missed_alerts_is_waited_for_until_down_after() {
     let (a, b) = (Am::start(), Am::start());
     let dead_port = StandIn::reserve_port();
     let dead = format!("http://127.0.0.1:{dead_port}");
     let sink = sink_for(&[a.url(), b.url(), dead.clone()]);
+    let e = sink.send(&ban("203.0.113.1", "h")).await.unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert_eq!(e.retry_after_hint(), Some(Duration::from_secs(1)));
+    assert!(
+        e.to_string().starts_with(&format!(
+            "2 of 3 Alertmanagers took the alerts; posting them again until the others do too (for up to 60 s while a node fails): {dead}: cannot connect"
+        )),
+        "{e}"
+    );
+    // The two that took it have it (and notify); nothing is kept aside: the router retries.
+    for am in [&a, &b] {
+        assert_eq!(am.service.accepted().len(), 1);
+    }
+    assert_eq!(sink.missed().iter().map(|(_, n)| *n).collect::<Vec<_>>(), [0, 0, 0]);
+    // The node is back: the router's retry reaches all three, and is delivered.
+    let c = Service::new(None);
+    let _server = StandIn::start_on(dead_port, c.responder());
+    sink.send(&ban("203.0.113.1", "h")).await.unwrap();
+    assert_eq!(c.accepted().len(), 1);
+    assert_eq!(a.service.accepted().len(), 2, "a repeat is harmless: Alertmanager merges it");
+}
+
+/// A node that has been failing for `down_after` counts as down: sends succeed without it,
+/// and what it missed goes to it first when it answers again (the newest state of each alert).
+#[tokio::test]
+async fn a_node_down_for_down_after_gets_what_it_missed_when_it_is_back() {
+    let (a, b) = (Am::start(), Am::start());
+    let dead_port = StandIn::reserve_port();
+    let dead = format!("http://127.0.0.1:{dead_port}");
+    let cfg = Config { down_after: Some(0.3), ..config(&[a.url(), b.url(), dead.clone()]) };
+    let sink = super::new("am", cfg).unwrap();
+    assert!(sink.send(&ban("203.0.113.1", "h")).await.unwrap_err().is_transient());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Down now: the router's retry is delivered, and the next event too.
     sink.send(&ban("203.0.113.1", "h")).await.unwrap();
     sink.send(&ban("203.0.113.2", "h")).await.unwrap();
-    for am in [&a, &b] {
-        assert_eq!(am.service.accepted().len(), 2);
-    }
     assert_eq!(sink.missed(), [(a.url(), 0), (b.url(), 0), (dead.clone(), 2)]);
-    // The node comes back: its next post brings what it missed, then the new alert, and the
-    // unban of .1 replaces the ban it missed (the newest state only).
+    // It answers again: its next post brings what it missed, then the new alert, and the
+    // unban of .1 replaces the ban it missed.
     let c = Service::new(None);
     let _server = StandIn::start_on(dead_port, c.responder());
     sink.send(&unban("203.0.113.1", "h")).await.unwrap();
@@ -266,20 +298,28 @@ async fn every_node_gets_every_alert_and_one_is_enough() {
     assert_eq!(sink.missed().iter().map(|(_, n)| *n).collect::<Vec<_>>(), [0, 0, 0]);
     // Only the new alert went to the nodes that had everything.
     assert_eq!(a.service.posts().last().unwrap().as_array().unwrap().len(), 1);
+
+    // With `down_after = 0` a node is never waited for.
+    let sink = super::new("am", Config { down_after: Some(0.0), ..config(&[a.url(), dead_url()]) }).unwrap();
+    sink.send(&ban("203.0.113.3", "h")).await.unwrap();
 }
 
 #[tokio::test]
-async fn a_node_that_refuses_keeps_nothing_and_one_that_fails_keeps_it() {
+async fn a_node_that_refuses_is_not_waited_for_and_keeps_nothing() {
     let (a, b, c) = (Am::start(), Am::start(), Am::start());
     b.service.force([Reply::new(503, "overloaded")]);
     c.service.force([Reply::json(400, &json!("at least one label pair required"))]);
-    let sink = sink_for(&[a.url(), b.url(), c.url()]);
+    let cfg = Config { down_after: Some(0.0), ..config(&[a.url(), b.url(), c.url()]) };
+    let sink = super::new("am", cfg).unwrap();
     sink.send(&ban("203.0.113.1", "h")).await.unwrap();
     assert_eq!(sink.missed(), [(a.url(), 0), (b.url(), 1), (c.url(), 0)]);
     sink.send(&ban("203.0.113.2", "h")).await.unwrap();
     assert_eq!(b.service.accepted().len(), 2);
     assert_eq!(c.service.accepted().len(), 1);
     assert_eq!(sink.missed().iter().map(|(_, n)| *n).collect::<Vec<_>>(), [0, 0, 0]);
+    // Within `down_after` too, a refusal is not waited for: a repeat would be refused alike.
+    c.service.force([Reply::new(401, "Unauthorized\n")]);
+    super::new("am", config(&[a.url(), c.url()])).unwrap().send(&ban("203.0.113.3", "h")).await.unwrap();
 }
 
 /// When no node takes the alerts, the send fails: transient if any node may come back (with
@@ -581,6 +621,8 @@ fn config_errors_name_the_key_and_never_a_secret() {
     let e = err(Config { ca_file: Some(not_pem), ..url("http://am1:9093") });
     assert!(e.ends_with("holds no PEM certificate"), "{e}");
     assert!(err(Config { timeout: Some(60.0), ..url("http://am1:9093") }).contains("`timeout`"));
+    assert!(err(Config { down_after: Some(-1.0), ..url("http://am1:9093") })
+        .contains("`down_after` = -1 must be from 0 to 3600"));
     // One URL as a plain string is a list of one.
     super::new("am", Config { urls: OneOrMany::One("http://am1:9093".into()), ..Config::default() }).unwrap();
 }
