@@ -421,3 +421,94 @@ fn the_whole_cluster_down_for_20_s_the_spool_holds_the_alerts() {
     }
     eprintln!("the cluster down for 20 s: {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// docs/fleet.md's `alertmanager.yml`, run by one real Alertmanager with its Slack webhook on
+/// a loopback stand-in (and its group wait cut to a second): three hosts' bans of one address
+/// are the one message the guide shows, their unbans the other.
+#[test]
+fn the_fleet_guides_alertmanager_yml_gives_the_messages_it_shows() {
+    let dir = Dir::new();
+    let guide = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/fleet.md")).unwrap();
+    let yml = guide
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|block| block.split_once("```").map(|(yml, _)| yml))
+        .find(|yml| yml.starts_with("global:"))
+        .expect("an alertmanager.yml in docs/fleet.md");
+    let slack = StandIn::start(crate::util::slack_ok());
+    let url_file = dir.write("slack-webhook.url", &slack.url("/services/T0/B0/X"));
+    let yml = yml
+        .replace("/etc/prometheus/slack-webhook.url", &url_file.display().to_string())
+        .replace("group_wait: 30s", "group_wait: 1s")
+        .replace("group_interval: 2m", "group_interval: 2s");
+    let config = dir.write("alertmanager.yml", &yml);
+    let web = StandIn::reserve_port();
+    let child = Command::new(ALERTMANAGER)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.path={}", dir.path().join("am").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .arg("--cluster.listen-address=")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("am.log")).unwrap())
+        .spawn()
+        .expect("start prometheus-alertmanager");
+    struct Stop(Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _am = Stop(child);
+    wait_for("Alertmanager to answer", WAIT, || http_get(web, "/-/ready"));
+
+    let notify = |host: &str, args: &[&str]| {
+        let cfg = dir.write(
+            &format!("{host}.toml"),
+            &format!(
+                "host = \"{host}\"\n[delivery]\nmode = \"direct\"\n[sinks.fleet]\ntype = \"alertmanager\"\nurls = [\"http://127.0.0.1:{web}\"]\n[jails.\"*\"]\nsinks = [\"fleet\"]\n"
+            ),
+        );
+        let mut c = dir.cmd();
+        c.arg("--config").arg(cfg).arg("notify").args(args);
+        let r = run(c);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+    };
+    let ban = ["ban", "--jail", "sshd", "--ip", "203.0.113.7", "--failures", "5", "--bantime", "3600", "--user"];
+    for (host, user) in
+        [("web1.example.com", "root"), ("web2.example.com", "admin"), ("web3.example.com", "<!channel> root")]
+    {
+        notify(host, &[&ban[..], &[user]].concat());
+    }
+    let message = |n: usize| {
+        wait_for("the Slack message", WAIT, || slack.requests().get(n).map(Request::json));
+        let m = slack.requests()[n].json();
+        let a = &m["attachments"][0];
+        let mut lines: Vec<String> = a["text"].as_str().unwrap_or("").lines().map(str::to_owned).collect();
+        lines.sort();
+        (a["title"].as_str().unwrap_or("").to_owned(), a["color"].as_str().unwrap_or("").to_owned(), lines)
+    };
+    assert_eq!(
+        message(0),
+        (
+            "Banned 203.0.113.7 on 3 hosts".to_owned(),
+            "danger".to_owned(),
+            vec![
+                "• *web1.example.com* (sshd): banned for 1 h after 5 failure(s), user `root`".to_owned(),
+                "• *web2.example.com* (sshd): banned for 1 h after 5 failure(s), user `admin`".to_owned(),
+                "• *web3.example.com* (sshd): banned for 1 h after 5 failure(s), user `!channel root`".to_owned(),
+            ]
+        )
+    );
+    for host in HOSTS.map(|h| h.replace(".example", ".example.com")) {
+        notify(&host, &["unban", "--jail", "sshd", "--ip", "203.0.113.7"]);
+    }
+    let (title, color, lines) = message(1);
+    assert_eq!((title.as_str(), color.as_str()), ("Unbanned 203.0.113.7 on 3 hosts", "good"));
+    assert_eq!(
+        lines,
+        HOSTS.map(|h| format!("• *{}* (sshd): unbanned", h.replace(".example", ".example.com"))).to_vec()
+    );
+    assert_eq!(slack.requests().len(), 2);
+}
