@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of f2b-notify on a fresh Debian machine that has Rust: installs what the
 # tests need (Debian's fail2ban for the end-to-end test, python3-aiosmtpd for the real SMTP
-# server of the email tests), checks formatting (rustfmt) and lints (clippy, warnings are
-# errors), then builds each sink feature alone
+# server of the email tests, prometheus-alertmanager for the alertmanager sink's cluster),
+# checks formatting (rustfmt) and lints (clippy, warnings are errors), then builds each sink
+# feature alone
 # and all together, checks that the minimal build carries no HTTP/SMTP/TLS stack, and runs the
 # unit, integration and end-to-end tests in both the full and the minimal build.
 set -euo pipefail
@@ -13,6 +14,8 @@ log() { printf '\n==> %s\n' "$*"; }
 # --- what the tests need, installed when missing (we run as root on CI machines) ---------
 missing=()
 command -v fail2ban-server >/dev/null 2>&1 || missing+=(fail2ban)
+# The alertmanager sink's end-to-end tests run a real Alertmanager cluster on loopback.
+[ -x /usr/bin/prometheus-alertmanager ] || missing+=(prometheus-alertmanager)
 # The email tests' SMTP server (aiosmtpd) runs on Debian's Python.
 { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; } || missing+=(python3-aiosmtpd)
 if ((${#missing[@]})); then
@@ -23,6 +26,13 @@ if ((${#missing[@]})); then
 fi
 # Installing the package may start Debian's own fail2ban service; the tests run their own
 # server on private sockets and do not need it.
+# Installing prometheus-alertmanager enables and (where systemd runs) starts Debian's service
+# on ports 9093/9094. The tests start their own nodes on free loopback ports, so it would not
+# clash, but a test machine has no use for it: the one this script installed is stopped and
+# disabled (one that was there before is the administrator's, and left alone).
+if [[ " ${missing[*]:-} " == *" prometheus-alertmanager "* ]] && command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --now prometheus-alertmanager.service >/dev/null 2>&1 || true
+fi
 
 # --- style: formatting and lints gate everything else --------------------------------------
 log "cargo fmt --check"

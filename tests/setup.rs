@@ -349,6 +349,23 @@ fn example_ntfy_checks() {
     assert!(r.stderr.contains("sink `phone`: cannot read `token_file` file"), "{}", r.stderr);
 }
 
+#[cfg(feature = "alertmanager")]
+#[test]
+fn example_alertmanager_checks() {
+    let dir = Dir::new();
+    let r = check_example(&dir, "alertmanager.toml", &[("alertmanager.pass", "example-password")]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(section(&r.stdout, "sinks:"), ["fleet  alertmanager"], "{}", r.stdout);
+    assert_eq!(
+        section(&r.stdout, "routes"),
+        ["*  -> fleet  [events: ban, unban; restored bans: announced]"],
+        "{}",
+        r.stdout
+    );
+    // https:// with basic auth, the password in a private file: nothing to warn about.
+    assert!(!r.stdout.contains("warnings:") && !r.stdout.contains("example-password"), "{}", r.stdout);
+}
+
 /// jail.local for the stock copy: the `dummy` firewall action instead of iptables, and sshd
 /// reading `auth` by polling (as an administrator's jail.local would, the stock jail.conf and
 /// jail.d/defaults-debian.conf do the rest).

@@ -7,6 +7,8 @@
 
 mod util;
 
+#[cfg(feature = "alertmanager")]
+mod alertmanager;
 mod check;
 mod cli;
 #[cfg(feature = "slack-webhook")]

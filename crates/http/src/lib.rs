@@ -43,13 +43,31 @@ impl Timeout {
 /// An HTTP client for a sink: rustls, the system's proxies, no redirects (a redirect would
 /// carry the request, and its secret, elsewhere), and `timeout` for the whole request.
 pub fn client(timeout: Timeout) -> Result<Client, ConfigError> {
-    Client::builder()
+    client_trusting(timeout, None)
+}
+
+/// As [`client`], trusting besides the system's roots the CA certificates (PEM, one or a
+/// bundle) in the file `ca_file`: for a server whose certificate a private CA issued (an
+/// Alertmanager inside the fleet). `None` is [`client`]. An unreadable file, or one without a
+/// certificate, is an error naming the key `ca_file` and the path.
+pub fn client_trusting(timeout: Timeout, ca_file: Option<&std::path::Path>) -> Result<Client, ConfigError> {
+    let mut builder = Client::builder()
         .timeout(timeout.0)
         .connect_timeout(timeout.0.min(Duration::from_secs(5)))
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("f2b-notify/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ConfigError::new(format!("cannot set up the HTTP client: {}", e.without_url())))
+        .user_agent(concat!("f2b-notify/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| ConfigError::new(format!("cannot read `ca_file` {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).unwrap_or_default();
+        if certs.is_empty() {
+            return Err(ConfigError::new(format!("`ca_file` {} holds no PEM certificate", path.display())));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| ConfigError::new(format!("cannot set up the HTTP client: {}", e.without_url())))
 }
 
 /// A warning for `f2b-notify check` when `url` is plain `http://` to a host other than this

@@ -156,3 +156,20 @@ async fn answers_are_read_up_to_a_cap_and_errors_hold_no_url() {
     assert!(e.is_transient() && e.to_string().starts_with("cannot connect"), "{e}");
     assert!(!e.to_string().contains("SECRET") && !e.to_string().contains("127.0.0.1"), "{e}");
 }
+
+/// `ca_file`: a missing file and one without a certificate are errors naming the key and the
+/// path; none is the plain client. (A private CA trusted through it: the alertmanager sink's
+/// tests, against a TLS server on loopback.)
+#[test]
+fn extra_ca_files_are_checked() {
+    let timeout = Timeout::from_config(None).unwrap();
+    assert!(client_trusting(timeout, None).is_ok());
+    let missing = std::path::Path::new("/nonexistent/ca.pem");
+    let e = client_trusting(timeout, Some(missing)).unwrap_err().to_string();
+    assert!(e.starts_with("cannot read `ca_file` /nonexistent/ca.pem: "), "{e}");
+    let file = std::env::temp_dir().join(format!("f2b-http-ca-{}.pem", std::process::id()));
+    std::fs::write(&file, "not a certificate").unwrap();
+    let e = client_trusting(timeout, Some(&file)).unwrap_err().to_string();
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(e, format!("`ca_file` {} holds no PEM certificate", file.display()));
+}

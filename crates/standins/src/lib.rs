@@ -11,6 +11,7 @@
 pub mod ntfy;
 pub mod teams;
 pub mod telegram;
+pub mod alertmanager;
 
 use std::io::Write;
 
