@@ -252,6 +252,9 @@ impl Setup {
     }
 
     fn ban(&self, ip: &str) {
+        // As Fail2Ban's action gives it: with the ban's time and length.
+        let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        let time = format!("{time:.3}");
         let r = self.cmd(&[
             "notify",
             "ban",
@@ -261,6 +264,10 @@ impl Setup {
             ip,
             "--failures",
             "5",
+            "--time",
+            &time,
+            "--bantime",
+            "600",
             "--user",
             "<!channel> @everyone",
         ]);
@@ -357,4 +364,55 @@ fn a_permanent_refusal_is_a_dead_letter_with_the_services_words() {
         assert!(!listed.contains(service.secret), "{}: {listed}", profile.ty);
         assert!((service.accepted)().is_empty(), "{}", profile.ty);
     }
+}
+
+/// Matrix deduplicates a message by its transaction id: a worker killed after the homeserver
+/// stored a message but before the answer came leaves the batch marked in flight; the next
+/// worker sends exactly that batch again with the same transaction id, and the room holds the
+/// message once. A lost answer (the connection closed after the message was stored) is the
+/// same story within one worker.
+#[cfg(feature = "matrix")]
+#[test]
+fn matrix_a_message_whose_answer_was_lost_is_in_the_room_once() {
+    use f2b_notify_standins::matrix;
+    let profile = matrix();
+    let service = matrix::Service::new("syt_S3CRET_token", "!room:example.org");
+    let server = service.start();
+    let toml =
+        format!("homeserver = \"{}\"\nroom_id = \"!room:example.org\"\ntoken = \"syt_S3CRET_token\"\n", server.url(""));
+    let running = Service { server, toml, accepted: Box::new(Vec::new), force: Box::new(|_| ()), secret: "S3CRET" };
+    let setup = setup(&profile, &running);
+    let named = |ip: &str| service.contents().iter().filter(|c| c.to_string().contains(ip)).count();
+
+    // Killed between the request and the answer.
+    service.delay(Duration::from_secs(30));
+    setup.ban("203.0.113.1");
+    wait_for("the homeserver to store the first ban", WAIT, || (named("203.0.113.1") == 1).then_some(()));
+    let pid = crate::util::kill_worker(&setup.spool).expect("a worker was sending");
+    service.delay(Duration::ZERO);
+    // Gone, its lock released (an event in between would find the lock still held and wait
+    // for the next one, as Fail2Ban's next event would start the worker).
+    wait_for("the killed worker to be gone", WAIT, || {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        (state.is_empty() || state.contains(") Z ")).then_some(())
+    });
+    // The next event starts a worker, which sends the batch in flight first, alone.
+    setup.ban("203.0.113.2");
+    wait_for("the second ban", WAIT, || (named("203.0.113.2") == 1).then_some(()));
+    let sends = running.server.requests().iter().filter(|r| r.body.contains("203.0.113.1")).count();
+    assert_eq!(sends, 2, "the first ban was sent twice, the second time after the kill");
+    assert_eq!(named("203.0.113.1"), 1, "the room holds the first ban once: {:#?}", service.contents());
+
+    // The answer lost on the way back, and a ban while the worker waits to try again: the
+    // retry is the same transaction (the lost message alone), the new ban comes after.
+    service.force([matrix::Forced::Lose]);
+    setup.ban("203.0.113.3");
+    wait_for("the homeserver to store the third ban", WAIT, || (named("203.0.113.3") == 1).then_some(()));
+    setup.ban("203.0.113.4");
+    wait_for("the fourth ban", WAIT, || (named("203.0.113.4") == 1).then_some(()));
+    let sends = running.server.requests().iter().filter(|r| r.body.contains("203.0.113.3")).count();
+    assert_eq!(sends, 2, "the third ban was sent twice");
+    assert_eq!(named("203.0.113.3"), 1, "{:#?}", service.contents());
+    let txns: Vec<String> = service.messages().iter().map(|m| m.txn_id.clone()).collect();
+    assert_eq!(txns.len(), 4, "{txns:?}");
 }

@@ -1254,7 +1254,14 @@ impl<'a> Worker<'a> {
                 }
             }
             Err(e) if e.is_transient() => {
-                // A suspect batch stays suspect (alone, with its count) until it is delivered.
+                // The same batch is tried again, alone, until it is delivered or given up:
+                // after a lost answer the service may hold it, and the same message again
+                // lets it see so (Matrix's transaction id, Alertmanager's merge) where a
+                // batch grown by newer events would be a second message. A suspect batch
+                // stays suspect (alone, with its count).
+                if lane.suspect.is_none() {
+                    lane.suspect = Some(Suspect { files: files.clone(), crashes: 0 });
+                }
                 lane.state.attempts += 1;
                 // After a timeout the server may have the message: trying again soon would
                 // post it again and again to a server slower than the timeout.

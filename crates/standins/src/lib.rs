@@ -8,10 +8,10 @@
 //! A thread per connection and no async runtime: the end-to-end tests are plain threads, and
 //! a sink's async client talks to it like to any server.
 
+pub mod alertmanager;
 pub mod ntfy;
 pub mod teams;
 pub mod telegram;
-pub mod alertmanager;
 
 use std::io::Write;
 
