@@ -416,3 +416,47 @@ fn matrix_a_message_whose_answer_was_lost_is_in_the_room_once() {
     let txns: Vec<String> = service.messages().iter().map(|m| m.txn_id.clone()).collect();
     assert_eq!(txns.len(), 4, "{txns:?}");
 }
+
+/// Under the real Fail2Ban, one jail routed to every web sink this build has: a ban from log
+/// lines with a user name an attacker chose reaches every service, each message names the
+/// address, the secret of none appears in the worker's log, and no shell ran the name.
+#[test]
+fn one_jail_under_the_real_fail2ban_reaches_every_web_sink() {
+    let profiles = profiles();
+    let services: Vec<Service> = profiles.iter().map(|p| (p.start)()).collect();
+    let dir = Dir::new();
+    let spool = dir.path().join("spool");
+    let mut config = format!("host = \"every.example\"\n[delivery]\nspool = \"{}\"\nidle_exit = 5\n", spool.display());
+    let names: Vec<String> = profiles.iter().map(|p| format!("to_{}", p.ty.replace('-', "_"))).collect();
+    for ((profile, service), name) in profiles.iter().zip(&services).zip(&names) {
+        config.push_str(&format!("\n[sinks.{name}]\ntype = \"{}\"\n{}", profile.ty, service.toml));
+    }
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    config.push_str(&format!("\n[jails.sshd]\nsinks = [{}]\nevents = [\"ban\"]\n", quoted.join(", ")));
+    let config = dir.write("notify.toml", &config);
+    let _worker = WorkerGuard(spool.clone());
+    let auth_log = dir.write("auth.log", "");
+    let jail_local = format!(
+        "[DEFAULT]\nbackend = polling\nmaxretry = 2\nfindtime = 600\nbantime = 600\n\n[sshd]\nenabled = true\nfilter = sshd\nlogpath = {log}\naction = dummy[target=\"{d}/dummy\"]\n         f2b-notify[bin=\"{bin}\", args=\"--config {cfg}\"]\n",
+        log = auth_log.display(),
+        d = dir.path().display(),
+        bin = crate::util::bin().display(),
+        cfg = config.display(),
+    );
+    let _f2b = crate::util::Fail2Ban::start(dir.path(), &jail_local);
+    let pwned = dir.path().join("pwned");
+    let hostile = format!("@everyone<b>$(touch {p})`touch {p}`</b>*_~[a](http://x)", p = pwned.display());
+    crate::util::append_ssh_failures(&auth_log, "203.0.113.77", &hostile, 3);
+    for (profile, service) in profiles.iter().zip(&services) {
+        let got = wait_for(&format!("{}: the ban", profile.ty), WAIT, || {
+            let got = (service.accepted)();
+            missing(&got, &["203.0.113.77".to_owned()]).is_empty().then_some(got)
+        });
+        assert_eq!(got.len(), 1, "{}: {got:?}", profile.ty);
+    }
+    let log = std::fs::read_to_string(spool.join("worker.log")).unwrap_or_default();
+    for service in &services {
+        assert!(!log.contains(service.secret), "{log}");
+    }
+    assert!(!pwned.exists(), "a shell ran attacker text");
+}
