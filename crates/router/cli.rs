@@ -10,8 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use f2b_notify_core::EventKind;
 use f2b_notify_fastpath::Kind;
 
-/// Routes Fail2Ban's jail start/stop and ban/unban events to Slack, email, the system log and
-/// stdout.
+/// Routes Fail2Ban's jail start/stop and ban/unban events to Slack, Discord, Telegram, Teams,
+/// Matrix, ntfy, Gotify, Pushover, Alertmanager, any webhook, email, the system log and stdout.
 #[derive(Debug, Parser)]
 #[command(name = "f2b-notify", version = crate::registry::version(), about, max_term_width = 100)]
 pub struct Cli {
