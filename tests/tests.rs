@@ -28,4 +28,12 @@ mod setup;
 mod slack;
 #[cfg(feature = "syslog")]
 mod syslog;
+#[cfg(any(
+    feature = "webhook",
+    feature = "discord",
+    feature = "telegram",
+    feature = "matrix",
+    feature = "teams",
+    feature = "ntfy"
+))]
 mod web_sinks;

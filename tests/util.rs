@@ -548,6 +548,8 @@ impl Drop for Smtp {
     }
 }
 
+// Not every build uses every one (the stdout-only build has no web sink).
+#[allow(unused_imports)]
 pub use f2b_notify_standins::{slack_ok, Reply, Request, Responder, StandIn};
 
 /// The PID of the spool's live delivery worker, from its lock file (a stale PID is none).

@@ -280,6 +280,7 @@ fn addresses(n: usize) -> Vec<String> {
 }
 
 /// Requests as (arrival, body).
+#[cfg(any(feature = "webhook", feature = "discord"))]
 fn bodies(requests: Vec<Request>) -> Vec<(Instant, String)> {
     requests.into_iter().map(|r| (r.at, r.body)).collect()
 }
