@@ -37,9 +37,12 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_full_spool_during_a_storm_names_every_event_it_could_not_keep() {
-    // The webhook answers 429 for a while, then ok: what was spooled waits, then goes out.
-    storm_on_a_full_spool(Arc::new(|_: &Request, seen: usize| {
-        if seen < 3 {
+    // The webhook answers 429 for 8 s, then ok: what was spooled waits, then goes out. (For
+    // 8 s, not a number of answers: on a loaded machine Fail2Ban bans slowly, and a worker
+    // that could deliver meanwhile would keep the spool from filling.)
+    let start = std::time::Instant::now();
+    storm_on_a_full_spool(Arc::new(move |_: &Request, _| {
+        if start.elapsed() < Duration::from_secs(8) {
             Reply::new(429, "rate_limited").header("Retry-After", "1")
         } else {
             Reply::new(200, "ok")
@@ -52,8 +55,9 @@ fn a_full_spool_with_a_slow_sink_loses_nothing_either() {
     // The worker's log is on the full disk too, and its first lines come only after the disk
     // filled: a log line that cannot be written must not kill the worker (it did: tracing
     // reported the failure with a panicking eprintln!, and panics abort).
-    storm_on_a_full_spool(Arc::new(|_: &Request, _| {
-        std::thread::sleep(Duration::from_millis(1500));
+    // The first answer takes 8 s (within the sink's 20 s timeout), the others 1.5 s.
+    storm_on_a_full_spool(Arc::new(|_: &Request, seen: usize| {
+        std::thread::sleep(Duration::from_millis(if seen == 0 { 8000 } else { 1500 }));
         Reply::new(200, "ok")
     }));
 }
@@ -70,7 +74,7 @@ fn storm_on_a_full_spool(responder: crate::util::Responder) {
     let config = dir.write(
         "notify.toml",
         &format!(
-            "[delivery]\nspool = \"{}\"\nidle_exit = 2\n[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"{}\"\n[jails.sshd]\nsinks = [\"hook\"]\nevents = [\"ban\"]\n",
+            "[delivery]\nspool = \"{}\"\nidle_exit = 2\n[sinks.hook]\ntype = \"slack-webhook\"\ntimeout = 20\nurl = \"{}\"\n[jails.sshd]\nsinks = [\"hook\"]\nevents = [\"ban\"]\n",
             spool.display(),
             server.url("/services/T0/B0/X")
         ),
