@@ -4,6 +4,7 @@
 mod action;
 mod check;
 mod deliver;
+mod generate;
 mod notify;
 mod queue;
 mod setup;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deliver(args) => deliver::run(&sources, args),
         Command::Queue(args) => queue::run(&sources, args),
         Command::Setup(args) => setup::run(&sources, args),
+        Command::Generate(args) => generate::run(args),
     }
 }
 
