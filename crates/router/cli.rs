@@ -126,6 +126,12 @@ pub struct DeliverArgs {
     /// idle.
     #[arg(long)]
     pub follow: bool,
+    /// With --follow, for the systemd unit: while this worker runs, and while the service
+    /// manager restarts it after a crash, `notify` starts no worker of its own for this spool
+    /// (SPOOL/service marks it; removed on a clean stop), so that every delivery runs in the
+    /// service's sandbox. Tells the service manager when it is ready (Type=notify).
+    #[arg(long, requires = "follow")]
+    pub service: bool,
 }
 
 /// `queue`'s arguments.
