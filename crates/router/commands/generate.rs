@@ -90,7 +90,32 @@ fn man_pages(dir: &Path) -> anyhow::Result<()> {
         }
         println!("{}", path.display());
     }
-    write(&dir.join("f2b-notify.1"), &page)
+    write(&dir.join("f2b-notify.1"), &page)?;
+    write(&dir.join("f2b-notify-enqueue.1"), front_end_page().render().as_bytes())
+}
+
+/// f2b-notify-enqueue(1): the action's front end, which has no clap definition of its own
+/// (it takes `notify`'s command line).
+fn front_end_page() -> Roff {
+    let mut r = Roff::new();
+    let source = source();
+    r.control("TH", ["f2b-notify-enqueue", "1", "", &source, MANUAL]);
+    r.control("SH", ["NAME"]);
+    r.text([roman("f2b-notify-enqueue - the Fail2Ban action's fast front end to f2b-notify notify")]);
+    r.control("SH", ["SYNOPSIS"]);
+    r.text([bold("f2b-notify-enqueue"), roman(" [--config FILE]... notify EVENT --jail NAME [OPTIONS]")]);
+    r.control("SH", ["DESCRIPTION"]);
+    for p in [
+        "What the action file runs (`<bin>-enqueue` when it is installed beside `<bin>`): a small static program without the C library, so that Fail2Ban, which holds one global lock while any action runs, waits as little as possible. It takes `f2b-notify notify`'s command line, see f2b-notify-notify(1).",
+        "When the plan that `f2b-notify notify` left in /run/f2b-notify still holds (the same config files, environment and binary), it writes the event to the spool itself, starts the delivery worker unless one runs (or the service marks the spool as its own), and exits 0. Anything else, and it runs `f2b-notify` with the same arguments, which handles the event in full. Given anything but `notify`, it runs `f2b-notify` with the same arguments.",
+        "`F2B_NOTIFY_LOG=debug` makes it say on stderr which way it went and why.",
+    ] {
+        r.control("PP", []);
+        r.text(parse(p));
+    }
+    r.control("SH", ["SEE ALSO"]);
+    r.text([roman("f2b-notify(1), f2b-notify-notify(1), f2b-notify.toml(5)")]);
+    r
 }
 
 /// EXIT STATUS, ENVIRONMENT, FILES and SEE ALSO of f2b-notify(1).
