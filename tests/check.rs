@@ -71,9 +71,6 @@ sinks = ["console", "mail", "pagr"]
     let want = [
         format!("{b}: key `delivery.max_age`: `a week` is not a duration (seconds, or like \"5m\", \"1h 30m\")"),
         format!("{b}: key `delivery.retry_mx`: unknown field `retry_mx` (did you mean `retry_max`?)"),
-        format!(
-            "{a}: key `sinks.ops.type`: `slack-webhok` is not one of `stdout`, `slack-webhook`, `slack-api`, `email` or `syslog` (did you mean `slack-webhook`?)"
-        ),
         format!("{a}: key `jails.sshd.sinks`: no sink named `pagr` (defined sinks: console, mail, ops)"),
         format!(
             "{b}: sink `mail`: `to` = \"ops-at-example.com\" is not an email address: it has no `@`; write `ops@example.com` or `Ops <ops@example.com>`"
@@ -83,6 +80,13 @@ sinks = ["console", "mail", "pagr"]
     for w in &want {
         assert!(got.contains(&w.as_str()), "missing {w:?} in\n{}", r.stderr);
     }
+    // The list of types grows with every sink: its start and the suggestion are checked.
+    let mistyped = format!("{a}: key `sinks.ops.type`: `slack-webhok` is not one of `stdout`, `slack-webhook`, ");
+    assert!(
+        got.iter().any(|p| p.starts_with(&mistyped) && p.ends_with("` (did you mean `slack-webhook`?)")),
+        "missing {mistyped:?} in\n{}",
+        r.stderr
+    );
     assert_eq!(got.len(), 5, "{}", r.stderr);
 
     // The other commands say the first problem, on one line, the same way.

@@ -170,6 +170,30 @@ fn example_slack_api_checks() {
     assert!(!r.stdout.contains("warnings:"), "{}", r.stdout);
 }
 
+#[cfg(feature = "discord")]
+#[test]
+fn example_discord_checks() {
+    let dir = Dir::new();
+    // `check` builds the sink (reads and checks the URL) and sends nothing.
+    let url = "https://discord.com/api/webhooks/1234567890123456789/SECRETtoken";
+    let r = check_example(&dir, "discord.toml", &[("discord.url", url)]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(section(&r.stdout, "sinks:"), ["discord  discord"], "{}", r.stdout);
+    assert_eq!(
+        section(&r.stdout, "routes"),
+        ["*  -> discord  [events: start, stop, ban, unban; restored bans: quiet]"],
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("warnings:") && !r.stdout.contains("SECRET"), "{}", r.stdout);
+    // A URL that is not a webhook's is named by its key, never quoted.
+    let dir = Dir::new();
+    let r = check_example(&dir, "discord.toml", &[("discord.url", "https://discord.com/channels/1/SECRET")]);
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("sink `discord`: `url` is not a Discord webhook URL"), "{}", r.stderr);
+    assert!(!r.stderr.contains("SECRET"), "{}", r.stderr);
+}
+
 #[cfg(feature = "email")]
 #[test]
 fn example_email_checks() {
@@ -194,6 +218,113 @@ fn example_email_checks() {
         r.stdout
     );
     assert!(!r.stdout.contains("example-password"), "{}", r.stdout);
+}
+
+#[cfg(feature = "webhook")]
+#[test]
+fn example_webhook_checks() {
+    let dir = Dir::new();
+    let secrets = [
+        ("webhook.url", "https://n8n.example.com/webhook/SECRET-0f3c9a7e-5b1d"),
+        ("webhook.auth", "Bearer SECRET-token-1234"),
+        ("chat.url", "https://chat.example.com/hooks/SECRETxyz0123456789"),
+    ];
+    // `check` builds both sinks (reads the files, tries the chat template) and sends nothing.
+    let r = check_example(&dir, "webhook.toml", &secrets);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(section(&r.stdout, "sinks:"), ["automation  webhook", "chat        webhook"], "{}", r.stdout);
+    assert_eq!(
+        section(&r.stdout, "routes"),
+        ["*  -> automation, chat  [events: start, stop, ban, unban; restored bans: quiet]"],
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("warnings:") && !r.stdout.contains("SECRET"), "{}", r.stdout);
+    // Without the header's file, check names it and the key.
+    let dir = Dir::new();
+    let r = check_example(&dir, "webhook.toml", &secrets[..1]);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("sink `automation`: cannot read `header_files.Authorization` file")
+            && r.stderr.contains("webhook.auth")
+            && !r.stderr.contains("SECRET"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[cfg(feature = "telegram")]
+#[test]
+fn example_telegram_checks() {
+    let dir = Dir::new();
+    let token = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11";
+    let r = check_example(&dir, "telegram.toml", &[("telegram.token", token)]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(section(&r.stdout, "sinks:"), ["telegram  telegram"], "{}", r.stdout);
+    assert_eq!(
+        section(&r.stdout, "routes"),
+        ["*  -> telegram  [events: ban, unban; restored bans: quiet]"],
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("warnings:"), "{}", r.stdout);
+    assert!(!r.stdout.contains("ABC-DEF1234") && !r.stderr.contains("ABC-DEF1234"), "{}", r.stdout);
+    // A token file that holds something else: named, never quoted.
+    let dir = Dir::new();
+    let r = check_example(&dir, "telegram.toml", &[("telegram.token", "bot123456:AAsecretXYZ")]);
+    assert_eq!(r.code, Some(2), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("sink `telegram`: `token_file` ")
+            && r.stderr.contains("telegram.token does not hold a Telegram bot token: it starts with `bot`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("secretXYZ"), "{}", r.stderr);
+}
+
+#[cfg(feature = "matrix")]
+#[test]
+fn example_matrix_checks() {
+    let dir = Dir::new();
+    let r = check_example(&dir, "matrix.toml", &[("matrix.token", "syt_ZXhhbXBsZQ_example_0000")]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(section(&r.stdout, "sinks:"), ["security  matrix"], "{}", r.stdout);
+    assert_eq!(
+        section(&r.stdout, "routes"),
+        ["*  -> security  [events: ban, unban; restored bans: quiet]"],
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("warnings:") && !r.stdout.contains("syt_"), "{}", r.stdout);
+    // Without the token file, check names it.
+    let dir = Dir::new();
+    let r = check_example(&dir, "matrix.toml", &[]);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("sink `security`: cannot read `token_file` file") && r.stderr.contains("matrix.token"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[cfg(feature = "teams")]
+#[test]
+fn example_teams_checks() {
+    let dir = Dir::new();
+    let url = "https://0123abcd.de.environment.api.powerplatform.com:443/powerautomate/automations/direct/workflows/0f8fad5bd9cb469fa16570867728950e/triggers/manual/paths/invoke?api-version=1&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=SECRETsig";
+    let r = check_example(&dir, "teams.toml", &[("teams.url", url)]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(section(&r.stdout, "sinks:"), ["teams  teams"], "{}", r.stdout);
+    assert_eq!(
+        section(&r.stdout, "routes"),
+        ["*  -> teams  [events: ban, unban; restored bans: quiet]"],
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("warnings:"), "{}", r.stdout);
+    for part in ["SECRETsig", "powerplatform", "0f8fad5b"] {
+        assert!(!r.stdout.contains(part) && !r.stderr.contains(part), "{}{}", r.stdout, r.stderr);
+    }
 }
 
 /// jail.local for the stock copy: the `dummy` firewall action instead of iptables, and sshd

@@ -2,7 +2,8 @@
 //! `cli` runs the built binary directly, `check` its config, spool and action-file checks,
 //! `slack` against a loopback Slack stand-in, `fail2ban` under the real Fail2Ban, `fastpath`
 //! the action's front end, `setup` the first run (`cargo run`, `f2b-notify setup` into a copy
-//! of Fail2Ban's config, the config examples).
+//! of Fail2Ban's config, the config examples), `web_sinks` the delivery guarantees for every web
+//! sink against its service's stand-in.
 
 mod util;
 
@@ -25,3 +26,4 @@ mod setup;
 mod slack;
 #[cfg(feature = "syslog")]
 mod syslog;
+mod web_sinks;

@@ -97,6 +97,11 @@ sinks! {
     "slack-api" => SlackApi(f2b_notify_slack_api),
     "email" => Email(f2b_notify_email),
     "syslog" => Syslog(f2b_notify_syslog),
+    "webhook" => Webhook(f2b_notify_webhook),
+    "discord" => Discord(f2b_notify_discord),
+    "telegram" => Telegram(f2b_notify_telegram),
+    "matrix" => Matrix(f2b_notify_matrix),
+    "teams" => Teams(f2b_notify_teams),
 }
 
 impl SinkConfig {

@@ -8,8 +8,16 @@
 //! A thread per connection and no async runtime: the end-to-end tests are plain threads, and
 //! a sink's async client talks to it like to any server.
 
+pub mod teams;
+pub mod telegram;
+
 use std::io::Write;
+
+pub mod discord;
 use std::time::{Duration, Instant};
+
+pub mod matrix;
+pub mod webhook;
 
 /// One HTTP request the [`StandIn`] received.
 #[derive(Debug, Clone)]
@@ -94,12 +102,21 @@ pub struct Reply {
     pub headers: Vec<(&'static str, String)>,
     /// The body.
     pub body: String,
+    /// Close the connection instead of answering (a lost answer: the request was received,
+    /// the client sees the connection drop). See [`Reply::hang_up`].
+    pub hang_up: bool,
 }
 
 impl Reply {
     /// A reply with `status` and `body`.
     pub fn new(status: u16, body: &str) -> Self {
-        Self { status, headers: Vec::new(), body: body.to_owned() }
+        Self { status, headers: Vec::new(), body: body.to_owned(), hang_up: false }
+    }
+
+    /// No answer at all: the connection is closed once the request has been read, as when a
+    /// server or the network fails between the request and its answer.
+    pub fn hang_up() -> Self {
+        Self { hang_up: true, ..Self::new(0, "") }
     }
 
     /// A JSON reply (with `Content-Type: application/json`).
@@ -254,6 +271,10 @@ fn serve(
             seen
         };
         let reply = responder(&request, seen);
+        if reply.hang_up {
+            let _ = sock.shutdown(std::net::Shutdown::Both);
+            return;
+        }
         let mut out = format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\n", reply.status, reply.body.len());
         for (k, v) in &reply.headers {
             out.push_str(&format!("{k}: {v}\r\n"));

@@ -1,0 +1,333 @@
+//! The delivery guarantees, held for every web sink against its service's stand-in (which
+//! follows that service's documented contract, limits and rate included): a storm folds into
+//! a few paced digests that name every address and never trip the service's rate limit; the
+//! service's own rate-limit answer is obeyed to the millisecond it names; a permanent refusal
+//! sends the events to the dead letters, where `queue` says why; and the secret appears in no
+//! output. Events go in through `f2b-notify notify`, the command Fail2Ban's action runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use f2b_notify_standins::{Reply, Request, StandIn};
+
+use crate::util::{run, wait_for, Dir, WorkerGuard};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// One sink type's stand-in, running.
+struct Service {
+    /// The server: every request it got, answered or refused.
+    server: StandIn,
+    /// The sink's keys after `type`, pointing at the stand-in.
+    toml: String,
+    /// What the service accepted: when each message arrived, and its text (the body).
+    accepted: Box<dyn Fn() -> Vec<(Instant, String)>>,
+    /// Makes the next answers these.
+    force: Box<dyn Fn(Vec<Reply>)>,
+    /// The secret in the config, which must appear in no output.
+    secret: &'static str,
+}
+
+/// How each sink type is tested: its stand-in, and its service's rate-limit and refusal
+/// answers.
+struct Profile {
+    ty: &'static str,
+    start: fn() -> Service,
+    /// The service asking to wait 2 s, in its own shape.
+    rate_limited: fn() -> Reply,
+    /// A refusal that retrying cannot fix, and the words `queue` then shows.
+    refused: fn() -> (Reply, &'static str),
+    /// The least gap the sink keeps between two messages by default (zero: the test paces
+    /// it at 1 s).
+    pace: Duration,
+}
+
+#[cfg(feature = "webhook")]
+fn webhook() -> Profile {
+    use f2b_notify_standins::webhook::Endpoint;
+    Profile {
+        ty: "webhook",
+        start: || {
+            let endpoint = Endpoint::requiring("/hook/S3CRETPATH", "Authorization", "Bearer S3CRETHEADER");
+            let server = StandIn::start(endpoint.responder());
+            let toml = format!(
+                "url = \"{}\"\nheaders = {{ Authorization = \"Bearer S3CRETHEADER\" }}\n",
+                server.url("/hook/S3CRETPATH")
+            );
+            let (a, f) = (Arc::clone(&endpoint), Arc::clone(&endpoint));
+            Service {
+                server,
+                toml,
+                accepted: Box::new(move || bodies(a.accepted())),
+                force: Box::new(move |r| f.force(r)),
+                secret: "S3CRET",
+            }
+        },
+        rate_limited: || Reply::new(429, "slow down").header("Retry-After", "2"),
+        refused: || (Reply::new(410, "this hook is gone"), "this hook is gone (HTTP 410)"),
+        pace: Duration::ZERO,
+    }
+}
+
+#[cfg(feature = "discord")]
+fn discord() -> Profile {
+    use f2b_notify_standins::discord;
+    Profile {
+        ty: "discord",
+        start: || {
+            let service = discord::Service::new("1234567890", "S3CRETtoken");
+            let server = StandIn::start(service.responder());
+            let toml = format!("url = \"{}\"\n", server.url(&service.path()));
+            let (a, f) = (Arc::clone(&service), Arc::clone(&service));
+            Service {
+                server,
+                toml,
+                accepted: Box::new(move || bodies(a.accepted_requests())),
+                force: Box::new(move |r| f.force(r)),
+                secret: "S3CRET",
+            }
+        },
+        rate_limited: || discord::rate_limited(2.0, false),
+        refused: || (discord::error(404, 10015, "Unknown Webhook"), "Unknown Webhook"),
+        pace: Duration::from_secs(2),
+    }
+}
+
+#[cfg(feature = "telegram")]
+fn telegram() -> Profile {
+    use f2b_notify_standins::telegram;
+    const TOKEN: &str = "123456:S3CRET-DEF1234ghIkl-zyx57W2v1u123ew11";
+    Profile {
+        ty: "telegram",
+        start: || {
+            let service = telegram::Service::new(TOKEN);
+            service.add_chat("-1001234567890");
+            let server = StandIn::start(service.responder());
+            let toml = format!("token = \"{TOKEN}\"\nchat_id = -1001234567890\napi_url = \"{}\"\n", server.url(""));
+            let (a, f) = (Arc::clone(&service), Arc::clone(&service));
+            Service {
+                server,
+                toml,
+                accepted: Box::new(move || a.accepted().into_iter().map(|m| (m.at, m.body.to_string())).collect()),
+                force: Box::new(move |r| f.force(r)),
+                secret: "S3CRET",
+            }
+        },
+        rate_limited: || telegram::too_many_requests(2),
+        refused: || (telegram::error(400, "Bad Request: chat not found"), "chat not found"),
+        pace: Duration::from_secs(3),
+    }
+}
+
+#[cfg(feature = "matrix")]
+fn matrix() -> Profile {
+    use f2b_notify_standins::matrix;
+    Profile {
+        ty: "matrix",
+        start: || {
+            let service = matrix::Service::new("syt_S3CRET_token", "!room:example.org");
+            let server = service.start();
+            let toml = format!(
+                "homeserver = \"{}\"\nroom_id = \"!room:example.org\"\ntoken = \"syt_S3CRET_token\"\n",
+                server.url("")
+            );
+            let (a, f) = (Arc::clone(&service), Arc::clone(&service));
+            Service {
+                server,
+                toml,
+                accepted: Box::new(move || a.messages().into_iter().map(|m| (m.at, m.content.to_string())).collect()),
+                force: Box::new(move |r| f.force(r.into_iter().map(matrix::Forced::Reply))),
+                secret: "S3CRET",
+            }
+        },
+        rate_limited: || matrix::error(429, "M_LIMIT_EXCEEDED", "Too Many Requests").header("Retry-After", "2"),
+        refused: || (matrix::error(403, "M_FORBIDDEN", "User not in room"), "M_FORBIDDEN"),
+        pace: Duration::from_secs(5),
+    }
+}
+
+#[cfg(feature = "teams")]
+fn teams() -> Profile {
+    use f2b_notify_standins::teams;
+    Profile {
+        ty: "teams",
+        start: || {
+            let service = teams::Service::new("S3CRETsig");
+            let server = service.start();
+            let toml = format!("url = \"{}\"\n", service.url(&server));
+            let (a, f) = (Arc::clone(&service), Arc::clone(&service));
+            Service {
+                server,
+                toml,
+                accepted: Box::new(move || {
+                    a.accepted_at().into_iter().map(|(at, body)| (at, body.to_string())).collect()
+                }),
+                force: Box::new(move |r| f.force(r)),
+                secret: "S3CRET",
+            }
+        },
+        rate_limited: || {
+            teams::error(429, "WorkflowRequestsThrottled", "Rate limit is exceeded.").header("Retry-After", "2")
+        },
+        refused: || (teams::error(404, "WorkflowNotFound", "The workflow was not found."), "WorkflowNotFound"),
+        pace: Duration::from_secs(1),
+    }
+}
+
+/// Every web sink this build has.
+fn profiles() -> Vec<Profile> {
+    vec![
+        #[cfg(feature = "webhook")]
+        webhook(),
+        #[cfg(feature = "discord")]
+        discord(),
+        #[cfg(feature = "telegram")]
+        telegram(),
+        #[cfg(feature = "matrix")]
+        matrix(),
+        #[cfg(feature = "teams")]
+        teams(),
+    ]
+}
+
+/// A config with the one sink `out` of `profile`'s type, every event of every jail to it.
+struct Setup {
+    dir: Dir,
+    config: PathBuf,
+    spool: PathBuf,
+    _worker: WorkerGuard,
+}
+
+fn setup(profile: &Profile, service: &Service) -> Setup {
+    let dir = Dir::new();
+    let spool = dir.path().join("spool");
+    // A sink with no pace of its own sends each event as it comes: paced here at 1 s (the
+    // administrator's `min_interval`), so that a storm still folds into digests.
+    let pacing = if profile.pace.is_zero() { "min_interval = { out = 1 }\n" } else { "" };
+    let config = dir.write(
+        "notify.toml",
+        &format!(
+            "host = \"web.example\"\n[delivery]\nspool = \"{}\"\nidle_exit = 2\nretry_max = 5\n{pacing}\n[sinks.out]\ntype = \"{}\"\n{}\n[jails.\"*\"]\nsinks = [\"out\"]\n",
+            spool.display(),
+            profile.ty,
+            service.toml
+        ),
+    );
+    Setup { _worker: WorkerGuard(spool.clone()), dir, config, spool }
+}
+
+impl Setup {
+    fn cmd(&self, args: &[&str]) -> crate::util::Run {
+        let mut c = self.dir.cmd();
+        c.arg("--config").arg(&self.config).args(args);
+        run(c)
+    }
+
+    fn ban(&self, ip: &str) {
+        let r = self.cmd(&[
+            "notify",
+            "ban",
+            "--jail",
+            "sshd",
+            "--ip",
+            ip,
+            "--failures",
+            "5",
+            "--user",
+            "<!channel> @everyone",
+        ]);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+    }
+}
+
+fn addresses(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("198.51.100.{i}")).collect()
+}
+
+/// Requests as (arrival, body).
+fn bodies(requests: Vec<Request>) -> Vec<(Instant, String)> {
+    requests.into_iter().map(|r| (r.at, r.body)).collect()
+}
+
+fn missing(messages: &[(Instant, String)], ips: &[String]) -> Vec<String> {
+    let all: String = messages.iter().map(|(_, body)| body.as_str()).collect::<Vec<_>>().join("\n");
+    // An address is named when it stands on its own (198.51.100.1 is not in 198.51.100.10).
+    ips.iter()
+        .filter(|ip| {
+            !all.match_indices(ip.as_str())
+                .any(|(at, _)| !all[at + ip.len()..].starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_storm_becomes_a_few_paced_digests_naming_every_address() {
+    for profile in profiles() {
+        let service = (profile.start)();
+        let setup = setup(&profile, &service);
+        let ips = addresses(60);
+        for ip in &ips {
+            setup.ban(ip);
+        }
+        let got = wait_for(&format!("{}: every address", profile.ty), WAIT, || {
+            let got = (service.accepted)();
+            missing(&got, &ips).is_empty().then_some(got)
+        });
+        assert!(got.len() < 30, "{}: {} messages for 60 bans", profile.ty, got.len());
+        let pace = profile.pace.max(Duration::from_secs(1));
+        for pair in got.windows(2) {
+            let gap = pair[1].0 - pair[0].0;
+            assert!(gap + Duration::from_millis(50) >= pace, "{}: {gap:?} between two messages", profile.ty);
+        }
+        let queue = setup.cmd(&["queue"]);
+        assert!(!queue.stdout.contains(service.secret), "{}: {}", profile.ty, queue.stdout);
+    }
+}
+
+#[test]
+fn the_services_rate_limit_answer_is_obeyed() {
+    for profile in profiles() {
+        let service = (profile.start)();
+        (service.force)(vec![(profile.rate_limited)()]);
+        let setup = setup(&profile, &service);
+        setup.ban("203.0.113.7");
+        let got = wait_for(&format!("{}: the retry", profile.ty), WAIT, || {
+            let got = (service.accepted)();
+            (!got.is_empty()).then_some(got)
+        });
+        assert!(missing(&got, &["203.0.113.7".to_owned()]).is_empty(), "{}", profile.ty);
+        let first = service.server.requests()[0].at;
+        let gap = got[0].0 - first;
+        assert!(gap >= Duration::from_secs(2), "{}: retried {gap:?} after being asked to wait 2 s", profile.ty);
+        // No later than the wait or the sink's own pace (a failed try counts as a message).
+        let due = profile.pace.max(Duration::from_secs(2));
+        assert!(
+            gap < due + Duration::from_secs(3),
+            "{}: retried only {gap:?} after being asked to wait 2 s",
+            profile.ty
+        );
+        // The worker's log names the failed try, without the secret.
+        let log = std::fs::read_to_string(setup.spool.join("worker.log")).unwrap_or_default();
+        assert!(!log.contains(service.secret), "{}: {log}", profile.ty);
+    }
+}
+
+#[test]
+fn a_permanent_refusal_is_a_dead_letter_with_the_services_words() {
+    for profile in profiles() {
+        let service = (profile.start)();
+        let (reply, words) = (profile.refused)();
+        (service.force)(vec![reply]);
+        let setup = setup(&profile, &service);
+        setup.ban("203.0.113.9");
+        let listed = wait_for(&format!("{}: the dead letter", profile.ty), WAIT, || {
+            let listed = setup.cmd(&["queue", "list"]).stdout;
+            listed.contains("1 dead").then_some(listed)
+        });
+        assert!(listed.contains(words), "{}: {listed}", profile.ty);
+        assert!(!listed.contains(service.secret), "{}: {listed}", profile.ty);
+        assert!((service.accepted)().is_empty(), "{}", profile.ty);
+    }
+}
