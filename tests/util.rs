@@ -560,6 +560,7 @@ impl Drop for Smtp {
     }
 }
 
+#[allow(unused_imports)] // a build without the web sinks uses none of them
 pub use f2b_notify_standins::{slack_ok, Reply, Request, Responder, StandIn};
 
 /// The PID of the spool's live delivery worker, from its lock file (a stale PID is none).

@@ -280,25 +280,41 @@ pub fn markdown() -> String {
 /// marker naming no section and no sink type (a build without a sink type leaves its table
 /// as it is).
 pub fn update_readme(text: &str, sections: &[Section]) -> Result<String, String> {
+    // A marker is a line of its own (the README also quotes them in its prose).
     let mut out = text.to_owned();
     for section in sections {
         let start = marker(&section.id);
-        let Some(begin) = out.find(&start) else {
+        let Some(begin) = find_line(&out, &start, 0) else {
             return Err(format!("README has no `{start}` … `{END_MARKER}` for the keys of `{}`", section.id));
         };
         let body = begin + start.len();
-        let Some(len) = out[body..].find(END_MARKER) else {
+        let Some(end) = find_line(&out, END_MARKER, body) else {
             return Err(format!("README's `{start}` has no `{END_MARKER}` after it"));
         };
-        out.replace_range(body..body + len, &format!("\n{}", markdown_table(section)));
+        out.replace_range(body..end, &format!("\n{}", markdown_table(section)));
     }
-    for (at, _) in out.match_indices("<!-- keys:") {
-        let id = out[at + "<!-- keys:".len()..].split(" -->").next().unwrap_or("");
+    for line in out.lines() {
+        let Some(id) = line.strip_prefix("<!-- keys:").and_then(|l| l.strip_suffix(" -->")) else { continue };
         if !sections.iter().any(|s| s.id == id) && !crate::registry::TYPES.iter().any(|(ty, _)| *ty == id) {
             return Err(format!("README's `<!-- keys:{id} -->` names no section of this build's configuration"));
         }
     }
     Ok(out)
+}
+
+/// Where the line `line` starts in `text`, at or after `from`.
+fn find_line(text: &str, line: &str, from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(found) = text[at..].find(line) {
+        let pos = at + found;
+        let starts = pos == 0 || text.as_bytes()[pos - 1] == b'\n';
+        let ends = text[pos + line.len()..].starts_with('\n') || pos + line.len() == text.len();
+        if starts && ends {
+            return Some(pos);
+        }
+        at = pos + line.len();
+    }
+    None
 }
 
 #[cfg(test)]
@@ -359,13 +375,13 @@ mod tests {
             intro: vec!["X.".into()],
             rows: vec![Row { key: "a".into(), doc: vec!["one | two".into(), "more".into()], sub: vec![] }],
         };
-        let text = "before\n<!-- keys:x -->\nold\n<!-- /keys -->\nafter\n";
+        let text = "before `<!-- keys:x -->`\n<!-- keys:x -->\nold\n<!-- /keys -->\nafter\n";
         let out = update_readme(text, std::slice::from_ref(&section)).unwrap();
         assert_eq!(
             out,
-            "before\n<!-- keys:x -->\n| key | meaning |\n| --- | --- |\n| `a` | one \\| two |\n<!-- /keys -->\nafter\n"
+            "before `<!-- keys:x -->`\n<!-- keys:x -->\n| key | meaning |\n| --- | --- |\n| `a` | one \\| two |\n<!-- /keys -->\nafter\n"
         );
         assert!(update_readme("nothing", std::slice::from_ref(&section)).unwrap_err().contains("keys:x"));
-        assert!(update_readme(&format!("{text}<!-- keys:y -->"), &[section]).unwrap_err().contains("keys:y"));
+        assert!(update_readme(&format!("{text}<!-- keys:y -->\n"), &[section]).unwrap_err().contains("keys:y"));
     }
 }
