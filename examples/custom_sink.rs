@@ -1,6 +1,6 @@
 //! A sink in the shape every f2b-notify sink crate has, in one file: a `Config` the config
-//! file fills (`deny_unknown_fields`, `///` docs as the manual, the secret in a redacting
-//! [`Secret`]), `new(name, Config)` that checks it, and a [`Sink`] that renders with the
+//! file fills (`deny_unknown_fields`; `schemars::JsonSchema`, which keeps the `///` docs for
+//! the manual; the secret in a redacting [`Secret`]), `new(name, Config)` that checks it, and a [`Sink`] that renders with the
 //! shared [`Renderer`], posts with the shared HTTP layer (`f2b_notify_http`) and classifies
 //! failures instead of retrying them (the router retries, batches and paces).
 //!
@@ -15,7 +15,7 @@ use f2b_notify_http::{classify_status, describe, exchange, parse_url, secret_hea
 use serde::Deserialize;
 
 /// Configuration of a `type = "mysink"` sink.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The endpoint, `https://…` (shown in errors: it holds no secret).

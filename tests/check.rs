@@ -181,8 +181,8 @@ fn a_secret_is_never_shown() {
 fn action_file(dir: &Dir, bin: &Path) -> PathBuf {
     let shipped =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/action.d/f2b-notify.conf")).unwrap();
-    let body = shipped.replace("bin = /usr/local/bin/f2b-notify", &format!("bin = {}", bin.display()));
-    assert_ne!(body, shipped, "the shipped action file has no `bin = /usr/local/bin/f2b-notify`");
+    let body = shipped.replace("bin = /usr/bin/f2b-notify", &format!("bin = {}", bin.display()));
+    assert_ne!(body, shipped, "the shipped action file has no `bin = /usr/bin/f2b-notify`");
     dir.write("fail2ban/action.d/f2b-notify.conf", &body)
 }
 

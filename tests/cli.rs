@@ -421,7 +421,7 @@ fn action_prints_the_shipped_action_file_with_this_binary() {
     let this = std::fs::canonicalize(crate::util::bin()).unwrap();
     let ours = format!("\nbin = {}\n", this.display());
     assert!(r.stdout.contains(&ours), "{}", r.stdout);
-    assert_eq!(r.stdout.replacen(&ours, "\nbin = /usr/local/bin/f2b-notify\n", 1), shipped);
+    assert_eq!(r.stdout.replacen(&ours, "\nbin = /usr/bin/f2b-notify\n", 1), shipped);
 
     // A copy elsewhere names itself.
     let other = dir.path().join("opt/bin");

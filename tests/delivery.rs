@@ -617,6 +617,88 @@ fn deliver_follow_waits_for_an_on_demand_worker_which_hands_the_spool_over() {
 }
 
 #[test]
+fn the_service_mark_keeps_on_demand_workers_away_until_the_service_stops_cleanly() {
+    use std::os::unix::net::UnixDatagram;
+    let server = StandIn::start(slack_ok());
+    let dir = Dir::new();
+    let spool = dir.path().join("spool");
+    let mark = spool.join("service");
+    let cfg = dir.write(
+        "c.toml",
+        &format!(
+            "[delivery]\nspool = \"{}\"\nidle_exit = 60\n[sinks.hook]\ntype = \"slack-webhook\"\nurl = \"{}\"\n[jails.\"*\"]\nsinks = [\"hook\"]\n",
+            spool.display(),
+            server.url("/services/T0/B0/X")
+        ),
+    );
+    let _guard = WorkerGuard(spool.clone());
+    // The service manager's socket: `Type=notify` waits for READY=1.
+    let notify_socket = dir.path().join("notify.sock");
+    let manager = UnixDatagram::bind(&notify_socket).unwrap();
+    manager.set_read_timeout(Some(WAIT)).unwrap();
+    let start_service = |log: &str| {
+        let mut c = dir.cmd();
+        c.arg("-c").arg(&cfg).args(["deliver", "--follow", "--service"]).env("NOTIFY_SOCKET", &notify_socket);
+        c.stderr(std::fs::File::create(dir.path().join(log)).unwrap());
+        let service = Started(c.spawn().expect("start deliver --follow --service"));
+        let mut buf = [0u8; 64];
+        let n = manager.recv(&mut buf).expect("READY=1 from the service");
+        assert_eq!(&buf[..n], b"READY=1");
+        assert!(mark.is_file(), "no {} once ready", mark.display());
+        crate::util::wait_for("the service to take the spool", WAIT, || {
+            (lock_pid(&spool) == Some(service.0.id())).then_some(())
+        });
+        service
+    };
+    let notify = |ip: &str, front_end: bool| {
+        let mut c = if front_end { dir.enqueue_cmd() } else { dir.cmd() };
+        c.arg("--config").arg(&cfg).args(["notify", "ban", "--jail=sshd"]).arg(format!("--ip={ip}"));
+        c.env("F2B_NOTIFY_LOG", "debug");
+        let r = run(c);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        r.stderr
+    };
+    let queue = || {
+        let mut c = dir.cmd();
+        c.arg("-c").arg(&cfg).arg("queue");
+        run(c).stdout
+    };
+
+    let mut service = start_service("service-1.log");
+    assert!(queue().contains("the service's worker running"), "{}", queue());
+    // A crash (the service manager restarts it after RestartSec): the mark stays, so the
+    // events of the meantime start no worker outside the service's sandbox.
+    service.0.kill().unwrap();
+    service.0.wait().unwrap();
+    assert!(mark.is_file(), "a crash removed the mark");
+    // No plan is written from a config changed in the last two seconds.
+    std::thread::sleep(Duration::from_millis(2100));
+    notify("198.18.8.1", false);
+    // The plan is written: the front end spools by itself and leaves the event to the service.
+    let said = notify("198.18.8.2", true);
+    assert!(said.contains("(fast path)") && said.contains("the spool is the service's"), "{said}");
+    notify("198.18.8.3", true);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(crate::util::worker_pid(&spool), None, "notify started a worker for the service's spool");
+    assert!(server.requests_to("/services/").is_empty());
+    let listed = queue();
+    assert!(listed.contains("no worker running, and it is marked as the service's"), "{listed}");
+    assert!(listed.contains("new: 3 event(s)"), "{listed}");
+
+    // Restarted, it delivers what waited; stopped cleanly (SIGTERM), it removes the mark.
+    let mut service = start_service("service-2.log");
+    wait_named(&server, "/services/", &["198.18.8.1".into(), "198.18.8.2".into(), "198.18.8.3".into()]);
+    let pid = rustix::process::Pid::from_raw(service.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = crate::util::wait_for("the service to stop", WAIT, || service.0.try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+    assert!(!mark.exists(), "a clean stop left the mark");
+    // Without the service, `notify` starts a worker on demand again.
+    notify("198.18.8.4", false);
+    wait_named(&server, "/services/", &["198.18.8.4".into()]);
+}
+
+#[test]
 fn a_dead_letter_older_than_max_age_is_delivered_once_retried() {
     // The server is down until the event is dead for max_age (3 s); then it comes up and
     // `queue retry` must deliver it, not bury it again at once for being old.

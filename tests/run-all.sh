@@ -5,7 +5,8 @@
 # checks formatting (rustfmt) and lints (clippy, warnings are errors), then builds each sink
 # feature alone
 # and all together, checks that the minimal build carries no HTTP/SMTP/TLS stack, and runs the
-# unit, integration and end-to-end tests in both the full and the minimal build.
+# unit, integration and end-to-end tests in both the full and the minimal build, and last builds,
+# installs and purges the Debian package (tests/package.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,8 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings (full build, every crate and test; and the minimal build)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# The installed package's test (tests/installed.rs) is no `cargo test` target: linted here.
+cargo clippy --locked --test installed -- -D warnings
 cargo clippy --locked --all-targets --no-default-features --features stdout -- -D warnings
 
 # --- security advisories -------------------------------------------------------------------
@@ -96,3 +99,8 @@ cargo run --locked --quiet --example custom_sink
 
 log "tests: minimal build (stdout only)"
 cargo test --locked --no-default-features --features stdout "${threads[@]}"
+
+# --- the Debian package, installed into this machine for real: last, so that nothing else
+# runs while it is installed; purged at the end however tests/package.sh ends -------------
+log "the Debian package: build, lintian, dpkg -i, man, completions, the unit's sandbox, the installed action under Fail2Ban, dpkg -r, dpkg -P"
+bash tests/package.sh

@@ -107,13 +107,13 @@ fn example_stdout_checks_and_writes_a_private_log() {
         r.stdout
     );
     assert!(!r.stdout.contains("warnings:"), "{}", r.stdout);
-    std::fs::create_dir(dir.path().join("log")).unwrap();
+    std::fs::create_dir_all(dir.path().join("log/f2b-notify")).unwrap();
     let mut c = dir.cmd();
     c.arg("--config").arg(dir.path().join("stdout.toml"));
     c.args(["notify", "ban", "--jail", "sshd", "--ip", "203.0.113.7", "--failures", "5"]);
     let r = run(c);
     assert_eq!((r.code, r.stdout.as_str()), (Some(0), ""), "{}", r.stderr);
-    let log = dir.path().join("log/f2b-notify.jsonl");
+    let log = dir.path().join("log/f2b-notify/events.jsonl");
     let lines = crate::util::json_lines(&log);
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["message"], "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s)");

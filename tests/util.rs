@@ -149,6 +149,19 @@ impl Fail2Ban {
     /// As `start`, with Fail2Ban's log level (at DEBUG it logs what actions print on stderr)
     /// and extra variables for the server, which its actions inherit.
     pub fn start_with(dir: &Path, jail_local: &str, loglevel: &str, env: &[(&str, &str)]) -> Self {
+        let action = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/action.d/f2b-notify.conf");
+        Self::start_with_action(dir, jail_local, loglevel, env, &action)
+    }
+
+    /// As `start_with`, with this action file as `action.d/f2b-notify.conf` (the installed
+    /// package's, for tests/installed.rs).
+    pub fn start_with_action(
+        dir: &Path,
+        jail_local: &str,
+        loglevel: &str,
+        env: &[(&str, &str)],
+        action: &Path,
+    ) -> Self {
         assert!(
             Path::new("/usr/bin/fail2ban-server").exists(),
             "fail2ban is not installed: the README's test command installs it (apt-get install -y fail2ban)"
@@ -160,8 +173,7 @@ impl Fail2Ban {
         for f in ["filter.d/common.conf", "filter.d/sshd.conf", "action.d/dummy.conf"] {
             std::fs::copy(Path::new(STOCK).join(f), conf.join(f)).unwrap_or_else(|e| panic!("copy {f}: {e}"));
         }
-        let action = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/action.d/f2b-notify.conf");
-        std::fs::copy(&action, conf.join("action.d/f2b-notify.conf")).expect("copy action");
+        std::fs::copy(action, conf.join("action.d/f2b-notify.conf")).expect("copy action");
         let socket = conf.join("run/f2b.sock");
         let pidfile = conf.join("run/f2b.pid");
         std::fs::write(
@@ -548,8 +560,7 @@ impl Drop for Smtp {
     }
 }
 
-// Not every build uses every one (the stdout-only build has no web sink).
-#[allow(unused_imports)]
+#[allow(unused_imports)] // a build without the web sinks uses none of them
 pub use f2b_notify_standins::{slack_ok, Reply, Request, Responder, StandIn};
 
 /// The PID of the spool's live delivery worker, from its lock file (a stale PID is none).

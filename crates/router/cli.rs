@@ -1,4 +1,5 @@
-//! The command line: `notify`, `check`, `test`, `action`, `deliver`, `queue`, `setup`.
+//! The command line: `notify`, `check`, `test`, `action`, `deliver`, `queue`, `setup` (and the
+//! hidden `generate`).
 //!
 //! Values that Fail2Ban passes come from log lines: a user name may be `--help` or `-x`, so
 //! every value argument accepts a leading hyphen and is taken as data.
@@ -51,6 +52,37 @@ pub enum Command {
     /// config (mode 0600) if there is none, then runs `fail2ban-client -t` and `check`. Prints
     /// each file it writes, and records them in f2b-notify-setup.json there for `--undo`.
     Setup(SetupArgs),
+    /// Write the man pages, the shell completions or the configuration reference (for
+    /// packagers; README's key tables come from it).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// `generate`'s arguments.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to write.
+    #[arg(value_enum)]
+    pub what: GenerateWhat,
+    /// The directory to write into; for `readme`, the README to update (default README.md).
+    pub path: Option<PathBuf>,
+}
+
+/// What `generate` writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GenerateWhat {
+    /// `man` and `config-man` into DIR/man, `completions` into DIR/completions.
+    All,
+    /// f2b-notify(1) and a page per subcommand.
+    Man,
+    /// f2b-notify.toml(5), every configuration key.
+    ConfigMan,
+    /// bash (`f2b-notify`), zsh (`_f2b-notify`) and fish (`f2b-notify.fish`) completions.
+    Completions,
+    /// The configuration's key tables, as README.md has them, on stdout.
+    ConfigMd,
+    /// Rewrite the key tables between README's `<!-- keys:… -->` markers.
+    Readme,
 }
 
 /// `setup`'s arguments. The config it creates or checks is the one `--config` (or
@@ -94,6 +126,12 @@ pub struct DeliverArgs {
     /// idle.
     #[arg(long)]
     pub follow: bool,
+    /// With --follow, for the systemd unit: while this worker runs, and while the service
+    /// manager restarts it after a crash, `notify` starts no worker of its own for this spool
+    /// (SPOOL/service marks it; removed on a clean stop), so that every delivery runs in the
+    /// service's sandbox. Tells the service manager when it is ready (Type=notify).
+    #[arg(long, requires = "follow")]
+    pub service: bool,
 }
 
 /// `queue`'s arguments.

@@ -32,77 +32,97 @@ type = "stdout"
 sinks = ["stdout"]
 "#;
 
-/// The whole configuration.
-#[derive(Debug, Deserialize)]
+/// The whole configuration: the top-level keys, the sinks, the routes and `[delivery]`.
+///
+/// An exact jail name beats a glob, a longer glob beats a shorter one, `"*"` comes last; a
+/// jail that matches nothing is dropped with a warning.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The host name messages mention. Default: the system's host name.
+    /// host name in messages; default the system's
     #[serde(default)]
     pub host: Option<String>,
-    /// Named sinks: `[sinks.NAME]` with a `type` and that type's settings.
+    /// a sink; NAME of `[a-z0-9_]`; its `type` is one of the sink types (each has a table
+    /// below) and selects the other keys it takes
     #[serde(default)]
     pub sinks: BTreeMap<String, SinkConfig>,
-    /// Routes: `[jails.PATTERN]` where PATTERN is a jail name, a glob, or `*`.
+    /// a route: exact jail name, a glob (`nginx-*`), or `"*"` as fallback
     #[serde(default)]
     pub jails: BTreeMap<String, RouteConfig>,
-    /// How events are delivered: `[delivery]`.
+    /// how events are delivered: whether the action waits for the network, and how the
+    /// background worker retries, folds and paces messages
     #[serde(default)]
     pub delivery: DeliveryConfig,
 }
 
 /// `[delivery]`: whether the action waits for the network, and how the background worker
 /// retries, folds and paces messages.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
-    /// `queue` (default): the action writes the event to the spool and returns at once; a
-    /// background worker delivers. `direct`: deliver inside the action, with the sinks'
-    /// timeouts (Fail2Ban waits, under its global lock).
+    /// `queue` (default) or `direct`
+    ///
+    /// `queue`: the action writes the event to the spool and returns at once; a background
+    /// worker delivers. `direct`: deliver inside the action, with the sinks' timeouts
+    /// (Fail2Ban waits, under its global lock).
     #[serde(default)]
     pub mode: Mode,
-    /// The spool directory (created with mode 0700). Default `/var/spool/f2b-notify`. A
-    /// second set of config files that names the same spool gets `SPOOL/sets/ID` of its own.
+    /// spool directory, absolute; default `/var/spool/f2b-notify`; a second set of config
+    /// files naming it gets `SPOOL/sets/ID`
+    ///
+    /// Created with mode 0700. The packaged service may write only the default spool: a
+    /// config naming another one needs a drop-in with `ReadWritePaths=` for it (see the
+    /// README's "Service").
     #[serde(default = "default_spool")]
     pub spool: PathBuf,
-    /// Events older than this go to the dead-letter directory instead of out. Seconds or a
-    /// duration like "6h". Default 1 day.
+    /// give up (dead letter) after this long; default `1d`
+    ///
+    /// Events older than this go to the dead-letter directory instead of out.
     #[serde(default = "default_max_age")]
     pub max_age: Seconds,
-    /// The longest wait between two tries of a failing sink (exponential backoff with jitter
-    /// grows up to it; a `Retry-After` is obeyed as given). Default 300 s.
+    /// longest backoff between tries; default 300 s
+    ///
+    /// Exponential backoff with jitter grows up to it; a `Retry-After` is obeyed as given.
     #[serde(default = "default_retry_max")]
     pub retry_max: Seconds,
-    /// The worker exits after this long with nothing to do; the next event starts a new one.
-    /// Default 30 s.
+    /// the on-demand worker exits after this long idle; default 30 s
+    ///
+    /// The next event starts a new one.
     #[serde(default = "default_idle_exit")]
     pub idle_exit: Seconds,
-    /// Most events folded into one digest message. Default 500.
+    /// most events in one digest message; default 500
     #[serde(default = "default_batch_max")]
     pub batch_max: usize,
-    /// Least time between two messages of a sink, by sink name, overriding the sink's own
-    /// default (Slack sinks: 1 s; others: none). `min_interval = { ops = 2 }`.
+    /// per-sink pacing override, `{ NAME = SECS }`
+    ///
+    /// The least time between two messages of a sink, overriding the sink's own default
+    /// (Slack sinks: 1 s; others: none): `min_interval = { ops = 2 }`.
     #[serde(default)]
     pub min_interval: BTreeMap<String, Seconds>,
-    /// Most events that may wait for one sink. Past it the oldest waiting events of that sink
-    /// (not the batch being sent) go to its dead letters with the reason "spool cap reached",
-    /// logged with the count: a sink down for long, or an attacker who sets the event rate,
-    /// cannot fill the disk, and nothing is dropped unseen. 0: no cap. Default 50000.
+    /// most events waiting for one sink; past it the oldest go to the dead letters ("spool cap
+    /// reached"); default 50000, 0 no cap
+    ///
+    /// The batch being sent is never set aside, and the move is logged with the count: a sink
+    /// down for long, or an attacker who sets the event rate, cannot fill the disk, and
+    /// nothing is dropped unseen.
     #[serde(default = "default_max_pending")]
     pub max_pending: usize,
-    /// Dead letters are deleted this long after they were moved aside (logged with the
-    /// count). Seconds or a duration like "30d"; 0 keeps them for ever. Default 30 days.
+    /// dead letters are deleted this long after they were set aside; default `30d`, 0 keeps
+    /// them
+    ///
+    /// Each deletion is logged with the count.
     #[serde(default = "default_dead_retention")]
     pub dead_retention: Seconds,
-    /// Sinks that hear about the others' trouble: when a sink has been failing for
-    /// `alert_after`, or moves events to the dead letters, one message goes to these sinks
-    /// ("sink `ops` failing since …: the last error; N events waiting"), and one when it
-    /// recovers; at most one per failing sink per `alert_after`. An alert sink is never told
-    /// about itself. Default: none.
+    /// sinks told when another sink has been failing for `alert_after`, gives events up, or
+    /// recovers; default none
+    ///
+    /// One message per failing sink ("sink `ops` failing since …: the last error; N events
+    /// waiting"), then only new dead letters, at most one per `alert_after`, and one when it
+    /// recovers. An alert sink is never told about itself.
     #[serde(default)]
     pub alert: Vec<String>,
-    /// How long a sink must have been failing before the alert sinks hear of it, and the
-    /// least time between two alerts about one sink. Seconds or a duration like "10m".
-    /// Default 10 minutes.
+    /// how long a sink fails before the alert sinks hear of it, and the least time between
+    /// two alerts about one sink; default `10m`
     #[serde(default = "default_alert_after")]
     pub alert_after: Seconds,
 }
@@ -126,7 +146,7 @@ impl Default for DeliveryConfig {
 }
 
 /// `[delivery] mode`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Spool and deliver in the background.
@@ -166,6 +186,17 @@ fn default_dead_retention() -> Seconds {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seconds(pub Duration);
 
+/// Seconds (a number) or a duration in words (a string).
+impl schemars::JsonSchema for Seconds {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Seconds".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["number", "string"] })
+    }
+}
+
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -191,16 +222,18 @@ impl<'de> Deserialize<'de> for Seconds {
 }
 
 /// One route: where a jail's events go.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
-    /// Names of the sinks that get this jail's events.
+    /// the sinks that get the jail's events
     pub sinks: Vec<String>,
-    /// Which events to send. Default: all of start, stop, ban, unban.
+    /// which of `start`, `stop`, `ban`, `unban` to send (default all)
     #[serde(default = "all_events")]
     pub events: Vec<EventKind>,
-    /// Whether bans that Fail2Ban restores from its database at restart are announced.
-    /// Default false: a restart does not flood the channel.
+    /// announce bans restored at Fail2Ban's restart (default `false`)
+    ///
+    /// Off by default so that a restart does not flood the channel; when on, a digest says
+    /// how many bans were restored.
     #[serde(default)]
     pub restored: bool,
 }

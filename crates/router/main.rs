@@ -12,6 +12,7 @@ mod config;
 mod jailconf;
 mod os;
 mod plan;
+mod reference;
 mod registry;
 mod route;
 mod sets;

@@ -104,3 +104,21 @@ impl Os for StdOs {
         cmd.spawn().map(drop).map_err(errno)
     }
 }
+
+/// Tells the service manager `state` (`READY=1`) on `$NOTIFY_SOCKET`, as `sd_notify(3)` does
+/// (a path, or `@name` in the abstract namespace); does nothing when there is none.
+pub fn notify_service_manager(state: &str) {
+    use std::os::unix::net::UnixDatagram;
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET").filter(|s| !s.is_empty()) else { return };
+    let sent = UnixDatagram::unbound().and_then(|sock| match socket.as_bytes().strip_prefix(b"@") {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+            sock.send_to_addr(state.as_bytes(), &addr)
+        }
+        None => sock.send_to(state.as_bytes(), std::path::Path::new(&socket)),
+    });
+    if let Err(e) = sent {
+        tracing::warn!("cannot tell the service manager {state} on {}: {e}", socket.to_string_lossy());
+    }
+}

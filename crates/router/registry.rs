@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 /// Stands in for a sink type this build left out, so that the config still parses and the
 /// error can say which feature to rebuild with.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[allow(dead_code)] // constructed only in builds that leave a sink type out
 pub struct Absent {}
 
@@ -21,8 +21,10 @@ pub struct Absent {}
 /// [`build`].
 macro_rules! sinks {
     ($($ty:literal => $variant:ident($krate:ident),)+) => {
-        /// A sink's settings, chosen by its `type`.
-        #[derive(Debug, Deserialize)]
+        /// A sink's settings, chosen by its `type`. (Each crate's `Config` must derive
+        /// `schemars::JsonSchema`: its `///` docs are the sink's part of the configuration
+        /// reference, see [`reference_sections`].)
+        #[derive(Debug, Deserialize, schemars::JsonSchema)]
         #[serde(tag = "type")]
         pub enum SinkConfig {
             $(
@@ -54,6 +56,21 @@ macro_rules! sinks {
                     $(Self::$variant(_) => cfg!(feature = $ty),)+
                 }
             }
+        }
+
+        /// Each sink type's part of the configuration reference (README's key tables,
+        /// f2b-notify.toml(5)), from its `Config`'s `///` docs; `None` for a type this
+        /// build left out.
+        pub fn reference_sections() -> Vec<(&'static str, Option<crate::reference::Section>)> {
+            vec![$(
+                ($ty, {
+                    #[cfg(feature = $ty)]
+                    let section = Some(crate::reference::Section::of::<$krate::Config>($ty));
+                    #[cfg(not(feature = $ty))]
+                    let section = None;
+                    section
+                }),
+            )+]
         }
 
         /// Builds the sink `name`. The error names the sink and never holds a secret.

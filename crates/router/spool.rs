@@ -727,6 +727,32 @@ impl Spool {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// `SPOOL/service` (see `layout::SERVICE_MARK`).
+    pub fn service_mark(&self) -> PathBuf {
+        self.dir(layout::SERVICE_MARK)
+    }
+
+    /// Leaves `SPOOL/service` (creating the spool if needed), holding this process's PID and
+    /// what the file means.
+    pub fn mark_service(&self) -> io::Result<()> {
+        self.ensure()?;
+        let text = format!(
+            "{}\nleft by `f2b-notify deliver --follow --service`, removed when it stops cleanly: while it is here, `notify` starts no worker of its own\n",
+            std::process::id()
+        );
+        write_private(&self.service_mark(), text.as_bytes(), true)
+    }
+
+    /// Removes `SPOOL/service`; one that is not there is not an error.
+    pub fn unmark_service(&self) -> io::Result<()> {
+        remove_if_present(&self.service_mark())
+    }
+
+    /// Whether a service marks the spool as its own (a regular file, not a link).
+    pub fn service_marked(&self) -> bool {
+        fs::symlink_metadata(self.service_mark()).is_ok_and(|m| m.is_file())
+    }
+
     /// Tries to become the spool's one worker: `Some(lock)` if no other worker holds it.
     /// The lock file then holds this process's PID.
     pub fn try_lock(&self) -> io::Result<Option<File>> {

@@ -85,7 +85,7 @@ pub const MAX_DOWN_AFTER: Duration = Duration::from_secs(3600);
 pub const RETRY_MISSING: Duration = Duration::from_secs(1);
 
 /// Configuration of a `type = "alertmanager"` sink.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The Alertmanagers' base URLs, one or a list: every node of a cluster
@@ -145,7 +145,7 @@ fn token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
 }
 
 /// One URL or a list of them.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany {
     /// None given.

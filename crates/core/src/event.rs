@@ -8,7 +8,7 @@ use f2b_notify_fastpath::{Kind, Notify};
 use serde::{Deserialize, Serialize};
 
 /// The four things Fail2Ban runs an action for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     /// `actionstart`: the jail started.

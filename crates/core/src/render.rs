@@ -25,7 +25,7 @@ use crate::{Event, EventKind};
 
 /// Per-event template overrides for one sink. An event without an override uses the default
 /// text. Templates are minijinja (Jinja2) syntax; see the module docs for the variables.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Templates {
     /// Text for a jail start.

@@ -51,6 +51,18 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// In the configuration reference a secret is a string (its own key, `KEY_file`, or the
+/// environment).
+impl schemars::JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "writeOnly": true })
+    }
+}
+
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let visitor = SecretVisitor { key: None };

@@ -40,7 +40,7 @@ pub const USER_AGENT: &str = concat!("DiscordBot (f2b-notify, ", env!("CARGO_PKG
 pub const MIN_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Configuration of a `type = "discord"` sink.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The webhook URL (`https://discord.com/api/webhooks/ID/TOKEN`, or `…/api/v10/webhooks/…`),

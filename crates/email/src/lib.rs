@@ -31,43 +31,52 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Configuration of a `type = "email"` sink. Give exactly one of `url` and `sendmail`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The SMTP server: `smtp://host:25` (no TLS), `smtp://host:587?tls=required` (STARTTLS,
-    /// or `tls=opportunistic`), `smtps://host:465` (implicit TLS). No credentials in the URL:
-    /// use `username` and `password`.
+    /// `smtp://host:25` (no TLS), `smtp://host:587?tls=required` (STARTTLS;
+    /// `tls=opportunistic` too), `smtps://host:465` (implicit TLS); no credentials in it
+    ///
+    /// The SMTP server; credentials go in `username` and `password`. `smtp://localhost:25`
+    /// reaches a local MTA from inside the packaged service's sandbox as it is.
     pub url: Option<String>,
-    /// Instead of SMTP: the path of a local sendmail-compatible binary (`/usr/sbin/sendmail`).
+    /// instead of `url`: path of a sendmail-compatible binary
+    ///
+    /// For example `/usr/sbin/sendmail`. The packaged service's sandbox does not let a local
+    /// MTA's sendmail queue the mail: with the service, use the drop-in
+    /// `/usr/share/doc/f2b-notify/examples/sendmail.conf`, or `url = "smtp://localhost:25"`.
     pub sendmail: Option<PathBuf>,
-    /// SMTP user name for AUTH (PLAIN or LOGIN, as the server offers).
+    /// SMTP AUTH user name (PLAIN or LOGIN, as the server offers)
     pub username: Option<String>,
-    /// SMTP password. A secret: prefer `password_file` or `F2B_NOTIFY_SINKS__NAME__PASSWORD`.
+    /// SMTP AUTH password, a secret: inline or `F2B_NOTIFY_SINKS__NAME__PASSWORD`; or
+    /// `password_file`
     #[serde(default, deserialize_with = "password")]
     pub password: Option<Secret>,
-    /// A file holding the SMTP password (mode 0600; `check` warns when others can read it).
+    /// a file holding the SMTP password (mode 0600; `check` warns when others can read it)
     pub password_file: Option<PathBuf>,
-    /// An extra CA certificate (PEM) to trust, for a relay with a private CA.
+    /// an extra CA certificate (PEM) to trust, for a relay with a private CA
     pub ca_file: Option<PathBuf>,
-    /// Seconds one delivery may take (default 10, at most 30).
+    /// seconds one delivery may take, default 10, at most 30; covers a server that never
+    /// greets, and sendmail
     pub timeout: Option<f64>,
-    /// The sender, like `Fail2Ban <fail2ban@example.com>`. Required.
+    /// required: the sender, like `Fail2Ban <fail2ban@example.com>`
     pub from: Option<String>,
-    /// The recipients: one address or a list. Required.
+    /// required: the recipients, one address or a list
     #[serde(default)]
     pub to: OneOrMany,
-    /// Copy recipients.
+    /// copy recipients, one address or a list
     #[serde(default)]
     pub cc: OneOrMany,
-    /// Where replies go.
+    /// where replies go
     pub reply_to: Option<String>,
-    /// Subject template (minijinja). Default: "[Fail2Ban] sshd: banned 203.0.113.7 from
-    /// host.example". `user` and `matches` are empty here: log text never reaches a header.
+    /// subject template; default `[Fail2Ban] sshd: banned 203.0.113.7 from host.example`
+    ///
+    /// minijinja; `user` and `matches` are empty here: log text never reaches a header.
     pub subject: Option<String>,
-    /// Also send an HTML alternative of the body. Default false (plain text only).
+    /// also send an HTML alternative (default false: plain text only)
     #[serde(default)]
     pub html: bool,
-    /// Per-event templates for the first line of the body (`[sinks.NAME.templates]`).
+    /// the body's first line per event (minijinja)
     #[serde(default)]
     pub templates: Templates,
 }
@@ -79,7 +88,7 @@ fn password<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error>
 }
 
 /// One address or a list of them.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany {
     /// None given.

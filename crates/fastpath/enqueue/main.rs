@@ -231,10 +231,16 @@ mod fast {
         }
         let exe = full_path(start);
         let worker_args: Vec<&[u8]> = plan.worker.iter().map(Vec::as_slice).collect();
-        if let Err(e) = worker::ensure(&os, &plan.spool, &exe, &worker_args) {
-            let mut msg = String::new();
-            let _ = write!(msg, "event spooled, but the delivery worker could not be started: {e}");
-            say(&["f2b-notify: ", &msg]);
+        match worker::ensure(&os, &plan.spool, &exe, &worker_args) {
+            Ok(worker::Started::LeftToService) if debug => {
+                say(&["f2b-notify-enqueue: the spool is the service's (SPOOL/service): it delivers"]);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let mut msg = String::new();
+                let _ = write!(msg, "event spooled, but the delivery worker could not be started: {e}");
+                say(&["f2b-notify: ", &msg]);
+            }
         }
         Next::Done
     }

@@ -7,6 +7,7 @@
 //!   new/              entries not yet handed to their sinks
 //!   worker.lock       held (flock) by the one delivery worker; holds its PID
 //!   worker.log        the detached worker's stderr
+//!   service           while a service's `deliver --follow --service` serves the spool
 //! ```
 //! (The worker's own directories, `sinks/`, `dead/`, `corrupt/` and `state/`, are described
 //! in the router's spool module: only the worker uses them.)
@@ -24,6 +25,11 @@ pub const NEW: &str = "new";
 pub const WORKER_LOCK: &str = "worker.lock";
 /// The detached worker's stderr.
 pub const WORKER_LOG: &str = "worker.log";
+/// Left by `deliver --follow --service` (the packaged systemd unit) while it serves the
+/// spool, and removed when it stops cleanly: while it is there, `notify` and the front end
+/// start no worker of their own, even while the service is being restarted, so that every
+/// delivery runs inside the service's sandbox.
+pub const SERVICE_MARK: &str = "service";
 /// Past this size the worker's log is renamed `worker.log.1` (replacing the one before) when
 /// the next worker starts, or by a running worker.
 pub const WORKER_LOG_MAX: u64 = 1 << 20;

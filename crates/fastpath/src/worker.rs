@@ -4,12 +4,16 @@
 //! `WORKER_LOG_MAX`), in `/`. The worker leaves the action's session itself (setsid), so
 //! Fail2Ban neither waits for it (it holds none of the action's pipes) nor kills it with the
 //! action's process group.
+//!
+//! A spool that a service serves (`SERVICE_MARK`, left by `deliver --follow --service`) gets
+//! no worker from here, even while the service is down between two starts: it delivers from
+//! its sandbox. That costs one `lstat`, and only when no worker holds the lock.
 
 use alloc::vec::Vec;
 use core::ffi::CStr;
 
-use crate::layout::{c_path, WORKER_LOCK, WORKER_LOG, WORKER_LOG_MAX};
-use crate::os::{Errno, Open, Os};
+use crate::layout::{c_path, SERVICE_MARK, WORKER_LOCK, WORKER_LOG, WORKER_LOG_MAX};
+use crate::os::{Errno, FileKind, Open, Os};
 
 /// What `ensure` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +22,9 @@ pub enum Started {
     AlreadyRunning,
     /// A new worker was started.
     Started,
+    /// No worker holds the spool, but a service marks it as its own (it is starting or being
+    /// restarted): it delivers, no worker was started.
+    LeftToService,
 }
 
 /// Starts `exe args…` as the worker of the spool at `spool` unless one holds its lock.
@@ -26,6 +33,10 @@ pub fn ensure<O: Os>(os: &O, spool: &[u8], exe: &CStr, args: &[&[u8]]) -> Result
     let lock = os.open(&lock_path, Open::Lock)?;
     if !os.try_lock(&lock)? {
         return Ok(Started::AlreadyRunning);
+    }
+    let mark = c_path(&[spool, b"/", SERVICE_MARK.as_bytes()]).ok_or(Errno::INVAL)?;
+    if os.lstat(&mark).is_ok_and(|m| m.kind == FileKind::File && m.uid == os.euid()) {
+        return Ok(Started::LeftToService);
     }
     // Let go before the worker takes it: if another `notify` starts a worker in between,
     // one of the two finds the lock held and exits at once.

@@ -35,7 +35,7 @@ pub mod txn;
 use txn::Transactions;
 
 /// Configuration of a `type = "matrix"` sink.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The homeserver's base URL, `https://matrix.example.org` (the client API's, as a client

@@ -47,7 +47,7 @@ pub use settings::{valid_topic, Priorities, Priority, Tags, MAX_TAGS_BYTES};
 pub const MIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Configuration of a `type = "ntfy"` sink.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The server and topic to publish to: `https://ntfy.sh/YOUR-TOPIC`, or

@@ -343,3 +343,25 @@ pub fn click(text: &str) -> Result<String, ConfigError> {
     Url::parse(text).map_err(|e| bad(&format!("is not a URL: {}", f2b_notify_http::url_problem(text, &e))))?;
     Ok(text.to_owned())
 }
+
+/// In the configuration reference: one priority, or a table of them per event.
+impl schemars::JsonSchema for Priorities {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Priorities".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["integer", "string", "object"] })
+    }
+}
+
+/// In the configuration reference: one list of tags, or a table of lists per event.
+impl schemars::JsonSchema for Tags {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Tags".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["array", "object"] })
+    }
+}

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use super::ACTION_FILE;
 
 /// The `[Init]` line of the shipped action file that names the binary.
-const SHIPPED_BIN_LINE: &str = "bin = /usr/local/bin/f2b-notify";
+const SHIPPED_BIN_LINE: &str = "bin = /usr/bin/f2b-notify";
 
 /// The front end's name: the action runs `<bin>-enqueue` when it is there.
 pub const FRONT_END: &str = "f2b-notify-enqueue";
@@ -79,6 +79,6 @@ mod tests {
             assert!(e.contains("which Fail2Ban or the shell would interpret") && !e.contains('\n'), "{bad}: {e}");
         }
         assert!(fail2ban_word(Path::new("relative/f2b-notify"), "x").unwrap_err().to_string().contains("not absolute"));
-        assert_eq!(fail2ban_word(Path::new("/usr/local/bin/f2b-notify"), "x").unwrap(), "/usr/local/bin/f2b-notify");
+        assert_eq!(fail2ban_word(Path::new("/usr/bin/f2b-notify"), "x").unwrap(), "/usr/bin/f2b-notify");
     }
 }

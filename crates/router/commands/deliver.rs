@@ -15,7 +15,10 @@ pub fn run(sources: &Sources, args: DeliverArgs) -> anyhow::Result<ExitCode> {
     let _ = rustix::process::setsid();
     // A config that does not load is said, and the worker waits for it to be fixed: events
     // spooled meanwhile are routed then.
-    let worker = worker::Worker::from_sources(sources);
+    let mut worker = worker::Worker::from_sources(sources);
+    if args.service {
+        worker.as_service();
+    }
     let spool = worker.spool_root().to_owned();
     let ran = runtime()?.block_on(worker.run(args.follow))?;
     if !ran {

@@ -4,6 +4,7 @@
 mod action;
 mod check;
 mod deliver;
+mod generate;
 mod notify;
 mod queue;
 mod setup;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deliver(args) => deliver::run(&sources, args),
         Command::Queue(args) => queue::run(&sources, args),
         Command::Setup(args) => setup::run(&sources, args),
+        Command::Generate(args) => generate::run(args),
     }
 }
 
@@ -115,6 +117,10 @@ fn ensure_worker(spool: &Spool, sources: &Sources) -> anyhow::Result<()> {
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
     match fastpath_worker::ensure(&StdOs, spool.root().as_os_str().as_bytes(), &exe, &args) {
         Ok(Started::Started | Started::AlreadyRunning) => Ok(()),
+        Ok(Started::LeftToService) => {
+            tracing::debug!("{} is the service's: it delivers, no worker started", spool.root().display());
+            Ok(())
+        }
         Err(e) => Err(io_error(e))
             .with_context(|| format!("cannot start `f2b-notify deliver` for {}", spool.root().display())),
     }

@@ -80,8 +80,16 @@ fn dead_line(sink: &str, file: &std::path::Path) -> String {
 pub fn report(spool: &Spool, all: bool) -> anyhow::Result<String> {
     let mut out = String::new();
     let worker = spool.worker()?;
+    let service = spool.service_marked();
     match worker {
+        Some(pid) if service => writeln!(out, "spool {}: the service's worker running (pid {pid})", spool.root().display())?,
         Some(pid) => writeln!(out, "spool {}: worker running (pid {pid})", spool.root().display())?,
+        None if service => writeln!(
+            out,
+            "spool {}: no worker running, and it is marked as the service's ({}): events wait for the service to run (`systemctl status f2b-notify`); remove that file if no service serves it any more",
+            spool.root().display(),
+            spool.service_mark().display()
+        )?,
         None => writeln!(out, "spool {}: no worker running", spool.root().display())?,
     }
     let new = spool.unrouted()?.len();

@@ -49,6 +49,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
 use f2b_notify_core::{Alert, Digest, Event, Sink, SinkError};
 use tokio::signal::unix::{Signal, SignalKind};
 use tokio::task::{JoinError, JoinSet};
@@ -290,6 +291,8 @@ pub struct Worker<'a> {
     /// Where `notify` spools this set's events while its config does not load, when that is
     /// not this worker's spool: what waits there unrouted is taken over at the start.
     strays: Option<PathBuf>,
+    /// `deliver --follow --service`: marks the spool as the service's while it runs.
+    service: bool,
 }
 
 impl<'a> Worker<'a> {
@@ -320,7 +323,17 @@ impl<'a> Worker<'a> {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "localhost".to_owned()),
             strays: None,
+            service: false,
         }
+    }
+
+    /// Runs as the spool's service (`deliver --follow --service`): `SPOOL/service` tells
+    /// `notify` and the front end to start no worker of their own, from before this worker
+    /// waits for the spool until it stops cleanly (a signal), so that none starts while the
+    /// service manager restarts it after a crash either. Tells the service manager it is
+    /// ready (`sd_notify`) once the mark is there.
+    pub fn as_service(&mut self) {
+        self.service = true;
     }
 
     /// The host name alerts name (the config's `host`).
@@ -459,8 +472,15 @@ impl<'a> Worker<'a> {
     pub async fn run(mut self, follow: bool) -> anyhow::Result<bool> {
         // Root writes here for every event: not into directories others could change.
         self.spool.verify().map_err(|u| anyhow::anyhow!("refusing to use {u}"))?;
+        if self.service {
+            self.spool
+                .mark_service()
+                .with_context(|| format!("cannot mark {} as the service's", self.spool.root().display()))?;
+            crate::os::notify_service_manager("READY=1");
+        }
         let mut signals = Signals::new();
         let Some(mut lock) = self.lock(follow, &mut signals).await? else {
+            self.unmark_service();
             return Ok(false);
         };
         write_pid(&mut lock)?;
@@ -487,7 +507,21 @@ impl<'a> Worker<'a> {
             }
             _ => {}
         }
+        if result.is_ok() {
+            // A clean stop: on-demand workers may serve the spool again. After an error the
+            // mark stays, for the service manager restarts the service.
+            self.unmark_service();
+        }
         result.map(|_| true)
+    }
+
+    /// Removes the service's mark (see [`Self::as_service`]), saying why it cannot.
+    fn unmark_service(&self) {
+        if self.service {
+            if let Err(e) = self.spool.unmark_service() {
+                tracing::error!("cannot remove {}: {e}", self.spool.service_mark().display());
+            }
+        }
     }
 
     /// Takes the spool's lock. Without `follow`, `None` at once when another worker holds it

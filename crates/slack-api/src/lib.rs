@@ -22,27 +22,27 @@ mod tests;
 pub const DEFAULT_URL: &str = "https://slack.com/api/";
 
 /// Configuration of a `type = "slack-api"` sink.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The bot token (`xoxb-…`, scope `chat:write`). A secret: prefer `token_file` or the
-    /// environment (`F2B_NOTIFY_SINKS__NAME__TOKEN`). Give `token` or `token_file`, not both.
+    /// the bot token (`xoxb-…`, scope `chat:write`), a secret: inline or
+    /// `F2B_NOTIFY_SINKS__NAME__TOKEN`; or `token_file`, not both
     #[serde(default, deserialize_with = "token")]
     pub token: Option<Secret>,
-    /// A file holding the token (mode 0600; `check` warns when others can read it).
+    /// a file holding the token (mode 0600; `check` warns when others can read it)
     pub token_file: Option<PathBuf>,
-    /// The channel to post to: a name (`#security`) or an id (`C0123456789`). Required.
+    /// required: the channel, a name (`#security`) or an id (`C0123456789`)
     pub channel: Option<String>,
-    /// Display name of the poster (needs the `chat:write.customize` scope).
+    /// poster's name (needs the `chat:write.customize` scope)
     pub username: Option<String>,
-    /// Emoji for the poster, like `:no_entry:` (needs `chat:write.customize`).
+    /// poster's emoji, like `:no_entry:` (needs `chat:write.customize`)
     pub icon_emoji: Option<String>,
-    /// Per-event templates for the message text (`[sinks.NAME.templates] ban = "…"`).
+    /// the message text per event (minijinja)
     #[serde(default)]
     pub templates: Templates,
-    /// Seconds one request may take (default 5, at most 30).
+    /// seconds one request may take, default 5, at most 30
     pub timeout: Option<f64>,
-    /// The Web API base URL (default `https://slack.com/api/`), for proxies and tests.
+    /// Web API base, default `https://slack.com/api/` (proxies, tests)
     pub url: Option<String>,
 }
 

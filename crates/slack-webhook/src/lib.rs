@@ -17,25 +17,28 @@ use serde::{Deserialize, Deserializer};
 mod tests;
 
 /// Configuration of a `type = "slack-webhook"` sink.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The webhook URL (`https://hooks.slack.com/services/…`). A secret: prefer `url_file` or
-    /// the environment (`F2B_NOTIFY_SINKS__NAME__URL`). Give `url` or `url_file`, not both.
+    /// the webhook URL, a secret: inline or `F2B_NOTIFY_SINKS__NAME__URL`; or `url_file`, not
+    /// both
+    ///
+    /// `https://hooks.slack.com/services/…`: the URL is the credential, so it is never quoted
+    /// in an error or a log.
     #[serde(default, deserialize_with = "url")]
     pub url: Option<Secret>,
-    /// A file holding the webhook URL (mode 0600; `check` warns when others can read it).
+    /// a file holding the webhook URL (mode 0600; `check` warns when others can read it)
     pub url_file: Option<PathBuf>,
-    /// Post to this channel instead of the webhook's own, where the webhook allows it.
+    /// post to this channel instead of the webhook's own, where the webhook allows it
     pub channel: Option<String>,
-    /// Display name of the poster, where the webhook allows it.
+    /// poster's name, where the webhook allows it
     pub username: Option<String>,
-    /// Emoji for the poster, like `:no_entry:`, where the webhook allows it.
+    /// poster's emoji, like `:no_entry:`, where the webhook allows it
     pub icon_emoji: Option<String>,
-    /// Per-event templates for the message text (`[sinks.NAME.templates] ban = "…"`).
+    /// the message text per event (minijinja)
     #[serde(default)]
     pub templates: Templates,
-    /// Seconds one request may take (default 5, at most 30).
+    /// seconds one request may take, default 5, at most 30
     pub timeout: Option<f64>,
 }
 

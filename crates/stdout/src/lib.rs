@@ -21,22 +21,28 @@ const MAX_USER: usize = 256;
 const MAX_LINE: usize = 8_000;
 
 /// Configuration of a `type = "stdout"` sink.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `text` (the rendered message, one line per event) or `json` (one JSON object per line
-    /// with every event field and the rendered `message`). Default `text`.
+    /// `text` (the message, one line per event; default) or `json` (one object per line with
+    /// every field and `message`)
     #[serde(default)]
     pub format: Format,
-    /// Append to this file instead of writing to stdout. The file is created if missing.
+    /// append to this file instead of stdout (created with mode 0600: its lines hold
+    /// attackers' log text)
+    ///
+    /// The action writes it itself, in queue mode too. The package rotates files in
+    /// `/var/log/f2b-notify/` (its logrotate rule); a file elsewhere needs a rule of its own.
     pub path: Option<PathBuf>,
-    /// Per-event message templates (`[sinks.NAME.templates] ban = "…"`).
+    /// minijinja template for that event's text
+    ///
+    /// `[sinks.NAME.templates] ban = "…"`; an event without one uses the default text.
     #[serde(default)]
     pub templates: Templates,
 }
 
 /// How each event is written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// The rendered message text.

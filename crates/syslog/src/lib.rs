@@ -38,31 +38,37 @@ const MAX_USER: usize = 256;
 const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Configuration of a `type = "syslog"` sink.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The facility: `authpriv` (default), `auth`, `daemon`, `user`, `local0` … `local7`, or
-    /// another of syslog's standard names (`mail`, `lpr`, `news`, `uucp`, `cron`, `ftp`,
-    /// `syslog`). `authpriv` because a ban is a security event whose message may carry user
+    /// `authpriv` (default), `auth`, `daemon`, `user`, `local0` … `local7`, `mail`, `lpr`,
+    /// `news`, `uucp`, `cron`, `ftp`, `syslog`
+    ///
+    /// `authpriv` because a ban is a security event whose message may carry user
     /// names and log lines: it is the facility for private security messages, which Debian's
     /// rsyslog writes to the root-only `/var/log/auth.log`, beside sshd's own failures. The
     /// severity follows the event, as in Fail2Ban's own log: `notice` for a ban or an unban,
     /// `info` for a jail start or stop.
     #[serde(default)]
     pub facility: Facility,
-    /// The program name on each message (RFC 3164 TAG, RFC 5424 APP-NAME; journald's
-    /// `SYSLOG_IDENTIFIER`, so `journalctl -t f2b-notify` lists them): 1 to 32 of `A-Z`, `a-z`,
-    /// `0-9`, `.`, `_`, `-`, starting with a letter or a digit. Default `f2b-notify`.
+    /// program name (journald's `SYSLOG_IDENTIFIER`: `journalctl -t f2b-notify`): 1–32 of
+    /// `A-Z a-z 0-9 . _ -`; default `f2b-notify`
+    ///
+    /// RFC 3164 TAG, RFC 5424 APP-NAME; it starts with a letter or a digit.
     #[serde(default = "default_tag", deserialize_with = "tag")]
     pub tag: String,
-    /// The system log's datagram socket: an absolute path of at most 107 bytes. Default
-    /// `/dev/log`. (`F2B_NOTIFY_SYSLOG`, which moves f2b-notify's own messages about events
-    /// it could not keep, does not move this.)
+    /// the system log's datagram socket, absolute; default `/dev/log` (`F2B_NOTIFY_SYSLOG`
+    /// does not move it)
+    ///
+    /// At most 107 bytes. `F2B_NOTIFY_SYSLOG` moves f2b-notify's own messages about events it
+    /// could not keep, not this sink's.
     #[serde(default = "default_socket", deserialize_with = "socket")]
     pub socket: PathBuf,
-    /// `rfc3164` (default): `<PRI>TAG[PID]: MESSAGE`, the form the C library's `syslog(3)`
-    /// writes to `/dev/log` and that journald and rsyslog parse there (no time stamp and no
-    /// host name: the system log adds its own). `rfc5424`: `<PRI>1 TIMESTAMP HOSTNAME
+    /// `rfc3164` (default): `<PRI>TAG[PID]: MESSAGE`, what journald and rsyslog parse on
+    /// `/dev/log`; `rfc5424`: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MESSAGE`
+    ///
+    /// `rfc3164` is the form the C library's `syslog(3)` writes to `/dev/log` (no time stamp
+    /// and no host name: the system log adds its own). `rfc5424`: `<PRI>1 TIMESTAMP HOSTNAME
     /// APP-NAME PROCID MSGID STRUCTURED-DATA MESSAGE`, with the event's own time (UTC, to the
     /// microsecond), the host name, the event kind (`ban`, `unban`, `start`, `stop`) as MSGID
     /// and `sd_id`'s fields; for a receiver that reads RFC 5424 on this socket (an rsyslog
@@ -72,19 +78,23 @@ pub struct Config {
     /// line, header and all, as the message, under the program name `1`.
     #[serde(default)]
     pub format: Format,
-    /// `rfc5424` only: the SD-ID of one structured-data element carrying the event's fields
-    /// for machines (`jail`, `id`, `failures`, `bantime`, `restored`, `user`), written
-    /// `NAME@PEN` with your organisation's IANA Private Enterprise Number, for example
-    /// `fail2ban@32473` (32473 is the number reserved for documentation). Default: none
-    /// (STRUCTURED-DATA is `-`; the fields are only in the message text).
+    /// `rfc5424` only: `NAME@PEN` (your IANA enterprise number); adds `[NAME@PEN jail=… id=…
+    /// failures=… bantime=… restored=… user=…]`
+    ///
+    /// The SD-ID of one structured-data element carrying the event's fields for machines
+    /// (`jail`, `id`, `failures`, `bantime`, `restored`, `user`), written `NAME@PEN` with your
+    /// organisation's IANA Private Enterprise Number, for example `fail2ban@32473` (32473 is
+    /// the number reserved for documentation). Default: none (STRUCTURED-DATA is `-`; the
+    /// fields are only in the message text).
     #[serde(default, deserialize_with = "sd_id")]
     pub sd_id: Option<String>,
-    /// Seconds to wait while the system log's queue is full (it is not reading) before the
-    /// event is retried later: more than 0, at most 30. Default 5.
+    /// seconds to wait while the system log's queue is full, default 5, at most 30
+    ///
+    /// The system log is not reading: after this long the event is retried later. More than 0.
     #[serde(default = "default_timeout", deserialize_with = "timeout")]
+    #[schemars(with = "f64")]
     pub timeout: Duration,
-    /// Per-event message templates (`[sinks.NAME.templates] ban = "…"`); the text is
-    /// flattened to one line.
+    /// the message text per event, flattened to one line
     #[serde(default)]
     pub templates: Templates,
 }
@@ -176,7 +186,7 @@ fn timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 /// The syslog facilities a program may use (the kernel's, 0, is left out: the system log
 /// would file it as `user`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)] // the names are syslog's own
 pub enum Facility {
@@ -219,7 +229,7 @@ pub fn severity(kind: EventKind) -> u8 {
 }
 
 /// How a message is laid out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// `<PRI>TAG[PID]: MESSAGE`: what every local system log parses on `/dev/log`.

@@ -25,7 +25,7 @@ pub mod card;
 mod tests;
 
 /// Configuration of a `type = "teams"` sink.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The Workflows webhook URL (`https://….environment.api.powerplatform.com/powerautomate/

@@ -86,6 +86,17 @@ impl ChatId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatIdValue(Result<ChatId, String>);
 
+/// In the configuration reference: an integer or a string.
+impl schemars::JsonSchema for ChatIdValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ChatIdValue".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["integer", "string"] })
+    }
+}
+
 impl From<i64> for ChatIdValue {
     fn from(id: i64) -> Self {
         Self(Ok(ChatId::Id(id)))
@@ -124,7 +135,7 @@ impl<'de> Deserialize<'de> for ChatIdValue {
 }
 
 /// Configuration of a `type = "telegram"` sink.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The bot token @BotFather gives (`123456789:AA…`). A secret: prefer `token_file` or the

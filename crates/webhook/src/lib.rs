@@ -33,7 +33,7 @@ use body::Bodies;
 pub const DEFAULT_CONTENT_TYPE: &str = "application/json";
 
 /// Configuration of a `type = "webhook"` sink.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The endpoint's URL (`https://…`). Treated as a secret, since most webhook URLs carry
@@ -85,6 +85,17 @@ pub enum Method {
     Post,
     /// PUT.
     Put,
+}
+
+/// In the configuration reference: `POST` or `PUT`.
+impl schemars::JsonSchema for Method {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Method".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "enum": ["POST", "PUT"] })
+    }
 }
 
 impl<'de> Deserialize<'de> for Method {

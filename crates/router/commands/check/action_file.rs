@@ -53,7 +53,7 @@ pub fn check(fail2ban_dir: &Path) -> Report {
     }
     let Some((file, value)) = bin else {
         report.problems.push(format!(
-            "{}: no `bin` in [Init]: the action has no program to run; add `bin = /usr/local/bin/f2b-notify` (where f2b-notify is)",
+            "{}: no `bin` in [Init]: the action has no program to run; add `bin = /usr/bin/f2b-notify` (where f2b-notify is)",
             main.display()
         ));
         return report;
@@ -174,7 +174,7 @@ mod tests {
     #[test]
     fn bin_is_read_from_init_as_fail2ban_reads_it() {
         let shipped = include_str!("../../../../config/action.d/f2b-notify.conf");
-        assert_eq!(ini_value(shipped, "Init", "bin").as_deref(), Some("/usr/local/bin/f2b-notify"));
+        assert_eq!(ini_value(shipped, "Init", "bin").as_deref(), Some("/usr/bin/f2b-notify"));
         assert_eq!(ini_value(shipped, "Init", "args").as_deref(), Some(""));
         let text = "[Definition]\nbin = /wrong\n[Init]\n# bin = /commented\nBIN: /first\nbin = /last ; a comment\n[Other]\nbin = /other\n";
         assert_eq!(ini_value(text, "Init", "bin").as_deref(), Some("/last"));
