@@ -86,6 +86,7 @@ sinks! {
     "matrix" => Matrix(f2b_notify_matrix),
     "teams" => Teams(f2b_notify_teams),
     "ntfy" => Ntfy(f2b_notify_ntfy),
+    "gotify" => Gotify(f2b_notify_gotify),
 }
 
 impl SinkConfig {
