@@ -366,6 +366,33 @@ fn example_alertmanager_checks() {
     assert!(!r.stdout.contains("warnings:") && !r.stdout.contains("example-password"), "{}", r.stdout);
 }
 
+#[cfg(feature = "gotify")]
+#[test]
+fn example_gotify_checks() {
+    let dir = Dir::new();
+    // `check` builds the sink (reads the token, checks the URL) and sends nothing.
+    let r = check_example(&dir, "gotify.toml", &[("gotify.token", "ASECRETexample1")]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(section(&r.stdout, "sinks:"), ["gotify  gotify"], "{}", r.stdout);
+    assert_eq!(
+        section(&r.stdout, "routes"),
+        ["*  -> gotify  [events: ban, unban; restored bans: quiet]"],
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("warnings:") && !r.stdout.contains("SECRET"), "{}", r.stdout);
+    // A client token in the file: a warning that says so, without the token.
+    let dir = Dir::new();
+    let r = check_example(&dir, "gotify.toml", &[("gotify.token", "CSECRETclient12")]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("looks like a client token") && !r.stdout.contains("SECRET"), "{}", r.stdout);
+    // Without the token file, check names it.
+    let dir = Dir::new();
+    let r = check_example(&dir, "gotify.toml", &[]);
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("sink `gotify`: cannot read `token_file` file"), "{}", r.stderr);
+}
+
 /// jail.local for the stock copy: the `dummy` firewall action instead of iptables, and sshd
 /// reading `auth` by polling (as an administrator's jail.local would, the stock jail.conf and
 /// jail.d/defaults-debian.conf do the rest).

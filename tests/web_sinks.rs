@@ -203,6 +203,32 @@ fn ntfy() -> Profile {
     }
 }
 
+#[cfg(feature = "gotify")]
+fn gotify() -> Profile {
+    use f2b_notify_standins::gotify;
+    Profile {
+        ty: "gotify",
+        start: || {
+            // Behind a proxy's path prefix, as Gotify often is.
+            let service = gotify::Service::with_prefix("AS3CRETtoken42", "/gotify");
+            let server = StandIn::start(service.responder());
+            let toml = format!("url = \"{}\"\ntoken = \"AS3CRETtoken42\"\n", service.base_url(&server));
+            let (a, f) = (Arc::clone(&service), Arc::clone(&service));
+            Service {
+                server,
+                toml,
+                accepted: Box::new(move || a.accepted_at().into_iter().map(|(at, m)| (at, m.to_string())).collect()),
+                force: Box::new(move |r| f.force(r)),
+                secret: "S3CRET",
+            }
+        },
+        // Gotify has no rate limit: a 429 comes from a proxy in front, with its Retry-After.
+        rate_limited: || gotify::proxy_rate_limited(2),
+        refused: || (gotify::unauthorized(), "you need to provide a valid access token"),
+        pace: Duration::from_secs(1),
+    }
+}
+
 /// Every web sink this build has.
 fn profiles() -> Vec<Profile> {
     vec![
@@ -218,6 +244,8 @@ fn profiles() -> Vec<Profile> {
         teams(),
         #[cfg(feature = "ntfy")]
         ntfy(),
+        #[cfg(feature = "gotify")]
+        gotify(),
     ]
 }
 

@@ -104,6 +104,7 @@ sinks! {
     "teams" => Teams(f2b_notify_teams),
     "ntfy" => Ntfy(f2b_notify_ntfy),
     "alertmanager" => Alertmanager(f2b_notify_alertmanager),
+    "gotify" => Gotify(f2b_notify_gotify),
 }
 
 impl SinkConfig {

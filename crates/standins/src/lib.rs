@@ -16,6 +16,7 @@ pub mod telegram;
 use std::io::Write;
 
 pub mod discord;
+pub mod gotify;
 use std::time::{Duration, Instant};
 
 pub mod matrix;
