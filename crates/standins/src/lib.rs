@@ -9,6 +9,7 @@
 //! a sink's async client talks to it like to any server.
 
 pub mod ntfy;
+pub mod pushover;
 pub mod teams;
 pub mod telegram;
 
