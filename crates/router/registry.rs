@@ -86,6 +86,7 @@ sinks! {
     "matrix" => Matrix(f2b_notify_matrix),
     "teams" => Teams(f2b_notify_teams),
     "ntfy" => Ntfy(f2b_notify_ntfy),
+    "pushover" => Pushover(f2b_notify_pushover),
 }
 
 impl SinkConfig {
