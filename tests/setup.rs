@@ -393,6 +393,31 @@ fn example_gotify_checks() {
     assert!(r.stderr.contains("sink `gotify`: cannot read `token_file` file"), "{}", r.stderr);
 }
 
+#[cfg(feature = "pushover")]
+#[test]
+fn example_pushover_checks() {
+    let dir = Dir::new();
+    // `check` builds the sink (reads both secrets, checks their shape) and sends nothing.
+    let secrets =
+        [("pushover.token", "SECRETappTokenAbcdefghij012345"), ("pushover.user", "SECRETuserKeyAbcdefghij0123456")];
+    let r = check_example(&dir, "pushover.toml", &secrets);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(section(&r.stdout, "sinks:"), ["phone  pushover"], "{}", r.stdout);
+    assert_eq!(
+        section(&r.stdout, "routes"),
+        ["*  -> phone  [events: ban, unban; restored bans: quiet]"],
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("warnings:") && !r.stdout.contains("SECRET"), "{}", r.stdout);
+    // Without the user key's file, check names it.
+    let dir = Dir::new();
+    let r = check_example(&dir, "pushover.toml", &secrets[..1]);
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("sink `phone`: cannot read `user_file` file"), "{}", r.stderr);
+    assert!(!r.stderr.contains("SECRET"), "{}", r.stderr);
+}
+
 /// jail.local for the stock copy: the `dummy` firewall action instead of iptables, and sshd
 /// reading `auth` by polling (as an administrator's jail.local would, the stock jail.conf and
 /// jail.d/defaults-debian.conf do the rest).

@@ -34,6 +34,8 @@ mod syslog;
     feature = "telegram",
     feature = "matrix",
     feature = "teams",
-    feature = "ntfy"
+    feature = "ntfy",
+    feature = "gotify",
+    feature = "pushover"
 ))]
 mod web_sinks;

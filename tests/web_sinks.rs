@@ -229,6 +229,34 @@ fn gotify() -> Profile {
     }
 }
 
+#[cfg(feature = "pushover")]
+fn pushover() -> Profile {
+    use f2b_notify_standins::pushover;
+    const TOKEN: &str = "aS3CRETappTokenBcdefghij012345";
+    const USER: &str = "uS3CRETuserKeyBcdefghij0123456";
+    Profile {
+        ty: "pushover",
+        start: || {
+            let service = pushover::Service::new(TOKEN, USER);
+            let server = StandIn::start(service.responder());
+            let toml = format!("token = \"{TOKEN}\"\nuser = \"{USER}\"\napi_url = \"{}\"\n", server.url(""));
+            let (a, f) = (Arc::clone(&service), Arc::clone(&service));
+            Service {
+                server,
+                toml,
+                accepted: Box::new(move || a.accepted_at().into_iter().map(|(at, m)| (at, m.to_string())).collect()),
+                force: Box::new(move |r| f.force(r)),
+                secret: "S3CRET",
+            }
+        },
+        // Pushover's only wait is the monthly quota's 429: until `X-Limit-App-Reset`, here
+        // two seconds after the answer.
+        rate_limited: || pushover::quota_exceeded(10_000, 2),
+        refused: || (pushover::user_invalid(), "user identifier is not a valid user, group, or subscribed user key"),
+        pace: Duration::from_secs(5),
+    }
+}
+
 /// Every web sink this build has.
 fn profiles() -> Vec<Profile> {
     vec![
@@ -246,6 +274,8 @@ fn profiles() -> Vec<Profile> {
         ntfy(),
         #[cfg(feature = "gotify")]
         gotify(),
+        #[cfg(feature = "pushover")]
+        pushover(),
     ]
 }
 

@@ -105,6 +105,7 @@ sinks! {
     "ntfy" => Ntfy(f2b_notify_ntfy),
     "alertmanager" => Alertmanager(f2b_notify_alertmanager),
     "gotify" => Gotify(f2b_notify_gotify),
+    "pushover" => Pushover(f2b_notify_pushover),
 }
 
 impl SinkConfig {

@@ -10,6 +10,7 @@
 
 pub mod alertmanager;
 pub mod ntfy;
+pub mod pushover;
 pub mod teams;
 pub mod telegram;
 
