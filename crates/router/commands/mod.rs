@@ -6,6 +6,7 @@ mod check;
 mod deliver;
 mod notify;
 mod queue;
+mod report;
 mod setup;
 mod test;
 
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deliver(args) => deliver::run(&sources, args),
         Command::Queue(args) => queue::run(&sources, args),
         Command::Setup(args) => setup::run(&sources, args),
+        Command::Report(args) => report::run(&sources, &args),
     }
 }
 
