@@ -111,8 +111,8 @@ action = dummy[target="{d}/dummy-web"]
         json!([
             {"ip": "198.51.100.9", "bans": 2, "jails": ["web"], "repeat": true},
             {"ip": "203.0.113.7", "bans": 2, "jails": ["sshd", "web"], "repeat": false},
-            {"ip": "2001:db8::5", "bans": 1, "jails": ["sshd"], "repeat": false},
             {"ip": "203.0.113.8", "bans": 1, "jails": ["sshd"], "repeat": false},
+            {"ip": "2001:db8::5", "bans": 1, "jails": ["sshd"], "repeat": false},
         ])
     );
     assert_eq!(r["previous"]["bans"], 0);
@@ -237,6 +237,21 @@ fn to_sends_the_report_through_a_sink_now() {
     let r = send(&["--to", "fil"]);
     assert_eq!(r.code, Some(2));
     assert_eq!(r.stderr, "f2b-notify: no sink named `fil` in the config (did you mean `file`?)\n");
+    // The shipped service's command line is one `report` takes (its sink is the admin's to
+    // name: `slack`, the starter config's, is not in this one).
+    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/f2b-notify-report.service"))
+        .expect("the report service");
+    let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
+    let mut words = exec.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/local/bin/f2b-notify"));
+    let words: Vec<&str> = words.collect();
+    assert_eq!(words[..3], ["report", "--since", "24h"]);
+    let r = run({
+        let mut c = dir.cmd();
+        c.arg("--config").arg(&cfg).args(&words).arg("--db").arg(&db);
+        c
+    });
+    assert_eq!((r.code, r.stderr.as_str()), (Some(2), "f2b-notify: no sink named `slack` in the config\n"));
 }
 
 #[cfg(feature = "slack-webhook")]

@@ -152,7 +152,7 @@ enum Db {
 pub struct Kept {
     /// Seconds; `None` when the value could not be read (every ban is then taken as kept).
     pub secs: Option<u64>,
-    /// Where it was set: a file, or "Fail2Ban's default".
+    /// Where it was set: a file and its option, or "Fail2Ban's default dbpurgeage".
     pub origin: String,
     /// The value as written.
     pub text: String,
@@ -186,7 +186,7 @@ impl Settings {
         };
         let db = match (db, setting("dbfile")) {
             (Some(path), _) => Db::File(std::path::absolute(path).unwrap_or_else(|_| path.to_owned()), None),
-            (None, None) => Db::File(PathBuf::from(DEFAULT_DB), Some("Fail2Ban's default".to_owned())),
+            (None, None) => Db::File(PathBuf::from(DEFAULT_DB), Some("Fail2Ban's default dbfile".to_owned())),
             (None, Some((value, origin))) => {
                 if value == ":memory:" {
                     Db::Memory(origin)
@@ -203,9 +203,11 @@ impl Settings {
         };
         let kept = match setting("dbpurgeage") {
             Some((text, origin)) => Kept { secs: fail2ban_seconds(&text), origin, text },
-            None => {
-                Kept { secs: Some(DEFAULT_PURGE_AGE), origin: "Fail2Ban's default".to_owned(), text: "1d".to_owned() }
-            }
+            None => Kept {
+                secs: Some(DEFAULT_PURGE_AGE),
+                origin: "Fail2Ban's default dbpurgeage".to_owned(),
+                text: "1d".to_owned(),
+            },
         };
         Ok(Self { db, kept })
     }
@@ -534,7 +536,7 @@ fn compute(rows: &Rows, now: i64, since: &Since, kept: &Kept) -> Report {
             repeat: repeat(ip, *count),
         })
         .collect();
-    top.sort_by(|a, b| b.bans.cmp(&a.bans).then_with(|| a.ip.cmp(&b.ip)));
+    top.sort_by(|a, b| b.bans.cmp(&a.bans).then_with(|| by_address(&a.ip, &b.ip)));
     let all = top.iter().map(|t| (t.ip.clone(), t.bans)).collect();
     top.truncate(TOP);
 
@@ -550,14 +552,14 @@ fn compute(rows: &Rows, now: i64, since: &Since, kept: &Kept) -> Report {
     }
     if since.secs > kept_secs {
         notes.push(format!(
-            "Fail2Ban deletes bans older than {} (dbpurgeage, {}): only the last {} of this period are counted; raise dbpurgeage for longer reports",
+            "Fail2Ban deletes bans older than {} ({}): only the last {} of this period are counted; raise dbpurgeage for longer reports",
             kept.text, kept.origin, kept.text
         ));
     }
     let complete = since.secs.saturating_mul(2) <= kept_secs;
     if !complete {
         notes.push(format!(
-            "no comparison with the previous {p}: it reaches back {back}, and Fail2Ban deletes bans older than {kept} (dbpurgeage, {origin}); set `dbpurgeage = {back}` or more in fail2ban.local for one",
+            "no comparison with the previous {p}: it reaches back {back}, and Fail2Ban deletes bans older than {kept} ({origin}); set `dbpurgeage = {back}` or more in fail2ban.local for one",
             p = since.text.clone(),
             back = length(since.secs.saturating_mul(2)),
             kept = kept.text,
@@ -591,6 +593,15 @@ fn compute(rows: &Rows, now: i64, since: &Since, kept: &Kept) -> Report {
         networks: None,
         notes,
         all,
+    }
+}
+
+/// Addresses in numeric order (IPv4 first), ids that are not addresses after them by text.
+fn by_address(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |s: &str| s.parse::<IpAddr>().ok();
+    match (key(a), key(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (x, y) => y.is_some().cmp(&x.is_some()).then_with(|| a.cmp(b)),
     }
 }
 
@@ -758,7 +769,7 @@ mod tests {
     }
 
     fn day_kept() -> Kept {
-        Kept { secs: Some(86400), origin: "Fail2Ban's default".to_owned(), text: "1d".to_owned() }
+        Kept { secs: Some(86400), origin: "Fail2Ban's default dbpurgeage".to_owned(), text: "1d".to_owned() }
     }
 
     /// A Fail2Ban database in `dir`, opened for writing the way Fail2Ban opens it.
@@ -843,9 +854,9 @@ mod tests {
             [
                 top("198.51.100.1", 3, &["sshd", "web"], false),
                 top("192.0.2.1", 1, &["sshd"], true),
-                top("2001:db8::1", 1, &["sshd"], false),
                 top("203.0.113.5", 1, &["web"], true),
                 top("203.0.113.9", 1, &["sshd"], true),
+                top("2001:db8::1", 1, &["sshd"], false),
             ]
         );
         assert_eq!(
@@ -880,9 +891,9 @@ web       2          2
 top addresses   bans  jails
 198.51.100.1       3  sshd, web
 192.0.2.1          1  sshd (banned before)
-2001:db8::1        1  sshd
 203.0.113.5        1  web (banned before)
 203.0.113.9        1  sshd (banned before)
+2001:db8::1        1  sshd
 
 from {}
 ",
@@ -977,7 +988,7 @@ from {}
         };
         // No directory: Fail2Ban's defaults.
         let s = Settings::read(&d.join("none"), None).unwrap();
-        assert_eq!(s.db, Db::File(PathBuf::from(DEFAULT_DB), Some("Fail2Ban's default".to_owned())));
+        assert_eq!(s.db, Db::File(PathBuf::from(DEFAULT_DB), Some("Fail2Ban's default dbfile".to_owned())));
         assert_eq!(s.kept, day_kept());
         w("fail2ban.conf", "[DEFAULT]\n[Definition]\ndbfile = /var/lib/fail2ban/fail2ban.sqlite3\ndbpurgeage = 1d\n");
         w("fail2ban.d/a.conf", "[Definition]\ndbfile = /srv/a.sqlite3\n");
@@ -1031,7 +1042,7 @@ from {}
     /// Opens and reads `path` as `report` does, for the error.
     fn read_error(path: &Path, timeout: Duration) -> String {
         let result = open(path, timeout).and_then(|mut c| read(&mut c, path, 0, 0).map(|_| ()));
-        format!("{:#}", result.err().expect("an error"))
+        format!("{:#}", result.expect_err("an error"))
     }
 
     #[test]
