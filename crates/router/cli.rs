@@ -93,12 +93,17 @@ pub struct Since {
     pub text: String,
 }
 
-/// `--since`: a length humantime reads (`90m`, `24h`, `7d`, `1h 30m`), of a second or more.
+/// `--since`: a length humantime reads (`90m`, `24h`, `7d`, `1h 30m`), from a second to a
+/// hundred years.
 fn since(text: &str) -> Result<Since, String> {
     let d =
         humantime::parse_duration(text.trim()).map_err(|e| format!("`{text}` is not a length like 24h or 7d: {e}"))?;
     if d.as_secs() == 0 {
         return Err(format!("`{text}` is shorter than a second"));
+    }
+    // Far beyond any database, and small enough for the report's arithmetic on epoch seconds.
+    if d.as_secs() > 100 * 366 * 86400 {
+        return Err(format!("`{text}` is longer than a hundred years"));
     }
     Ok(Since { secs: d.as_secs(), text: text.trim().to_owned() })
 }

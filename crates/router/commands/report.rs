@@ -69,7 +69,7 @@ pub fn run(sources: &Sources, args: &ReportArgs) -> anyhow::Result<ExitCode> {
             })?;
             let sink = registry::build(name, cfg)?;
             if !sink.carries_alerts() {
-                bail!("sink `{name}` (type `{}`) cannot carry the report: it has no plain-message form (the alert of `[delivery] alert`)", sink.kind());
+                bail!("sink `{name}` (type `{}`) cannot carry the report: it has no plain-message form (the one `[delivery] alert` uses)", sink.kind());
             }
             (Some(sink), host_name(&loaded))
         }
@@ -97,7 +97,8 @@ pub fn run(sources: &Sources, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let mut report = compute(&rows, now, &args.since, &settings.kept);
     report.host = host;
     report.database = path.display().to_string();
-    // Countries and networks: the enrichment's lookups go here once the worker has them.
+    // Countries and networks: enrichment's lookups (issue 16, point 1) go here once its
+    // crate exists; until then the report has neither.
     enrich(&mut report, None);
     let (subject, body) = match args.format {
         ReportFormat::Text => render_text(&report),
