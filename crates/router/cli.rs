@@ -1,5 +1,5 @@
-//! The command line: `notify`, `check`, `test`, `action`, `deliver`, `queue`, `setup` (and the
-//! hidden `generate`).
+//! The command line: `notify`, `check`, `test`, `action`, `deliver`, `queue`, `setup`,
+//! `report` (and the hidden `generate`).
 //!
 //! Values that Fail2Ban passes come from log lines: a user name may be `--help` or `-x`, so
 //! every value argument accepts a leading hyphen and is taken as data.
@@ -52,6 +52,13 @@ pub enum Command {
     /// config (mode 0600) if there is none, then runs `fail2ban-client -t` and `check`. Prints
     /// each file it writes, and records them in f2b-notify-setup.json there for `--undo`.
     Setup(SetupArgs),
+    /// Summarise what Fail2Ban did, from its own database (read-only): bans per jail, new and
+    /// repeat addresses, the top addresses, the change against the period before.
+    ///
+    /// Prints a table (or JSON), or sends it now through one sink of the config with --to
+    /// (exit 1 if that fails). The database is --db, else the `dbfile` of Fail2Ban's config,
+    /// else /var/lib/fail2ban/fail2ban.sqlite3.
+    Report(ReportArgs),
     /// Write the man pages, the shell completions or the configuration reference (for
     /// packagers; README's key tables come from it).
     #[command(hide = true)]
@@ -83,6 +90,62 @@ pub enum GenerateWhat {
     ConfigMd,
     /// Rewrite the key tables between README's `<!-- keys:… -->` markers.
     Readme,
+}
+
+/// `report`'s arguments.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The period: the last DURATION until now (`1h`, `24h`, `7d`); the change is against the
+    /// DURATION before it.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = since)]
+    pub since: Since,
+    /// Fail2Ban's database (default: the `dbfile` of Fail2Ban's config).
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Fail2Ban's configuration directory: `dbfile` and `dbpurgeage` are read from its
+    /// fail2ban.conf, fail2ban.d/*.conf, fail2ban.local and fail2ban.d/*.local.
+    #[arg(long, value_name = "DIR", default_value = "/etc/fail2ban")]
+    pub fail2ban_dir: PathBuf,
+    /// Send the report now through this sink of the config (`[sinks.NAME]`), as a plain
+    /// message, instead of printing it; exit 1 if the sink fails.
+    #[arg(long, value_name = "SINK")]
+    pub to: Option<String>,
+    /// text (a readable table) or json.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+}
+
+/// A report's period: its length and the words it was given in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Since {
+    /// Whole seconds, at least one.
+    pub secs: u64,
+    /// As given (`24h`), for the report's lines.
+    pub text: String,
+}
+
+/// `--since`: a length humantime reads (`90m`, `24h`, `7d`, `1h 30m`), from a second to a
+/// hundred years.
+fn since(text: &str) -> Result<Since, String> {
+    let d =
+        humantime::parse_duration(text.trim()).map_err(|e| format!("`{text}` is not a length like 24h or 7d: {e}"))?;
+    if d.as_secs() == 0 {
+        return Err(format!("`{text}` is shorter than a second"));
+    }
+    // Far beyond any database, and small enough for the report's arithmetic on epoch seconds.
+    if d.as_secs() > 100 * 366 * 86400 {
+        return Err(format!("`{text}` is longer than a hundred years"));
+    }
+    Ok(Since { secs: d.as_secs(), text: text.trim().to_owned() })
+}
+
+/// How `report` writes the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Lines and aligned columns, for people.
+    Text,
+    /// One JSON object, for programs.
+    Json,
 }
 
 /// `setup`'s arguments. The config it creates or checks is the one `--config` (or

@@ -1,7 +1,8 @@
 //! Reads Fail2Ban's jail configuration the way Fail2Ban 1.0 reads it, as far as `setup` needs
 //! it: which files in which order (`jail.conf`, `jail.d/*.conf`, `jail.local`,
 //! `jail.d/*.local`, each with its `[INCLUDES]` and the `.local` beside an included `.conf`),
-//! and the raw value of each option per section, with the file that set it last.
+//! and the raw value of each option per section, with the file that set it last. Fail2Ban's
+//! own settings (`fail2ban.conf` and the rest, for `report`) are read by the same rules.
 //!
 //! Values are not interpolated: `setup` copies `[DEFAULT]`'s `action` as written, and Fail2Ban
 //! interpolates the copy as it did the original. The line rules are Python configparser's
@@ -38,8 +39,19 @@ impl JailConf {
     /// Reads the jail configuration of the Fail2Ban directory `dir`, leaving out the file
     /// `skip` (setup's own, which is about to be replaced).
     pub fn read(dir: &Path, skip: &Path) -> io::Result<Self> {
+        Self::read_files(files(dir, "jail", skip)?)
+    }
+
+    /// Reads Fail2Ban's own settings in `dir` (`fail2ban.conf`, `fail2ban.d/*.conf`,
+    /// `fail2ban.local`, `fail2ban.d/*.local`): Fail2Ban reads them by the same rules as the
+    /// jails' (`report` takes `dbfile` and `dbpurgeage` from `[Definition]`).
+    pub fn read_server(dir: &Path) -> io::Result<Self> {
+        Self::read_files(files(dir, "fail2ban", Path::new(""))?)
+    }
+
+    fn read_files(files: Vec<PathBuf>) -> io::Result<Self> {
         let mut conf = Self::default();
-        for file in files(dir, skip)? {
+        for file in files {
             let text = std::fs::read(&file)?;
             let text = String::from_utf8_lossy(&text);
             for (section, option, lines) in parse(&text) {
@@ -102,12 +114,13 @@ pub fn appends_known(value: &Value) -> bool {
     value.lines.iter().any(|l| l.contains("%(known/action)s"))
 }
 
-/// The files Fail2Ban reads for `jail`, in order, without `skip`.
-fn files(dir: &Path, skip: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut top = vec![dir.join("jail.conf")];
-    top.extend(glob(&dir.join("jail.d"), "conf")?);
-    top.push(dir.join("jail.local"));
-    top.extend(glob(&dir.join("jail.d"), "local")?);
+/// The files Fail2Ban reads for `name` (`jail`, `fail2ban`), in order, without `skip`.
+fn files(dir: &Path, name: &str, skip: &Path) -> io::Result<Vec<PathBuf>> {
+    let dropins = dir.join(format!("{name}.d"));
+    let mut top = vec![dir.join(format!("{name}.conf"))];
+    top.extend(glob(&dropins, "conf")?);
+    top.push(dir.join(format!("{name}.local")));
+    top.extend(glob(&dropins, "local")?);
     top.retain(|p| p.is_file() && p != skip);
     let mut out = Vec::new();
     for f in with_locals(&top) {

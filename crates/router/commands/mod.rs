@@ -7,6 +7,7 @@ mod deliver;
 mod generate;
 mod notify;
 mod queue;
+mod report;
 mod setup;
 mod test;
 
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deliver(args) => deliver::run(&sources, args),
         Command::Queue(args) => queue::run(&sources, args),
         Command::Setup(args) => setup::run(&sources, args),
+        Command::Report(args) => report::run(&sources, &args),
         Command::Generate(args) => generate::run(args),
     }
 }

@@ -69,8 +69,8 @@ pub fn run(sources: &Sources, args: TestArgs) -> anyhow::Result<ExitCode> {
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-/// The error and what it means for the operator.
-fn explain(e: &SinkError) -> String {
+/// The error and what it means for the operator (also `report`'s, for `--to`).
+pub(super) fn explain(e: &SinkError) -> String {
     match e {
         SinkError::Transient { message, retry_after: Some(wait) } => {
             format!("{message} (temporary: the service asked to wait {} s before trying again)", wait.as_secs())
