@@ -91,7 +91,8 @@ impl Dns {
             IpAddr::V4(_) => RecordType::A,
             IpAddr::V6(_) => RecordType::AAAA,
         };
-        let complete = |confirmed| Outcome::Complete(Answer { hostname: Some(hostname.clone()), confirmed: Some(confirmed) });
+        let complete =
+            |confirmed| Outcome::Complete(Answer { hostname: Some(hostname.clone()), confirmed: Some(confirmed) });
         match timeout_at(deadline, self.resolver.lookup(name, forward)).await {
             Ok(Ok(found)) => complete(found.answers().iter().any(|r| match &r.data {
                 RData::A(a) => IpAddr::V4(a.0) == ip,
@@ -106,10 +107,46 @@ impl Dns {
     }
 }
 
-/// A DNS name as shown: presentation form (hickory escapes every byte that is not a letter,
-/// digit, `-` or `_`: `\010`, `\.`), no final dot, cleaned and cut to 253 characters.
+/// A DNS name as shown: RFC 1035's presentation form from the raw bytes, without the final
+/// dot: letters, digits, `-` and `_` as they are, `\.` and `\\` for a dot or backslash inside
+/// a label, `\DDD` (decimal) for any other byte (`evil\010name` for a newline). An
+/// internationalised name stays in its ASCII form (`xn--…`): the Unicode form could
+/// pass off look-alike letters as another name. Cut to 253 characters.
 fn shown(name: &Name) -> Option<String> {
-    let text = name.to_utf8();
-    let text = text.strip_suffix('.').unwrap_or(&text);
-    clean(text, MAX_HOSTNAME)
+    let mut text = String::with_capacity(name.len());
+    for (i, label) in name.iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        for &b in label {
+            match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => text.push(char::from(b)),
+                b'.' | b'\\' => {
+                    text.push('\\');
+                    text.push(char::from(b));
+                }
+                _ => text.push_str(&format!("\\{b:03}")),
+            }
+        }
+    }
+    clean(&text, MAX_HOSTNAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(labels: &[&[u8]]) -> Name {
+        Name::from_labels(labels.iter().copied()).unwrap()
+    }
+
+    #[test]
+    fn presentation_form() {
+        assert_eq!(shown(&name(&[b"host-7", b"example", b"net"])).as_deref(), Some("host-7.example.net"));
+        assert_eq!(shown(&name(&[b"evil\nname", b"example"])).as_deref(), Some(r"evil\010name.example"));
+        assert_eq!(shown(&name(&[b"a.b\\c", b"x"])).as_deref(), Some(r"a\.b\\c.x"));
+        assert_eq!(shown(&name(&[b"<!channel>"])).as_deref(), Some(r"\060\033channel\062"));
+        assert_eq!(shown(&name(&[b"xn--pple-43d", b"com"])).as_deref(), Some("xn--pple-43d.com"));
+        assert_eq!(shown(&Name::root()), None);
+    }
 }

@@ -52,8 +52,8 @@ impl Database {
         if bytes.is_empty() {
             return Err(problem("the file is empty, not a MaxMind-format (.mmdb) database".into()));
         }
-        let reader = Reader::from_source(bytes)
-            .map_err(|e| problem(format!("not a MaxMind-format (.mmdb) database: {e}")))?;
+        let reader =
+            Reader::from_source(bytes).map_err(|e| problem(format!("not a MaxMind-format (.mmdb) database: {e}")))?;
         let kind_of_file = reader.metadata().database_type.clone();
         let lower = kind_of_file.to_ascii_lowercase();
         let wrong = match kind {
