@@ -58,8 +58,8 @@ pub struct Config {
     pub asn: Option<PathBuf>,
     /// The time all the lookups of one message may take together: seconds (`1`, `0.5`) or
     /// words (`"1s"`, `"500ms"`). Default 1 s, at most 30 s. A digest's addresses are looked up
-    /// side by side within one budget. The database lookups are local and take microseconds;
-    /// the budget is in practice the time DNS may take.
+    /// side by side within one budget; DNS is not asked once it has run out. The database
+    /// lookups are local and take microseconds: the budget is in practice the time DNS may take.
     #[serde(default = "default_budget", deserialize_with = "de_duration")]
     pub budget: Duration,
     /// How long a DNS answer is remembered: seconds or words (`"1h"`). Default 1 h. An

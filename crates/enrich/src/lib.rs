@@ -42,8 +42,8 @@ use cache::Cache;
 use dns::{Dns, Outcome};
 use geo::{Database, Kind};
 
-/// How many DNS lookups of a digest run at once.
-const CONCURRENCY: usize = 16;
+/// How many DNS lookups of a digest run at once (hickory's default for requests in flight).
+const CONCURRENCY: usize = 32;
 
 /// The lookups of an `[enrich]` config, ready: databases read, resolver set up, an empty
 /// cache. Build one per worker and share it (`&self` everywhere; `Send + Sync`).
@@ -60,7 +60,8 @@ impl Enricher {
     /// Reads the databases and sets up the resolver of `config`. The error is the first of
     /// [`Config::check`]'s problems, on one line naming the key and file.
     ///
-    /// Call it inside a tokio runtime (the resolver's sockets are made there, on first use).
+    /// Needs no runtime (`f2b-notify check` can call it); the lookups need tokio's, with its
+    /// time and I/O drivers: the resolver makes its sockets on first use.
     pub fn new(config: Config) -> Result<Self, Problem> {
         Self::build(&config).map_err(|mut problems| problems.remove(0))
     }
@@ -96,7 +97,7 @@ impl Enricher {
     }
 
     /// What is known about each of `ips`, in their order, all within one budget: the DNS
-    /// lookups run side by side (16 at a time), an address given twice is looked up once.
+    /// lookups run side by side (32 at a time), an address given twice is looked up once.
     pub async fn lookup_many(&self, ips: &[IpAddr]) -> Vec<Context> {
         let deadline = Instant::now() + self.config.budget;
         let mut unique: Vec<IpAddr> = ips.iter().map(|ip| ip.to_canonical()).collect();
@@ -111,7 +112,8 @@ impl Enricher {
         ips.iter().map(|ip| found.get(&ip.to_canonical()).cloned().unwrap_or_default()).collect()
     }
 
-    /// `lookup` with a deadline shared with other lookups.
+    /// `lookup` with a deadline shared with other lookups: the databases are always read,
+    /// DNS is asked only before `deadline` and waited for until then.
     pub async fn lookup_until(&self, ip: IpAddr, deadline: Instant) -> Context {
         // An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is its IPv4 address.
         let ip = ip.to_canonical();
@@ -122,6 +124,7 @@ impl Enricher {
         if let Some(dns) = &self.dns {
             let answer = match self.cache.get(ip) {
                 Some(answer) => answer,
+                None if Instant::now() >= deadline => Default::default(),
                 None => match dns.lookup(ip, deadline).await {
                     Outcome::Complete(answer) => {
                         self.cache.put(ip, answer.clone());
@@ -134,5 +137,17 @@ impl Enricher {
             ctx.hostname_confirmed = ctx.hostname.as_ref().and(answer.confirmed);
         }
         ctx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_between_tasks() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<Enricher>();
+        send_sync::<Context>();
     }
 }
