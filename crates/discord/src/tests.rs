@@ -656,49 +656,10 @@ async fn no_answer_in_time_refused_and_closed_connections_are_transient() {
     assert_error_has_no_secret(&err);
 }
 
-/// A TLS server on loopback whose certificate (for 127.0.0.1) is self-signed at test time, so
-/// nothing the system trusts issued it; it answers a saved message to a client that trusts it.
-async fn untrusted_tls_server() -> (std::net::SocketAddr, Vec<u8>, tokio::task::JoinHandle<()>) {
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-    let der = params.self_signed(&key).unwrap().der().clone();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![der.clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(sock).await else { return };
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                while let Ok(n @ 1..) = tls.read(&mut buf).await {
-                    request.extend_from_slice(&buf[..n]);
-                    if request.windows(4).any(|w| w == b"\r\n\r\n") && request.ends_with(b"}") {
-                        break;
-                    }
-                }
-                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\n{\"id\":\"1\"}";
-                let _ = tls.write_all(answer).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    (addr, der.to_vec(), task)
-}
-
 #[tokio::test]
 async fn an_untrusted_tls_certificate_is_a_permanent_failure() {
-    let (addr, der, task) = untrusted_tls_server().await;
+    let tls = f2b_notify_standins::tls::UntrustedTls::start();
+    let (addr, der) = (tls.addr, tls.der.clone());
     let url = format!("https://127.0.0.1:{}/api/webhooks/{ID}/{TOKEN}", addr.port());
     // The server works for a client that trusts its certificate.
     let trusting =
@@ -712,8 +673,6 @@ async fn an_untrusted_tls_certificate_is_a_permanent_failure() {
         "{err}"
     );
     assert_error_has_no_secret(&err);
-    task.abort();
-    let _ = task.await;
 }
 
 #[tokio::test]

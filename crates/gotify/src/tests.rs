@@ -519,42 +519,14 @@ async fn timeouts_closed_and_refused_connections_are_transient() {
     assert_error_clean(&err);
 }
 
-/// A TLS server on loopback whose certificate is self-signed at test time: nothing the
-/// system trusts issued it. Returns its address and the server's task, which the test aborts.
-async fn untrusted_tls_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.der().clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            // A client that does not trust the certificate aborts the handshake.
-            tokio::spawn(async move { drop(acceptor.accept(sock).await) });
-        }
-    });
-    (addr, task)
-}
-
 #[tokio::test]
 async fn an_untrusted_tls_certificate_is_a_permanent_failure() {
-    let (addr, task) = untrusted_tls_server().await;
+    let tls = f2b_notify_standins::tls::UntrustedTls::start();
+    let addr = tls.addr;
     let err = sink(with_token(format!("https://127.0.0.1:{}", addr.port()))).send(&ban()).await.unwrap_err();
     assert!(err.is_permanent(), "{err:?}");
     assert!(err.to_string().starts_with("the server's TLS certificate is not trusted: "), "{err}");
     assert_error_clean(&err);
-    task.abort();
-    let _ = task.await;
 }
 
 #[tokio::test]

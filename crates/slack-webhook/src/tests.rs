@@ -211,54 +211,10 @@ async fn closed_and_refused_connections_are_transient() {
     assert_no_secret(&err);
 }
 
-/// A TLS server on loopback (port 0) whose certificate, for 127.0.0.1 and localhost, is
-/// self-signed at test time: nothing the system trusts issued it. It answers a webhook's
-/// `ok` to a client that does trust it. Returns the address, the certificate (for such a
-/// client) and the server's task, which the test aborts.
-async fn untrusted_tls_server() -> (std::net::SocketAddr, Vec<u8>, tokio::task::JoinHandle<()>) {
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    let der = cert.der().clone();
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![der.clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                // A client that does not trust the certificate aborts the handshake here.
-                let Ok(mut tls) = acceptor.accept(sock).await else { return };
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                while let Ok(n @ 1..) = tls.read(&mut buf).await {
-                    request.extend_from_slice(&buf[..n]);
-                    // Headers, then a body of Content-Length bytes; a short one is enough here.
-                    if request.windows(4).any(|w| w == b"\r\n\r\n") && request.ends_with(b"}") {
-                        break;
-                    }
-                }
-                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
-                let _ = tls.write_all(answer).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    (addr, der.to_vec(), task)
-}
-
 #[tokio::test]
 async fn an_untrusted_tls_certificate_is_a_permanent_failure() {
-    let (addr, der, task) = untrusted_tls_server().await;
+    let tls = f2b_notify_standins::tls::UntrustedTls::start();
+    let (addr, der) = (tls.addr, tls.der.clone());
     let hook = format!("https://127.0.0.1:{}/services/{SECRET}", addr.port());
     // The server works: a client that trusts its certificate gets `ok`.
     let trusting =
@@ -273,8 +229,6 @@ async fn an_untrusted_tls_certificate_is_a_permanent_failure() {
     assert!(err.to_string().starts_with("the server's TLS certificate is not trusted: "), "{err}");
     assert!(err.to_string().contains("UnknownIssuer"), "{err}");
     assert_no_secret(&err);
-    task.abort();
-    let _ = task.await;
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ pub mod ntfy;
 pub mod pushover;
 pub mod teams;
 pub mod telegram;
+pub mod tls;
 
 use std::io::Write;
 

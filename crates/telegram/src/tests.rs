@@ -581,53 +581,10 @@ async fn timeouts_refusals_and_dropped_connections_never_show_the_token() {
     let _ = task.await;
 }
 
-/// A TLS server on loopback whose certificate, for 127.0.0.1 and localhost, is self-signed
-/// at test time: nothing the system trusts issued it. It answers the Bot API's success to a
-/// client that does trust it. Returns the address, the certificate and the server's task.
-async fn untrusted_tls_server() -> (std::net::SocketAddr, Vec<u8>, tokio::task::JoinHandle<()>) {
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    let der = cert.der().clone();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![der.clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                // A client that does not trust the certificate aborts the handshake here.
-                let Ok(mut tls) = acceptor.accept(sock).await else { return };
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                while let Ok(n @ 1..) = tls.read(&mut buf).await {
-                    request.extend_from_slice(&buf[..n]);
-                    if request.windows(4).any(|w| w == b"\r\n\r\n") && request.ends_with(b"}") {
-                        break;
-                    }
-                }
-                let body = br#"{"ok":true,"result":{}}"#;
-                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
-                let _ = tls.write_all(&[head.as_bytes(), body].concat()).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    (addr, der.to_vec(), task)
-}
-
 #[tokio::test]
 async fn an_untrusted_certificate_is_permanent_and_never_shows_the_token() {
-    let (addr, der, task) = untrusted_tls_server().await;
+    let tls = f2b_notify_standins::tls::UntrustedTls::start();
+    let (addr, der) = (tls.addr, tls.der.clone());
     let base = format!("https://127.0.0.1:{}", addr.port());
     // The server works: a client that trusts its certificate gets the Bot API's success.
     let trusting =
@@ -639,8 +596,6 @@ async fn an_untrusted_certificate_is_permanent_and_never_shows_the_token() {
     assert!(err.is_permanent(), "{err:?}");
     assert!(err.to_string().starts_with("the server's TLS certificate is not trusted: "), "{err}");
     assert_error_has_no_secret(&err);
-    task.abort();
-    let _ = task.await;
 }
 
 #[tokio::test]
