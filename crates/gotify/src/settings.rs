@@ -2,7 +2,7 @@
 //! event (one number for every event, or a table), and the server's base URL turned into the
 //! address messages are posted to.
 
-use f2b_notify_core::{flatten, truncate_chars, ConfigError, EventKind};
+use f2b_notify_core::{flatten, truncate_chars, value_kind, ConfigError, EventKind, PerEvent};
 use f2b_notify_http::{parse_url, Url, UrlKind};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -10,18 +10,6 @@ use serde_json::Value;
 /// A value from the config for an error message: one line, and short.
 fn shown(value: &str) -> String {
     truncate_chars(&flatten(value), 64).into_owned()
-}
-
-/// What a TOML value is, in words, for an error.
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a table",
-    }
 }
 
 /// A Gotify message priority, 0 to 10. Gotify itself stores any integer (S: model/message.go,
@@ -62,50 +50,36 @@ impl Priority {
                 .and_then(|n| u8::try_from(n).ok())
                 .and_then(Self::new)
                 .ok_or_else(|| format!("`{key}` = `{n}` is not a Gotify priority: use a whole number from 0 to 10")),
-            other => Err(format!("`{key}` must be a priority (a whole number from 0 to 10), not {}", kind_of(other))),
+            other => {
+                Err(format!("`{key}` must be a priority (a whole number from 0 to 10), not {}", value_kind(other)))
+            }
         }
     }
 }
 
 /// The priority of each event's message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Priorities {
-    /// A jail started.
-    pub start: Priority,
-    /// A jail stopped.
-    pub stop: Priority,
-    /// An address was banned.
-    pub ban: Priority,
-    /// An address was unbanned.
-    pub unban: Priority,
-}
+pub struct Priorities(pub PerEvent<Priority>);
 
 impl Default for Priorities {
     /// A ban is worth a heads-up notification (8); an unban a sound (4); a jail's start and
     /// stop only an icon (2).
     fn default() -> Self {
-        Self { start: Priority::JAIL, stop: Priority::JAIL, ban: Priority::BAN, unban: Priority::UNBAN }
+        Self(PerEvent { start: Priority::JAIL, stop: Priority::JAIL, ban: Priority::BAN, unban: Priority::UNBAN })
     }
 }
 
 impl Priorities {
     /// The priority for `kind`.
     pub fn get(&self, kind: EventKind) -> Priority {
-        match kind {
-            EventKind::Start => self.start,
-            EventKind::Stop => self.stop,
-            EventKind::Ban => self.ban,
-            EventKind::Unban => self.unban,
-        }
+        *self.0.get(kind)
     }
+}
 
-    fn set(&mut self, kind: EventKind, p: Priority) {
-        match kind {
-            EventKind::Start => self.start = p,
-            EventKind::Stop => self.stop = p,
-            EventKind::Ban => self.ban = p,
-            EventKind::Unban => self.unban = p,
-        }
+impl std::ops::Deref for Priorities {
+    type Target = PerEvent<Priority>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -114,26 +88,9 @@ impl<'de> Deserialize<'de> for Priorities {
     /// (`priority = { ban = 10 }`; the others keep their defaults).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(d)?;
-        let mut out = Self::default();
-        match &value {
-            Value::Object(table) => {
-                for (key, v) in table {
-                    let kind = key.parse::<EventKind>().map_err(|_| {
-                        serde::de::Error::custom(format!(
-                            "unknown event `{}` in `priority`: expected start, stop, ban or unban",
-                            shown(key)
-                        ))
-                    })?;
-                    let p = Priority::from_value(v, &format!("priority.{kind}")).map_err(serde::de::Error::custom)?;
-                    out.set(kind, p);
-                }
-            }
-            v => {
-                let p = Priority::from_value(v, "priority").map_err(serde::de::Error::custom)?;
-                out = Self { start: p, stop: p, ban: p, unban: p };
-            }
-        }
-        Ok(out)
+        PerEvent::read(&value, "priority", Self::default().0, Priority::from_value)
+            .map(Self)
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -2,7 +2,7 @@
 //! tags per event (one value for every event, or a table), and the publish URL taken apart
 //! into the server's root (where the JSON form is posted) and the topic.
 
-use f2b_notify_core::{flatten, truncate_chars, ConfigError, EventKind};
+use f2b_notify_core::{flatten, truncate_chars, value_kind, ConfigError, EventKind, PerEvent};
 use f2b_notify_http::{parse_url, Url, UrlKind};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -10,24 +10,6 @@ use serde_json::Value;
 /// A value from the config for an error message: one line, and short.
 fn shown(value: &str) -> String {
     truncate_chars(&flatten(value), 64).into_owned()
-}
-
-/// The event a per-event table key names.
-fn event_key(key: &str, table: &str) -> Result<EventKind, String> {
-    key.parse::<EventKind>()
-        .map_err(|_| format!("unknown event `{}` in `{table}`: expected start, stop, ban or unban", shown(key)))
-}
-
-/// What a TOML value is, in words, for an error.
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a table",
-    }
 }
 
 /// An ntfy message priority, 1 (min) to 5 (max). ntfy's JSON form takes it as a number, so
@@ -70,7 +52,7 @@ impl Priority {
             Value::Number(n) => n.as_u64().filter(|n| (1..=5).contains(n)).map(|n| Self(n as u8)),
             Value::String(s) => Self::parse(s),
             other => {
-                return Err(format!("`{key}` must be a priority (1 to 5, or a name), not {}", kind_of(other)));
+                return Err(format!("`{key}` must be a priority (1 to 5, or a name), not {}", value_kind(other)));
             }
         };
         let text = match v {
@@ -85,42 +67,26 @@ impl Priority {
 
 /// The priority of each event's message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Priorities {
-    /// A jail started.
-    pub start: Priority,
-    /// A jail stopped.
-    pub stop: Priority,
-    /// An address was banned.
-    pub ban: Priority,
-    /// An address was unbanned.
-    pub unban: Priority,
-}
+pub struct Priorities(pub PerEvent<Priority>);
 
 impl Default for Priorities {
     /// A ban is worth a pop-over; an unban is routine; a jail's start and stop are quiet.
     fn default() -> Self {
-        Self { start: Priority::LOW, stop: Priority::LOW, ban: Priority::HIGH, unban: Priority::DEFAULT }
+        Self(PerEvent { start: Priority::LOW, stop: Priority::LOW, ban: Priority::HIGH, unban: Priority::DEFAULT })
     }
 }
 
 impl Priorities {
     /// The priority for `kind`.
     pub fn get(&self, kind: EventKind) -> Priority {
-        match kind {
-            EventKind::Start => self.start,
-            EventKind::Stop => self.stop,
-            EventKind::Ban => self.ban,
-            EventKind::Unban => self.unban,
-        }
+        *self.0.get(kind)
     }
+}
 
-    fn set(&mut self, kind: EventKind, p: Priority) {
-        match kind {
-            EventKind::Start => self.start = p,
-            EventKind::Stop => self.stop = p,
-            EventKind::Ban => self.ban = p,
-            EventKind::Unban => self.unban = p,
-        }
+impl std::ops::Deref for Priorities {
+    type Target = PerEvent<Priority>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -129,21 +95,9 @@ impl<'de> Deserialize<'de> for Priorities {
     /// events (`priority = { ban = "max" }`; the others keep their defaults).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(d)?;
-        let mut out = Self::default();
-        match &value {
-            Value::Object(table) => {
-                for (key, v) in table {
-                    let kind = event_key(key, "priority").map_err(serde::de::Error::custom)?;
-                    let p = Priority::from_value(v, &format!("priority.{kind}")).map_err(serde::de::Error::custom)?;
-                    out.set(kind, p);
-                }
-            }
-            v => {
-                let p = Priority::from_value(v, "priority").map_err(serde::de::Error::custom)?;
-                out = Self { start: p, stop: p, ban: p, unban: p };
-            }
-        }
-        Ok(out)
+        PerEvent::read(&value, "priority", Self::default().0, Priority::from_value)
+            .map(Self)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -155,48 +109,32 @@ pub const MAX_TAGS_BYTES: usize = 512;
 /// `warning`) is shown as the emoji in front of the title; any other is shown as text below
 /// the message (D: docs.ntfy.sh/publish/#tags-emojis).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tags {
-    /// A jail started.
-    pub start: Vec<String>,
-    /// A jail stopped.
-    pub stop: Vec<String>,
-    /// An address was banned.
-    pub ban: Vec<String>,
-    /// An address was unbanned.
-    pub unban: Vec<String>,
-}
+pub struct Tags(pub PerEvent<Vec<String>>);
 
 impl Default for Tags {
     /// ⛔ for a ban, ✅ for an unban, ▶️ and 🛑 for a jail's start and stop.
     fn default() -> Self {
         let one = |t: &str| vec![t.to_owned()];
-        Self {
+        Self(PerEvent {
             start: one("arrow_forward"),
             stop: one("stop_sign"),
             ban: one("no_entry"),
             unban: one("white_check_mark"),
-        }
+        })
+    }
+}
+
+impl std::ops::Deref for Tags {
+    type Target = PerEvent<Vec<String>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
 impl Tags {
     /// The tags for `kind`.
     pub fn get(&self, kind: EventKind) -> &[String] {
-        match kind {
-            EventKind::Start => &self.start,
-            EventKind::Stop => &self.stop,
-            EventKind::Ban => &self.ban,
-            EventKind::Unban => &self.unban,
-        }
-    }
-
-    fn set(&mut self, kind: EventKind, tags: Vec<String>) {
-        match kind {
-            EventKind::Start => self.start = tags,
-            EventKind::Stop => self.stop = tags,
-            EventKind::Ban => self.ban = tags,
-            EventKind::Unban => self.unban = tags,
-        }
+        self.0.get(kind)
     }
 
     /// A list of tags: strings without a comma (the server joins the JSON list with commas
@@ -204,12 +142,12 @@ impl Tags {
     /// character, together at most [`MAX_TAGS_BYTES`].
     fn list(v: &Value, key: &str) -> Result<Vec<String>, String> {
         let Value::Array(items) = v else {
-            return Err(format!("`{key}` must be a list of strings, not {}", kind_of(v)));
+            return Err(format!("`{key}` must be a list of strings, not {}", value_kind(v)));
         };
         let mut out = Vec::new();
         for item in items {
             let Value::String(tag) = item else {
-                return Err(format!("`{key}` must be a list of strings, not a list holding {}", kind_of(item)));
+                return Err(format!("`{key}` must be a list of strings, not a list holding {}", value_kind(item)));
             };
             let tag = tag.trim();
             if tag.is_empty() || tag.contains(',') || tag.chars().any(char::is_control) {
@@ -235,20 +173,7 @@ impl<'de> Deserialize<'de> for Tags {
     /// some events (`tags = { ban = ["no_entry", "sshd"] }`; the others keep their defaults).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(d)?;
-        let mut out = Self::default();
-        match &value {
-            Value::Object(table) => {
-                for (key, v) in table {
-                    let kind = event_key(key, "tags").map_err(serde::de::Error::custom)?;
-                    out.set(kind, Self::list(v, &format!("tags.{kind}")).map_err(serde::de::Error::custom)?);
-                }
-            }
-            v => {
-                let list = Self::list(v, "tags").map_err(serde::de::Error::custom)?;
-                out = Self { start: list.clone(), stop: list.clone(), ban: list.clone(), unban: list };
-            }
-        }
-        Ok(out)
+        PerEvent::read(&value, "tags", Self::default().0, Self::list).map(Self).map_err(serde::de::Error::custom)
     }
 }
 

@@ -3,25 +3,13 @@
 //! device names and URLs (D: https://pushover.net/api, `#identifiers`, `#messages`,
 //! `#priority`, `#limits`).
 
-use f2b_notify_core::{flatten, truncate_chars, ConfigError, EventKind};
+use f2b_notify_core::{flatten, truncate_chars, value_kind, ConfigError, EventKind};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 /// A value from the config for an error message: one line, and short.
 pub(crate) fn shown(value: &str) -> String {
     truncate_chars(&flatten(value), 64).into_owned()
-}
-
-/// What a TOML value is, in words, for an error.
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a table",
-    }
 }
 
 /// A Pushover priority, -2 to 2 (D: `#priority`).
@@ -63,7 +51,7 @@ impl Priority {
             Value::Number(n) => n.as_i64().filter(|n| (-2..=2).contains(n)).map(|n| Self(n as i8)),
             Value::String(s) => Self::parse(s),
             other => {
-                return Err(format!("`{key}` must be a priority (-2 to 2, or a name), not {}", kind_of(other)));
+                return Err(format!("`{key}` must be a priority (-2 to 2, or a name), not {}", value_kind(other)));
             }
         };
         let text = match v {
