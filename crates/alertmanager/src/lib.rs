@@ -57,6 +57,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+pub use f2b_notify_core::OneOrMany;
 use f2b_notify_core::{
     async_trait, Alert, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates,
 };
@@ -142,29 +143,6 @@ fn password<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error>
 /// `token` is a secret, like `password`.
 fn token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
     Secret::deserialize_named(d, "token")
-}
-
-/// One URL or a list of them.
-#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    /// None given.
-    #[default]
-    None,
-    /// `urls = "http://am:9093"`.
-    One(String),
-    /// `urls = ["http://am1:9093", "http://am2:9093"]`.
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn list(&self) -> Vec<&str> {
-        match self {
-            Self::None => Vec::new(),
-            Self::One(s) => vec![s.as_str()],
-            Self::Many(v) => v.iter().map(String::as_str).collect(),
-        }
-    }
 }
 
 /// How requests prove who sends them.

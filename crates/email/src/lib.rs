@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use f2b_notify_core::OneOrMany;
 use f2b_notify_core::{
     async_trait, is_loopback_host, Alert, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError,
     Templates,
@@ -85,29 +86,6 @@ pub struct Config {
 /// value.
 fn password<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
     Secret::deserialize_named(d, "password")
-}
-
-/// One address or a list of them.
-#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    /// None given.
-    #[default]
-    None,
-    /// `to = "a@example.com"`.
-    One(String),
-    /// `to = ["a@example.com", "b@example.com"]`.
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn list(&self) -> Vec<&str> {
-        match self {
-            Self::None => Vec::new(),
-            Self::One(s) => vec![s.as_str()],
-            Self::Many(v) => v.iter().map(String::as_str).collect(),
-        }
-    }
 }
 
 #[derive(Debug)]
