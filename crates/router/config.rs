@@ -53,6 +53,11 @@ pub struct Config {
     /// background worker retries, folds and paces messages
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// what the worker adds to a message about each banned address: its host name (reverse
+    /// DNS), country, city and network, from lookups made in the worker within a time budget,
+    /// never on Fail2Ban's action path; all off by default
+    #[serde(default)]
+    pub enrich: f2b_notify_enrich::Config,
 }
 
 /// `[delivery]`: whether the action waits for the network, and how the background worker

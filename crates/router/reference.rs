@@ -78,6 +78,10 @@ fn top_level() -> Section {
                 rows.push(Row { key: "[delivery]".into(), doc, sub: Vec::new() });
                 rows.extend(Schema::of::<DeliveryConfig>().rows::<DeliveryConfig>("delivery."));
             }
+            "enrich" => {
+                rows.push(Row { key: "[enrich]".into(), doc, sub: Vec::new() });
+                rows.extend(Schema::of::<f2b_notify_enrich::Config>().rows::<f2b_notify_enrich::Config>("enrich."));
+            }
             _ => rows.extend(schema.rows_named(&[name], "")),
         }
     }
@@ -361,7 +365,7 @@ mod tests {
 
     #[test]
     fn fields_come_in_declaration_order() {
-        assert_eq!(field_order::<Config>(), ["host", "sinks", "jails", "delivery"]);
+        assert_eq!(field_order::<Config>(), ["host", "sinks", "jails", "delivery", "enrich"]);
         let rows = top_level().rows;
         let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
         assert_eq!(&keys[..4], ["host", "[sinks.NAME]", "[jails.PATTERN]", "jails.*.sinks"]);

@@ -7,7 +7,10 @@
 
 use serde::Serialize;
 
-use crate::{flatten, Event, EventKind};
+use crate::{flatten, Event, EventKind, Summary};
+
+/// How many networks and countries a digest's origin line names at most.
+pub const ORIGINS_TOP: usize = 3;
 
 /// Several events for one sink, in the order they happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -158,10 +161,25 @@ impl Digest {
         format!("{} in {}", parts.join(", "), count(jails, "jail", "jails"))
     }
 
-    /// The whole digest as plain text: the title, then per jail what happened and every id.
+    /// Where the banned addresses come from, counted by network and country (from what
+    /// `[enrich]` found), the [`ORIGINS_TOP`] largest of each: `None` when no ban has a known
+    /// country or network. [`Summary::line`] says it in one plain-text line ("41 addresses, 30
+    /// of them from AS4134 CHINANET, …"), attacker-influenced names included: escape it.
+    pub fn origins(&self) -> Option<Summary> {
+        let contexts: Vec<crate::Context> =
+            self.events.iter().filter(|e| e.kind == EventKind::Ban).map(|e| e.context.clone()).collect();
+        let summary = Summary::of(&contexts, ORIGINS_TOP);
+        (!summary.networks.is_empty() || !summary.countries.is_empty()).then_some(summary)
+    }
+
+    /// The whole digest as plain text: the title, the origins line when enrichment found
+    /// something, then per jail what happened and every id.
     pub fn plain_text(&self) -> String {
         let mut out = self.title();
         out.push('\n');
+        if let Some(origins) = self.origins() {
+            out.push_str(&format!("Banned: {}\n", origins.line()));
+        }
         for j in self.jails() {
             out.push('\n');
             out.push_str(&j.jail);
@@ -276,6 +294,32 @@ mod tests {
         assert_eq!(jails.len(), 2);
         assert_eq!(jails[1].jail, "ssh FAKE JAIL");
         assert!(jails.iter().flat_map(|j| j.banned.iter().chain(&j.unbanned)).all(|id| !id.contains(['\r', '\n'])));
+    }
+
+    #[test]
+    fn origins_count_the_bans_by_network_and_country() {
+        let ban = |i: u8, asn: Option<u32>, code: &str| {
+            let mut e = Event::target_event(EventKind::Ban, "sshd", format!("192.0.2.{i}"), "h");
+            e.context.asn = asn;
+            e.context.as_org = asn.map(|_| "CHINANET".to_owned());
+            e.context.country_code = Some(code.to_owned());
+            e
+        };
+        let mut events: Vec<Event> = (0..30).map(|i| ban(i, Some(4134), "CN")).collect();
+        events.extend((30..41).map(|i| ban(i, None, "RU")));
+        events.push(Event::target_event(EventKind::Unban, "sshd", "192.0.2.1", "h"));
+        let d = Digest::new(events);
+        let o = d.origins().unwrap();
+        assert_eq!(o.addresses, 41, "unbans are not counted");
+        assert_eq!(o.line(), "41 addresses, 30 of them from AS4134 CHINANET; countries: CN 30, RU 11");
+        assert!(
+            d.plain_text().contains("\nBanned: 41 addresses, 30 of them from AS4134 CHINANET;"),
+            "{}",
+            d.plain_text()
+        );
+        let bare = Digest::new(vec![Event::target_event(EventKind::Ban, "sshd", "192.0.2.1", "h")]);
+        assert_eq!(bare.origins(), None);
+        assert!(!bare.plain_text().contains("Banned:"));
     }
 
     #[test]

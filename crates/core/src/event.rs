@@ -7,6 +7,8 @@ use std::str::FromStr;
 use f2b_notify_fastpath::{Kind, Notify};
 use serde::{Deserialize, Serialize};
 
+use crate::Context;
+
 /// The four things Fail2Ban runs an action for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -114,6 +116,16 @@ pub struct Event {
     pub matches: Option<String>,
     /// The name of the host that runs Fail2Ban.
     pub host: String,
+    /// How often Fail2Ban has banned this address, this ban included (`<bancount>`, passed by
+    /// the action as `--bancount`): 4 is "banned for the 4th time". Fail2Ban counts bans only
+    /// with `bantime.increment`; without it the count stays 0 or 1 and nothing is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bancount: Option<u64>,
+    /// What enrichment (`[enrich]`) found about `ip`: its reverse DNS name, country, city and
+    /// network. The worker fills it in just before a send; it is never spooled, and empty
+    /// when no lookup is configured or none found anything in time.
+    #[serde(default, skip_serializing_if = "Context::is_empty")]
+    pub context: Context,
 }
 
 impl Event {
@@ -149,6 +161,8 @@ impl Event {
             user: None,
             matches: None,
             host: host.into(),
+            bancount: None,
+            context: Context::default(),
         }
     }
 
@@ -164,6 +178,28 @@ impl Event {
         event.ip = f2b_notify_fastpath::args::parse_ip(&id);
         event.id = Some(id);
         event
+    }
+
+    /// "4th" for a `bancount` of 4: the ban's repeat, when Fail2Ban counted more than one.
+    pub fn repeat(&self) -> Option<String> {
+        match self.bancount? {
+            n @ 2.. => Some(ordinal(n)),
+            _ => None,
+        }
+    }
+
+    /// What is known about the banned address beyond the ban, as labelled plain-text values
+    /// (not escaped for any markup: each sink escapes them like any other event text), in the
+    /// order a reader wants them: `("Host name", "h.example (unconfirmed)")`, `("Location",
+    /// "Tokyo, Japan (JP)")`, `("Network", "AS64500 Example Net")`, `("Repeat", "4th ban")`.
+    /// Empty when enrichment found nothing and Fail2Ban counted no repeat.
+    pub fn context_fields(&self) -> Vec<(&'static str, String)> {
+        let c = &self.context;
+        let repeat = self.repeat().map(|n| format!("{n} ban"));
+        [("Host name", c.hostname_shown()), ("Location", c.place()), ("Network", c.network()), ("Repeat", repeat)]
+            .into_iter()
+            .filter_map(|(label, value)| Some((label, value?)))
+            .collect()
     }
 
     /// Whether the banned id is something other than an IP address.
@@ -185,6 +221,8 @@ impl Event {
             user: n.user,
             matches: n.matches,
             host: host.into(),
+            bancount: None,
+            context: Context::default(),
         }
     }
 
@@ -205,9 +243,48 @@ impl Event {
     }
 }
 
+/// "1st", "2nd", "3rd", "4th", "11th", "21st", "112th".
+pub fn ordinal(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ordinals_and_repeats() {
+        let words: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111, 112].into_iter().map(ordinal).collect();
+        assert_eq!(
+            words,
+            ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th", "112th"]
+        );
+        let mut e = Event::target_event(EventKind::Ban, "sshd", "203.0.113.7", "h");
+        assert_eq!(e.repeat(), None);
+        e.bancount = Some(1);
+        assert_eq!(e.repeat(), None, "a first ban is no repeat");
+        e.bancount = Some(4);
+        assert_eq!(e.repeat().as_deref(), Some("4th"));
+        assert_eq!(e.context_fields(), [("Repeat", "4th ban".to_owned())]);
+        e.context.hostname = Some("h.example".into());
+        e.context.hostname_confirmed = Some(false);
+        e.context.asn = Some(64500);
+        assert_eq!(
+            e.context_fields(),
+            [
+                ("Host name", "h.example (unconfirmed)".to_owned()),
+                ("Network", "AS64500".to_owned()),
+                ("Repeat", "4th ban".to_owned())
+            ]
+        );
+    }
 
     #[test]
     fn kinds_round_trip() {

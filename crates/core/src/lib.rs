@@ -5,6 +5,7 @@
 //! This crate has no network dependency on purpose: a sink crate brings its own transport, and
 //! a minimal build of the router carries none.
 
+mod context;
 mod digest;
 mod error;
 mod event;
@@ -14,15 +15,18 @@ mod per_event;
 mod render;
 mod secret;
 mod sink;
+mod summary;
 
-pub use digest::{chunk_list, Digest, JailSummary};
+pub use context::{clean, Context, MAX_HOSTNAME, MAX_NAME};
+pub use digest::{chunk_list, Digest, JailSummary, ORIGINS_TOP};
 pub use error::{ConfigError, SinkError};
-pub use event::{Event, EventKind, ParseEventKindError};
+pub use event::{ordinal, Event, EventKind, ParseEventKindError};
 pub use net::is_loopback_host;
 pub use one_or_many::OneOrMany;
 pub use per_event::{value_kind, PerEvent};
 pub use render::{escape_slack, flatten, human_duration, truncate_chars, Renderer, TemplateError, Templates};
 pub use secret::{Secret, SecretSource};
-pub use sink::{Alert, Sink};
+pub use sink::{Alert, MessageRef, Sink};
+pub use summary::{Count, Summary};
 
 pub use async_trait::async_trait;

@@ -6,7 +6,12 @@
 //! Fail2Ban gave it), `ip` (the same when it is an IP address, else empty), `is_ip`,
 //! `failures`, `time` (epoch seconds), `time_iso` (RFC 3339, UTC), `bantime` (seconds, -1 for
 //! permanent), `bantime_human` ("10 min", "permanent"), `restored`, `user` and `matches`
-//! (both from the log line, so attacker-controlled). Missing values are empty.
+//! (both from the log line, so attacker-controlled), `bancount` (how often Fail2Ban banned the
+//! address, this ban included) and `repeat` ("4th" when that is 2 or more). What `[enrich]`
+//! found: `hostname` (the PTR name), `hostname_confirmed`, `country`, `country_code`, `city`,
+//! `asn` (a number), `as_org`, and `context` (all of it on one line: `host.example · Tokyo,
+//! Japan (JP) · AS64500 Example Net`). Missing values are empty. The PTR name and the
+//! databases' names are attacker-influenced: they are escaped like the log line's values.
 //!
 //! String values are passed through the sink's escaper *before* they reach the template, so a
 //! template author cannot forget to escape attacker text for Slack mrkdwn. `jail`, `host`, `id`
@@ -53,7 +58,8 @@ const DEFAULT_START: &str = "Fail2Ban ({{ jail }}) jail started on {{ host }}";
 const DEFAULT_STOP: &str = "Fail2Ban ({{ jail }}) jail stopped on {{ host }}";
 const DEFAULT_BAN: &str =
     "Fail2Ban ({{ jail }}) banned {% if is_ip %}IP {{ id }}{% else %}{{ id }} (not an IP address){% endif %}\
-{% if failures %} for {{ failures }} failure(s){% endif %}{% if restored %} (restored at restart){% endif %}";
+{% if failures %} for {{ failures }} failure(s){% endif %}{% if repeat %}, the {{ repeat }} time{% endif %}\
+{% if restored %} (restored at restart){% endif %}";
 const DEFAULT_UNBAN: &str =
     "Fail2Ban ({{ jail }}) unbanned {% if is_ip %}IP {{ id }}{% else %}{{ id }} (not an IP address){% endif %}";
 
@@ -141,6 +147,17 @@ fn context(event: &Event, escape: fn(&str) -> Cow<'_, str>) -> BTreeMap<&'static
     ctx.insert("restored", Value::from(event.restored));
     ctx.insert("user", opt_line(&event.user));
     ctx.insert("matches", event.matches.as_deref().map(text).unwrap_or_else(|| Value::from("")));
+    ctx.insert("bancount", event.bancount.map(Value::from).unwrap_or_else(|| Value::from("")));
+    ctx.insert("repeat", Value::from(event.repeat().unwrap_or_default()));
+    let c = &event.context;
+    ctx.insert("hostname", opt_line(&c.hostname));
+    ctx.insert("hostname_confirmed", c.hostname_confirmed.map(Value::from).unwrap_or_else(|| Value::from("")));
+    ctx.insert("country", opt_line(&c.country));
+    ctx.insert("country_code", opt_line(&c.country_code));
+    ctx.insert("city", opt_line(&c.city));
+    ctx.insert("asn", c.asn.map(Value::from).unwrap_or_else(|| Value::from("")));
+    ctx.insert("as_org", opt_line(&c.as_org));
+    ctx.insert("context", line(&c.describe()));
     ctx
 }
 
@@ -263,6 +280,41 @@ mod tests {
         // The other events keep their defaults.
         let start = Event::jail_event(EventKind::Start, "sshd", "h");
         assert_eq!(r.render_plain(&start).unwrap(), "Fail2Ban (sshd) jail started on h");
+    }
+
+    #[test]
+    fn repeats_and_context() {
+        let mut e = ban();
+        e.bancount = Some(4);
+        let r = Renderer::default();
+        assert_eq!(r.render_plain(&e).unwrap(), "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 4th time");
+        e.context = crate::Context {
+            hostname: Some("<!channel>.example".into()),
+            hostname_confirmed: Some(false),
+            country: Some("Japan".into()),
+            country_code: Some("JP".into()),
+            city: Some("Tokyo".into()),
+            asn: Some(64500),
+            as_org: Some("Example & Co".into()),
+        };
+        let t = Templates {
+            ban: Some(
+                "{{ hostname }}|{{ hostname_confirmed }}|{{ country }}|{{ country_code }}|{{ city }}|AS{{ asn }}|{{ as_org }}|{{ bancount }}|{{ context }}"
+                    .into(),
+            ),
+            ..Templates::default()
+        };
+        assert_eq!(
+            Renderer::new(&t).unwrap().render(&e, escape_slack).unwrap(),
+            "&lt;!channel&gt;.example|False|Japan|JP|Tokyo|AS64500|Example &amp; Co|4|\
+&lt;!channel&gt;.example (unconfirmed) · Tokyo, Japan (JP) · AS64500 Example &amp; Co"
+        );
+        // Nothing found, nothing shown.
+        let t = Templates {
+            ban: Some("[{{ hostname }}{{ asn }}{{ context }}{{ repeat }}]".into()),
+            ..Templates::default()
+        };
+        assert_eq!(Renderer::new(&t).unwrap().render_plain(&ban()).unwrap(), "[]");
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub const DEFAULT_CACHE_SIZE: usize = 4096;
 /// Everything is off by default. The lookups run in the worker, never on Fail2Ban's action
 /// path, and never delay a message past [`budget`](Self::budget): a lookup that is slow or
 /// fails leaves its field out and the message goes out without it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Reverse DNS: look up the PTR name of the banned address (`hostname`). Default `false`.
@@ -45,6 +45,7 @@ pub struct Config {
     /// instead of those of the system's `/etc/resolv.conf`. Only that server is asked, by UDP,
     /// and `/etc/hosts` is not read.
     #[serde(default, deserialize_with = "de_server")]
+    #[schemars(with = "Option<String>")]
     pub dns_server: Option<SocketAddr>,
     /// A MaxMind-format City or Country database (`.mmdb`), for `country`, `country_code` and
     /// `city`: GeoLite2-City or GeoLite2-Country from MaxMind, or DB-IP's IP to City Lite or
@@ -61,11 +62,13 @@ pub struct Config {
     /// side by side within one budget; DNS is not asked once it has run out. The database
     /// lookups are local and take microseconds: the budget is in practice the time DNS may take.
     #[serde(default = "default_budget", deserialize_with = "de_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub budget: Duration,
     /// How long a DNS answer is remembered: seconds or words (`"1h"`). Default 1 h. An
     /// address without a name (no PTR record, NXDOMAIN) is remembered a tenth of that (at
     /// least 1 s); a lookup that timed out or failed is not remembered. `0` turns the cache off.
     #[serde(default = "default_cache_ttl", deserialize_with = "de_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub cache_ttl: Duration,
     /// How many addresses the DNS cache holds at most. Default 4096; `0` turns the cache off.
     #[serde(default = "default_cache_size")]
@@ -130,6 +133,11 @@ fn default_cache_ttl() -> Duration {
 }
 fn default_cache_size() -> usize {
     DEFAULT_CACHE_SIZE
+}
+
+/// A duration's schema: seconds or words, like every duration of the config.
+fn duration_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": ["number", "string"] })
 }
 
 /// A duration given as seconds (`30`, `0.5`) or in words (`"5m"`, `"1h 30m"`), as everywhere

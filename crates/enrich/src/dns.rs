@@ -10,8 +10,8 @@ use hickory_resolver::TokioResolver;
 use tokio::time::{timeout_at, Instant};
 
 use crate::cache::Answer;
-use crate::context::{clean, MAX_HOSTNAME};
 use crate::error::Problem;
+use f2b_notify_core::{clean, MAX_HOSTNAME};
 
 /// The resolver and whether to confirm names.
 pub(crate) struct Dns {

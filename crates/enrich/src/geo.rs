@@ -5,8 +5,8 @@ use std::path::Path;
 
 use maxminddb::{geoip2, Reader};
 
-use crate::context::{clean, Context, MAX_NAME};
 use crate::error::Problem;
+use f2b_notify_core::{clean, Context, MAX_NAME};
 
 /// Which database a key names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,16 +27,15 @@ use tokio::time::Instant;
 
 mod cache;
 mod config;
-mod context;
 mod dns;
 mod error;
 mod geo;
-mod summary;
 
 pub use config::{Config, DEFAULT_BUDGET, DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, MAX_BUDGET};
-pub use context::{clean, Context, MAX_HOSTNAME, MAX_NAME};
+// What a lookup finds, and its digest summary, are plain data every sink reads: they live in
+// core, which has no network dependency, and are re-exported here.
 pub use error::Problem;
-pub use summary::{Count, Summary};
+pub use f2b_notify_core::{clean, Context, Count, Summary, MAX_HOSTNAME, MAX_NAME};
 
 use cache::Cache;
 use dns::{Dns, Outcome};
@@ -66,8 +65,36 @@ impl Enricher {
         Self::build(&config).map_err(|mut problems| problems.remove(0))
     }
 
+    /// What the worker builds: the lookups of `config` that can be set up, and the problems
+    /// of those that cannot (a database missing or unreadable, a budget out of range: then
+    /// 1 s), so that a broken database costs its fields and not the others, nor any message.
+    /// `None` when `config` asks for no lookup.
+    pub fn lenient(config: &Config) -> (Option<Self>, Vec<Problem>) {
+        if !config.is_enabled() {
+            return (None, Vec::new());
+        }
+        let mut problems = Vec::new();
+        let enricher = Self::assemble(config, &mut problems);
+        (Some(enricher), problems)
+    }
+
     pub(crate) fn build(config: &Config) -> Result<Self, Vec<Problem>> {
-        let mut problems = config.check_values();
+        let mut problems = Vec::new();
+        let enricher = Self::assemble(config, &mut problems);
+        if problems.is_empty() {
+            Ok(enricher)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The lookups that can be set up; the others' problems go to `problems`.
+    fn assemble(config: &Config, problems: &mut Vec<Problem>) -> Self {
+        let mut config = config.clone();
+        problems.extend(config.check_values());
+        if !problems.is_empty() {
+            config.budget = DEFAULT_BUDGET;
+        }
         let mut open = |kind, path: &Option<std::path::PathBuf>| {
             let path = path.as_deref()?;
             Database::open(kind, path).map_err(|p| problems.push(p)).ok()
@@ -79,10 +106,7 @@ impl Enricher {
         } else {
             None
         };
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(Self { place, network, dns, cache: Cache::new(config.cache_size, config.cache_ttl), config: config.clone() })
+        Self { place, network, dns, cache: Cache::new(config.cache_size, config.cache_ttl), config }
     }
 
     /// The config this enricher was built from.
@@ -110,6 +134,20 @@ impl Enricher {
             .await;
         let found: std::collections::HashMap<IpAddr, Context> = found.into_iter().collect();
         ips.iter().map(|ip| found.get(&ip.to_canonical()).cloned().unwrap_or_default()).collect()
+    }
+
+    /// Fills in the `context` of each event that has an address, all within one budget (see
+    /// [`Enricher::lookup_many`]); events without one (jail start and stop, an id that is not
+    /// an address) are left as they are.
+    pub async fn enrich(&self, events: &mut [f2b_notify_core::Event]) {
+        let ips: Vec<IpAddr> = events.iter().filter_map(|e| e.ip).collect();
+        if ips.is_empty() {
+            return;
+        }
+        let mut found = self.lookup_many(&ips).await.into_iter();
+        for event in events.iter_mut().filter(|e| e.ip.is_some()) {
+            event.context = found.next().unwrap_or_default();
+        }
     }
 
     /// `lookup` with a deadline shared with other lookups: the databases are always read,

@@ -74,6 +74,13 @@ pub fn report(sources: &Sources, fail2ban_dir: &Path) -> Report {
             Err(e) => problems.push(checked.sink_problem(name, &format!("{e:#}"))),
         }
     }
+    // `[enrich]`: a database missing, unreadable or of the wrong kind, a budget out of range.
+    for p in checked.config.enrich.check() {
+        let key = p.key();
+        let path: Vec<&str> = key.split('.').collect();
+        let place = checked.origin(&path).or_else(|| checked.origin(&["enrich"])).unwrap_or_else(|| "config".into());
+        problems.push(format!("{place}: {p}"));
+    }
     let loaded = if problems.is_empty() {
         match config::load(sources) {
             Ok(loaded) => Some(loaded),
@@ -150,6 +157,7 @@ fn summary(
         None if delivery.mode == Mode::Queue => warnings.push(action::NO_FRONT_END.to_owned()),
         None => {}
     }
+    out.push_str(&format!("enrich: {}\n", describe_enrich(&loaded.config.enrich)));
     out.push_str("sinks:\n");
     if sinks.is_empty() {
         out.push_str("  (none)\n");
@@ -186,6 +194,27 @@ fn summary(
         }
     }
     out
+}
+
+/// What `[enrich]` adds, in a few words: `off`, or `reverse DNS (forward-confirmed, via
+/// 127.0.0.1:53); country and city from FILE; network from FILE; within 1s per message`.
+fn describe_enrich(c: &f2b_notify_enrich::Config) -> String {
+    if !c.is_enabled() {
+        return "off (no lookups: messages name the address only)".to_owned();
+    }
+    let mut parts = Vec::new();
+    if c.dns {
+        let confirm = if c.dns_confirm { "forward-confirmed" } else { "not confirmed" };
+        let server = c.dns_server.map_or_else(|| "the system's resolvers".to_owned(), |s| s.to_string());
+        parts.push(format!("reverse DNS ({confirm}, via {server})"));
+    }
+    if let Some(f) = &c.geoip {
+        parts.push(format!("country and city from {}", f.display()));
+    }
+    if let Some(f) = &c.asn {
+        parts.push(format!("network from {}", f.display()));
+    }
+    format!("{}; within {} per message, in the worker", parts.join("; "), humantime::format_duration(c.budget))
 }
 
 /// Whether this user can create entries in the spool, or, while it does not exist yet, create

@@ -36,6 +36,7 @@
 //! The scheduler runs on tokio's clock, so its tests run with a paused clock (`tests.rs`).
 
 mod alerts;
+mod enriched;
 pub(crate) mod inflight;
 mod reload;
 #[cfg(test)]
@@ -1355,8 +1356,21 @@ fn settings(config: Config, spool: &std::path::Path) -> Settings<'static> {
         );
     }
     let delivery = DeliveryConfig { spool: spool.to_owned(), ..config.delivery.clone() };
+    // `[enrich]`: one set of lookups (databases, resolver, cache) for every sink. A lookup that
+    // cannot be set up is said in the log and left out; the others and every message go on.
+    let (enricher, problems) = f2b_notify_enrich::Enricher::lenient(&config.enrich);
+    for p in problems {
+        tracing::error!("{p}; enrichment goes on without it (`f2b-notify check` says the same)");
+    }
+    let enricher = enricher.map(Arc::new);
     let sinks = Arc::clone(&config);
-    let build: SinkFactory<'static> = Box::new(move |name| sinks.sinks.get(name).map(|c| registry::build(name, c)));
+    let build: SinkFactory<'static> = Box::new(move |name| {
+        let built = sinks.sinks.get(name).map(|c| registry::build(name, c))?;
+        Some(built.map(|sink| match &enricher {
+            Some(enricher) => enriched::Enriched::wrap(sink, Arc::clone(enricher)),
+            None => sink,
+        }))
+    });
     let table = Table::new(&config.jails);
     let route: RouteFn<'static> = Box::new(move |event| route(&table, &config, event));
     (delivery, build, route)

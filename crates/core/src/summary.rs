@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::Context;
+use crate::Context;
 
 /// How many addresses share one country or one network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
