@@ -727,6 +727,17 @@ impl Spool {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Saves, durably, the messages of a sink's bans (see `worker::conversation`).
+    pub fn save_threads(&self, sink: &str, body: &[u8]) -> io::Result<()> {
+        mkdir(&self.dir("state"))?;
+        write_private(&self.dir("state").join(format!("{sink}.threads.json")), body, true)
+    }
+
+    /// The messages of a sink's bans as last saved.
+    pub fn load_threads(&self, sink: &str) -> Option<Vec<u8>> {
+        read_nofollow(&self.dir("state").join(format!("{sink}.threads.json"))).ok()
+    }
+
     /// `SPOOL/service` (see `layout::SERVICE_MARK`).
     pub fn service_mark(&self) -> PathBuf {
         self.dir(layout::SERVICE_MARK)

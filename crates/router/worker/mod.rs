@@ -36,6 +36,7 @@
 //! The scheduler runs on tokio's clock, so its tests run with a paused clock (`tests.rs`).
 
 mod alerts;
+mod conversation;
 mod enriched;
 pub(crate) mod inflight;
 mod reload;
@@ -51,7 +52,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use f2b_notify_core::{Alert, Digest, Event, Sink, SinkError};
+use f2b_notify_core::{Alert, Digest, Event, MessageRef, Sink, SinkError};
 use tokio::signal::unix::{Signal, SignalKind};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
@@ -157,6 +158,10 @@ struct Lane {
     in_flight: Option<(Vec<PathBuf>, u32)>,
     suspect: Option<Suspect>,
     state: SinkState,
+    /// Its bans' messages and its storm's, for replies and edits.
+    conversation: conversation::Conversation,
+    /// The batch being sent now as planned, for the conversation once it is delivered.
+    sending: Option<conversation::Sending>,
 }
 
 /// Exponential backoff with ±20% jitter, capped.
@@ -236,7 +241,7 @@ impl Signals {
 /// What ended one wait of the worker.
 enum Woken {
     /// A send ended.
-    Joined(Result<(tokio::task::Id, Result<(), SinkError>), JoinError>),
+    Joined(Result<(tokio::task::Id, Result<Option<MessageRef>, SinkError>), JoinError>),
     /// A lane or the next look is due.
     Due,
     /// Something arrived in `new/`.
@@ -261,7 +266,7 @@ pub struct Worker<'a> {
     delivery: DeliveryConfig,
     build: SinkFactory<'a>,
     lanes: BTreeMap<String, Lane>,
-    tasks: JoinSet<Result<(), SinkError>>,
+    tasks: JoinSet<Result<Option<MessageRef>, SinkError>>,
     /// Which sink each running send is for: a task that panics reports only its id.
     running: HashMap<tokio::task::Id, String>,
     /// Each sink's queue as last read, kept until its directory changes.
@@ -948,6 +953,8 @@ impl<'a> Worker<'a> {
             ready_at: Instant::now(),
             in_flight: None,
             suspect: None,
+            conversation: conversation::Conversation::load(&self.spool, name),
+            sending: None,
             // Whether the alert sinks were told of trouble that a worker before this one saw:
             // then they hear of the recovery from this one.
             state: SinkState {
@@ -1192,12 +1199,17 @@ impl<'a> Worker<'a> {
             tracing::warn!("sink `{name}`: cannot mark the batch in flight ({e}); sending anyway");
         }
         lane.in_flight = Some((files, crashes));
+        // An unban replies to its ban's message; a storm's batches edit its message.
+        let plan = lane.conversation.plan(&events, Instant::now(), lane.min_interval);
+        let all = plan.events(events.clone());
+        lane.sending = Some(conversation::Sending { plan: plan.clone(), batch: events });
         let task = self.tasks.spawn(async move {
             let send = async {
-                if events.len() == 1 {
-                    sink.send(&events[0]).await
-                } else {
-                    sink.send_digest(&Digest::new(events)).await
+                match &plan {
+                    conversation::Plan::One { reply_to } => sink.post(&all[0], reply_to.as_ref()).await,
+                    conversation::Plan::Digest { update, .. } => {
+                        sink.post_digest(&Digest::new(all), update.as_ref()).await
+                    }
                 }
             };
             match tokio::time::timeout(SEND_DEADLINE, send).await {
@@ -1213,7 +1225,10 @@ impl<'a> Worker<'a> {
     }
 
     /// A send ended: records its outcome, or, when its task panicked, counts the crash.
-    fn finish(&mut self, joined: Result<(tokio::task::Id, Result<(), SinkError>), JoinError>) -> anyhow::Result<()> {
+    fn finish(
+        &mut self,
+        joined: Result<(tokio::task::Id, Result<Option<MessageRef>, SinkError>), JoinError>,
+    ) -> anyhow::Result<()> {
         let (id, result) = match joined {
             Ok((id, result)) => (id, Ok(result)),
             Err(e) => (e.id(), Err(e)),
@@ -1228,6 +1243,7 @@ impl<'a> Worker<'a> {
             Ok(result) => self.record(&name, &mut lane, result),
             Err(e) => {
                 let (files, crashes) = lane.in_flight.take().unwrap_or_default();
+                lane.sending = None;
                 let how = if e.is_panic() { "its send panicked" } else { "its send was cancelled" };
                 tracing::error!("sink `{name}`: {how} with {} event(s)", files.len());
                 lane.ready_at = later(Instant::now(), lane.min_interval);
@@ -1253,11 +1269,26 @@ impl<'a> Worker<'a> {
     /// Records how a delivery went: delivered files leave the queue; a transient failure waits
     /// (Retry-After exactly up to [`Self::retry_after_cap`], else backoff); a permanent one
     /// goes to the dead letters.
-    fn record(&mut self, name: &str, lane: &mut Lane, result: Result<(), SinkError>) -> anyhow::Result<()> {
+    fn record(
+        &mut self,
+        name: &str,
+        lane: &mut Lane,
+        result: Result<Option<MessageRef>, SinkError>,
+    ) -> anyhow::Result<()> {
         let (files, _) = lane.in_flight.take().unwrap_or_default();
+        let sending = lane.sending.take();
         let now = Instant::now();
         match result {
-            Ok(()) => {
+            Ok(posted) => {
+                // The messages of its bans before the events leave the queue: an unban after
+                // a crash finds its ban, and a crash in between posts the batch again (as any
+                // crash after a send does).
+                if let Some(sending) = sending {
+                    lane.conversation.delivered(sending, posted, now);
+                    if let Err(e) = lane.conversation.save(&self.spool, name) {
+                        tracing::warn!("sink `{name}`: cannot save its ban messages ({e}): unbans after a restart will not reply to them");
+                    }
+                }
                 let retried = self.queues.get(name).map(|q| &q.retried);
                 for f in &files {
                     match std::fs::remove_file(f) {
