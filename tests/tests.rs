@@ -15,6 +15,8 @@ mod cli;
 mod config_changes;
 #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
 mod delivery;
+#[cfg(feature = "webhook")]
+mod enrich;
 mod fail2ban;
 #[cfg(feature = "slack-webhook")]
 mod fastpath;

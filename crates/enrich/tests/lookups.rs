@@ -1,21 +1,23 @@
 //! The lookups against real parts: MaxMind-format databases written by the test and read by
 //! the `maxminddb` crate, and a DNS server on the loopback asked by hickory's resolver.
 
-mod support;
-
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use f2b_notify_enrich::{Config, Context, Enricher, Summary};
-use support::dns::{reverse, DnsServer, Reply, A, AAAA, PTR};
+use f2b_notify_standins::dns::{reverse, DnsServer, Reply, A, AAAA, PTR};
 
 fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
 
 fn geo_config(dir: &Path) -> Config {
-    Config { geoip: Some(support::mmdb::city(dir)), asn: Some(support::mmdb::asn(dir)), ..Config::default() }
+    Config {
+        geoip: Some(f2b_notify_standins::mmdb::city(dir)),
+        asn: Some(f2b_notify_standins::mmdb::asn(dir)),
+        ..Config::default()
+    }
 }
 
 fn dns_config(server: &DnsServer) -> Config {
@@ -104,8 +106,8 @@ async fn country_city_and_network_from_the_databases() {
 fn database_problems_name_the_key_and_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let city = support::mmdb::city(d);
-    let asn = support::mmdb::asn(d);
+    let city = f2b_notify_standins::mmdb::city(d);
+    let asn = f2b_notify_standins::mmdb::asn(d);
     let text = d.join("GeoLite2-City.mmdb.txt");
     std::fs::write(&text, "this is not\na database\n").unwrap();
     let empty = d.join("empty.mmdb");

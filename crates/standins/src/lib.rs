@@ -9,6 +9,10 @@
 //! a sink's async client talks to it like to any server.
 
 pub mod alertmanager;
+/// A loopback DNS server answering from a table (enrichment's reverse DNS).
+pub mod dns;
+/// MaxMind-format databases written at test time (enrichment's country and network).
+pub mod mmdb;
 pub mod ntfy;
 pub mod pushover;
 pub mod teams;
