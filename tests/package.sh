@@ -98,6 +98,15 @@ awk -v e="$exposure" 'BEGIN { exit !(e <= 2.5) }' || { echo "$security"; fail "e
 ! ls /etc/systemd/system/*.wants/f2b-notify.service >/dev/null 2>&1 || fail "the package enabled the service"
 [ ! -e /etc/fail2ban/jail.d/f2b-notify.local ] || fail "the package enabled a jail"
 
+log "the daily report's units: installed, disabled, calling the packaged program"
+for u in f2b-notify-report.service f2b-notify-report.timer; do
+  dpkg -L f2b-notify | grep -q "/systemd/system/$u\$" || fail "$u is not installed"
+done
+grep -q '^ExecStart=/usr/bin/f2b-notify report --since 24h --to ' /usr/lib/systemd/system/f2b-notify-report.service \
+  || fail "the report service does not run the packaged program"
+! ls /etc/systemd/system/*.wants/f2b-notify-report.timer >/dev/null 2>&1 || fail "the package enabled the report timer"
+verify=$(systemd-analyze verify /usr/lib/systemd/system/f2b-notify-report.timer 2>&1) || { echo "$verify"; fail "systemd-analyze verify rejects the report timer"; }
+
 log "the installed action under the real Fail2Ban (tests/installed.rs)"
 cargo test --locked --test installed -- --test-threads 1
 

@@ -276,3 +276,57 @@ fn to_reports_the_sinks_failure() {
     assert_eq!(requests.len(), 1, "sent once, never retried through the spool");
     assert!(requests[0].body.contains("1 ban of 1 address in the last 1h"), "{}", requests[0].body);
 }
+
+/// Countries and networks come from `[enrich]`'s databases (here written by the test), read
+/// from the config even without `--to`; DNS is never asked for a report.
+#[test]
+fn countries_and_networks_from_the_enrich_databases() {
+    let dir = Dir::new();
+    let db = dir.path().join("fail2ban.sqlite3");
+    dir.write("f2b/fail2ban.local", &format!("[Definition]\ndbfile = {}\n", db.display()));
+    let log = dir.write("auth.log", "");
+    let jail_local = format!(
+        "[sshd]\nenabled = true\nbackend = polling\nfilter = sshd\nlogpath = {}\naction = dummy[target=\"{}/dummy\"]\n",
+        log.display(),
+        dir.path().display()
+    );
+    let f2b = Fail2Ban::start(dir.path(), &jail_local);
+    for ip in ["198.51.100.1", "198.51.100.2", "203.0.113.5", "192.0.2.9"] {
+        f2b.client(&["set", "sshd", "banip", ip]);
+    }
+    wait_bans(&dir, &db, 4);
+    let city = f2b_notify_standins::mmdb::city(dir.path());
+    let asn = f2b_notify_standins::mmdb::asn(dir.path());
+    let cfg = dir.write(
+        "notify.toml",
+        &format!(
+            "[enrich]\ngeoip = \"{}\"\nasn = \"{}\"\ndns = true\ndns_server = \"127.0.0.1:9\"\n",
+            city.display(),
+            asn.display()
+        ),
+    );
+    let r = run({
+        let mut c = dir.cmd();
+        c.arg("--config").arg(&cfg).args(["report", "--format", "json", "--since", "1h", "--db"]).arg(&db);
+        c
+    });
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        report["countries"],
+        json!([
+            {"name": "US United States", "addresses": 2, "bans": 2},
+            {"name": "JP Japan", "addresses": 1, "bans": 1},
+            {"name": "unknown", "addresses": 1, "bans": 1},
+        ])
+    );
+    assert_eq!(report["networks"][0], json!({"name": "AS64500 Example Net", "addresses": 2, "bans": 2}));
+    // The text form lists them too.
+    let r = run({
+        let mut c = dir.cmd();
+        c.arg("--config").arg(&cfg).args(["report", "--since", "1h", "--db"]).arg(&db);
+        c
+    });
+    assert!(r.stdout.contains("US United States"), "{}", r.stdout);
+    assert!(r.stdout.contains("AS64500 Example Net"), "{}", r.stdout);
+}

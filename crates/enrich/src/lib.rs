@@ -136,6 +136,18 @@ impl Enricher {
         ips.iter().map(|ip| found.get(&ip.to_canonical()).cloned().unwrap_or_default()).collect()
     }
 
+    /// What the databases say about `ip` (country, city, network), at once and without
+    /// asking DNS: for `f2b-notify report`, which counts hundreds of addresses by country
+    /// and network.
+    pub fn locate(&self, ip: IpAddr) -> Context {
+        let ip = ip.to_canonical();
+        let mut ctx = Context::default();
+        for db in [&self.place, &self.network].into_iter().flatten() {
+            db.fill(ip, &mut ctx);
+        }
+        ctx
+    }
+
     /// Fills in the `context` of each event that has an address, all within one budget (see
     /// [`Enricher::lookup_many`]); events without one (jail start and stop, an id that is not
     /// an address) are left as they are.

@@ -58,9 +58,11 @@ const DEFINITION: &str = "Definition";
 /// Runs `report`.
 pub fn run(sources: &Sources, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     // The sink first: a mistyped name fails before any work, and the config names the host.
+    let mut enrich_config = None;
     let (sink, host) = match &args.to {
         Some(name) => {
             let loaded = load(sources)?;
+            enrich_config = Some(loaded.config.enrich.clone());
             let cfg = loaded.config.sinks.get(name).ok_or_else(|| {
                 anyhow!(
                     "no sink named `{name}` in the config{}",
@@ -97,9 +99,15 @@ pub fn run(sources: &Sources, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let mut report = compute(&rows, now, &args.since, &settings.kept);
     report.host = host;
     report.database = path.display().to_string();
-    // Countries and networks: enrichment's lookups (issue 16, point 1) go here once its
-    // crate exists; until then the report has neither.
-    enrich(&mut report, None);
+    // Countries and networks from `[enrich]`'s databases (no DNS: a report counts hundreds of
+    // addresses). Without `--to` the config is read for them only if it loads.
+    let enrich_config = enrich_config.or_else(|| load(sources).ok().map(|l| l.config.enrich));
+    let databases = enrich_config.map(|c| f2b_notify_enrich::Config { dns: false, ..c });
+    let (enricher, problems) = databases.map(|c| f2b_notify_enrich::Enricher::lenient(&c)).unwrap_or_default();
+    for p in problems {
+        eprintln!("f2b-notify: {p}; the report goes on without it");
+    }
+    enrich(&mut report, enricher.as_ref().map(|e| e as &dyn Lookup));
     let (subject, body) = match args.format {
         ReportFormat::Text => render_text(&report),
         ReportFormat::Json => (title(&report), serde_json::to_string_pretty(&report)? + "\n"),
@@ -611,14 +619,26 @@ fn percent(now: u64, before: u64) -> Option<f64> {
     (before > 0).then(|| ((now as f64 - before as f64) * 1000.0 / before as f64).round() / 10.0)
 }
 
-/// What enrichment (issue 16, point 1) can say about an address, for the report's countries
-/// and networks. Nothing implements it yet: the enrichment crate's lookups will, and `run`
-/// will hand them to [`enrich`].
+/// What enrichment can say about an address, for the report's countries and networks:
+/// `[enrich]`'s databases ([`f2b_notify_enrich::Enricher::locate`]).
 pub trait Lookup {
     /// The address's country as the report shows it (`CN China`), or `None` when unknown.
     fn country(&self, ip: IpAddr) -> Option<String>;
     /// The address's network as the report shows it (`AS4134 CHINANET`), or `None`.
     fn network(&self, ip: IpAddr) -> Option<String>;
+}
+
+impl Lookup for f2b_notify_enrich::Enricher {
+    fn country(&self, ip: IpAddr) -> Option<String> {
+        let c = self.locate(ip);
+        match (c.country_code, c.country) {
+            (Some(code), Some(name)) => Some(format!("{code} {name}")),
+            (code, name) => code.or(name),
+        }
+    }
+    fn network(&self, ip: IpAddr) -> Option<String> {
+        self.locate(ip).network()
+    }
 }
 
 /// Adds the countries and networks of the period's addresses to `report` from `lookup`: per
