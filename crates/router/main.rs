@@ -19,6 +19,7 @@ mod sets;
 mod spool;
 mod suggest;
 mod syslog;
+mod trusted;
 mod worker;
 
 use std::io::Write;

@@ -75,11 +75,18 @@ pub fn report(sources: &Sources, fail2ban_dir: &Path) -> Report {
         }
     }
     // `[enrich]`: a database missing, unreadable or of the wrong kind, a budget out of range.
-    for p in checked.config.enrich.check() {
-        let key = p.key();
+    // A database others could have written is refused before it is read.
+    let place = |key: &str| {
         let path: Vec<&str> = key.split('.').collect();
-        let place = checked.origin(&path).or_else(|| checked.origin(&["enrich"])).unwrap_or_else(|| "config".into());
-        problems.push(format!("{place}: {p}"));
+        checked.origin(&path).or_else(|| checked.origin(&["enrich"])).unwrap_or_else(|| "config".into())
+    };
+    let (vetted, refused) = crate::trusted::vet_enrich(checked.config.enrich.clone());
+    for p in refused {
+        let key = p.split('`').nth(1).unwrap_or("enrich").to_owned();
+        problems.push(format!("{}: {p}", place(&key)));
+    }
+    for p in vetted.check() {
+        problems.push(format!("{}: {p}", place(&p.key())));
     }
     let loaded = if problems.is_empty() {
         match config::load(sources) {

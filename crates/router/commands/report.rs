@@ -19,8 +19,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -28,7 +26,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context};
 use f2b_notify_core::{Alert, Sink};
-use f2b_notify_fastpath::trust;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use serde::Serialize;
 
@@ -36,7 +33,6 @@ use super::{host_name, kernel_host_name, load, runtime, DELIVERY_DEADLINE};
 use crate::cli::{ReportArgs, ReportFormat, Since};
 use crate::config::Sources;
 use crate::jailconf::JailConf;
-use crate::os::StdOs;
 use crate::registry;
 use crate::suggest::did_you_mean;
 
@@ -102,9 +98,10 @@ pub fn run(sources: &Sources, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     // Countries and networks from `[enrich]`'s databases (no DNS: a report counts hundreds of
     // addresses). Without `--to` the config is read for them only if it loads.
     let enrich_config = enrich_config.or_else(|| load(sources).ok().map(|l| l.config.enrich));
-    let databases = enrich_config.map(|c| f2b_notify_enrich::Config { dns: false, ..c });
+    let databases = enrich_config.map(|c| crate::trusted::vet_enrich(f2b_notify_enrich::Config { dns: false, ..c }));
+    let (databases, refused) = databases.map_or((None, Vec::new()), |(c, p)| (Some(c), p));
     let (enricher, problems) = databases.map(|c| f2b_notify_enrich::Enricher::lenient(&c)).unwrap_or_default();
-    for p in problems {
+    for p in refused.into_iter().chain(problems.iter().map(ToString::to_string)) {
         eprintln!("f2b-notify: {p}; the report goes on without it");
     }
     enrich(&mut report, enricher.as_ref().map(|e| e as &dyn Lookup));
@@ -259,36 +256,22 @@ fn fail2ban_seconds(text: &str) -> Option<u64> {
 /// excepted) or that belongs to someone else, a file that is not a regular file, a file that
 /// belongs to someone other than root or this user, or one that group or others can write.
 fn trusted(path: &Path) -> anyhow::Result<PathBuf> {
+    use crate::trusted::Untrusted;
     let shown = path.display();
-    let link = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    match crate::trusted::trusted_file(path) {
+        Ok(real) => Ok(real),
+        Err(Untrusted::Missing) => {
             bail!("{shown}: no such file (Fail2Ban creates its database when it starts; pass --db FILE for another)")
         }
-        Err(e) => return Err(e).with_context(|| format!("{shown} cannot be looked at")),
-    };
-    let euid = rustix::process::geteuid().as_raw();
-    if link.file_type().is_symlink() && link.uid() != 0 && link.uid() != euid {
-        bail!("{shown} is a symbolic link that belongs to uid {}, who could point it anywhere: refusing it; pass --db with the file itself", link.uid());
+        Err(Untrusted::Unreadable(e)) => Err(e).with_context(|| format!("{shown} cannot be looked at")),
+        Err(Untrusted::ForeignLink(uid)) => bail!("{shown} is a symbolic link that belongs to uid {uid}, who could point it anywhere: refusing it; pass --db with the file itself"),
+        Err(Untrusted::Directory(u)) => bail!("{shown}: refusing a database in a directory others control: {u}"),
+        Err(Untrusted::NotAFile) => bail!("{shown} is not a regular file, so not Fail2Ban's database"),
+        Err(Untrusted::ForeignOwner(uid)) => bail!("{shown} belongs to uid {uid}, not to root or the user running f2b-notify: refusing a database someone else could have written; run the report as its owner"),
+        Err(Untrusted::Writable(mode)) => bail!(
+            "{shown} can be written by others (mode {mode:04o}): refusing a database someone else could have written; fix: chmod go-w {shown}"
+        ),
     }
-    let real = std::fs::canonicalize(path).with_context(|| format!("{shown} cannot be resolved"))?;
-    if let Err(u) = trust::ancestors(&StdOs, real.as_os_str().as_bytes()) {
-        bail!("{shown}: refusing a database in a directory others control: {u}");
-    }
-    let meta = std::fs::metadata(&real).with_context(|| format!("{shown} cannot be looked at"))?;
-    if !meta.is_file() {
-        bail!("{shown} is not a regular file, so not Fail2Ban's database");
-    }
-    if meta.uid() != 0 && meta.uid() != euid {
-        bail!("{shown} belongs to uid {}, not to root or the user running f2b-notify: refusing a database someone else could have written; run the report as its owner", meta.uid());
-    }
-    if meta.mode() & 0o022 != 0 {
-        bail!(
-            "{shown} can be written by others (mode {:04o}): refusing a database someone else could have written; fix: chmod go-w {shown}",
-            meta.mode() & 0o7777
-        );
-    }
-    Ok(real)
 }
 
 /// Opens the database read-only: SQLite neither creates nor changes the file, and does not

@@ -1389,8 +1389,9 @@ fn settings(config: Config, spool: &std::path::Path) -> Settings<'static> {
     let delivery = DeliveryConfig { spool: spool.to_owned(), ..config.delivery.clone() };
     // `[enrich]`: one set of lookups (databases, resolver, cache) for every sink. A lookup that
     // cannot be set up is said in the log and left out; the others and every message go on.
-    let (enricher, problems) = f2b_notify_enrich::Enricher::lenient(&config.enrich);
-    for p in problems {
+    let (vetted, refused) = crate::trusted::vet_enrich(config.enrich.clone());
+    let (enricher, problems) = f2b_notify_enrich::Enricher::lenient(&vetted);
+    for p in refused.into_iter().chain(problems.iter().map(ToString::to_string)) {
         tracing::error!("{p}; enrichment goes on without it (`f2b-notify check` says the same)");
     }
     let enricher = enricher.map(Arc::new);
