@@ -11,6 +11,7 @@
 pub mod alertmanager;
 pub mod ntfy;
 pub mod pushover;
+pub mod slack;
 pub mod teams;
 pub mod telegram;
 pub mod tls;
