@@ -253,16 +253,28 @@ impl Service {
         let answer = if method == "chat.postMessage" { s.post(body) } else { s.update(body) };
         match answer {
             Err(code) => error(code),
-            Ok(mut ok) => {
+            Ok(mut fields) => {
                 if !charset {
-                    ok["warning"] = json!("missing_charset");
-                    ok["response_metadata"] = json!({ "warnings": ["missing_charset"] });
+                    let at = fields.len() - 1;
+                    fields.insert(at, ("warning", json!("missing_charset")));
+                    fields.insert(at + 1, ("response_metadata", json!({ "warnings": ["missing_charset"] })));
                 }
-                Reply::json(200, &ok)
+                Reply::new(200, &in_order(&fields)).header("Content-Type", "application/json")
             }
         }
     }
 }
+
+/// A JSON object with its fields in this order. Slack's answers start with `ok`, `channel`
+/// and `ts` and end with the echoed `message` [P, U], which matters to a client that reads
+/// at most so much of an answer (`serde_json` would sort the keys).
+fn in_order(fields: &[(&str, Value)]) -> String {
+    let parts: Vec<String> = fields.iter().map(|(k, v)| format!("{}:{v}", Value::from(*k))).collect();
+    format!("{{{}}}", parts.join(","))
+}
+
+/// A success's fields, in the order Slack sends them.
+type Fields = Vec<(&'static str, Value)>;
 
 /// `text`, `attachments` and `blocks` as Slack checks them for both methods.
 fn content(body: &Map<String, Value>, max_text: usize) -> Result<(), &'static str> {
@@ -331,7 +343,7 @@ impl State {
         format!("{}.{:06}", self.last_ts.0, self.last_ts.1)
     }
 
-    fn post(&mut self, body: Map<String, Value>) -> Result<Value, &'static str> {
+    fn post(&mut self, body: Map<String, Value>) -> Result<Fields, &'static str> {
         let given = body.get("channel").and_then(Value::as_str).unwrap_or("");
         let channel = self.channel(given).ok_or("channel_not_found")?.id.clone();
         content(&body, MAX_POST_TEXT)?;
@@ -379,10 +391,10 @@ impl State {
             deleted: false,
             posted: Value::Object(body),
         });
-        Ok(json!({ "ok": true, "channel": channel, "ts": ts, "message": echo }))
+        Ok(vec![("ok", json!(true)), ("channel", json!(channel)), ("ts", json!(ts)), ("message", echo)])
     }
 
-    fn update(&mut self, body: Map<String, Value>) -> Result<Value, &'static str> {
+    fn update(&mut self, body: Map<String, Value>) -> Result<Fields, &'static str> {
         let given = body.get("channel").and_then(Value::as_str).unwrap_or("");
         // chat.update takes the conversation's id only.
         let channel = self.channels.iter().find(|c| c.id == given).ok_or("channel_not_found")?.id.clone();
@@ -407,7 +419,13 @@ impl State {
         message.parse = body.get("parse").and_then(Value::as_str).map(str::to_owned);
         message.edits += 1;
         let echo = json!({ "text": message.text, "attachments": message.attachments, "ts": message.ts });
-        Ok(json!({ "ok": true, "channel": channel, "ts": message.ts, "text": message.text, "message": echo }))
+        Ok(vec![
+            ("ok", json!(true)),
+            ("channel", json!(channel)),
+            ("ts", json!(message.ts)),
+            ("text", json!(message.text)),
+            ("message", echo),
+        ])
     }
 }
 
@@ -456,6 +474,22 @@ mod tests {
         let (status, ban, _) = call(&server, "chat.postMessage", AUTH, &json!({"channel": "#ops", "text": "ban"}));
         assert_eq!((status, &ban["ok"], &ban["channel"]), (200, &json!(true), &json!("C0OPS0001")), "{ban}");
         assert_eq!(ban["warning"], "missing_charset");
+        // Slack's order, `message` last: a client that reads only the start still finds `ts`.
+        let raw = service
+            .answer(&Request {
+                at: std::time::Instant::now(),
+                method: "POST".into(),
+                path: "/api/chat.postMessage".into(),
+                headers: vec![("content-type".into(), "application/json; charset=utf-8".into())],
+                body: json!({"channel": "ops", "text": "raw"}).to_string(),
+                authorization: AUTH.map(str::to_owned),
+            })
+            .body;
+        assert!(
+            raw.starts_with(r#"{"ok":true,"channel":"C0OPS0001","ts":""#) && raw.contains(r#","message":{"#),
+            "{raw}"
+        );
+        assert!(!raw.contains("missing_charset"), "{raw}");
         let ts = ban["ts"].as_str().unwrap().to_owned();
         let (_, reply, _) =
             call(&server, "chat.postMessage", AUTH, &json!({"channel": "ops", "text": "unban", "thread_ts": ts}));
@@ -468,7 +502,7 @@ mod tests {
             call(&server, "chat.postMessage", AUTH, &json!({"channel": "ops", "text": "x", "thread_ts": "soon"}));
         assert_eq!(bad["error"], "invalid_thread_ts");
         let messages = service.messages();
-        assert!(messages[1].replies_to(&messages[0]) && !messages[2].visible && !messages[2].replies_to(&messages[0]));
+        assert!(messages[2].replies_to(&messages[0]) && !messages[3].visible && !messages[3].replies_to(&messages[0]));
 
         // chat.update: an id, not a name; the ts of a live message.
         let edit = |channel: &str, ts: &str, text: &str| {
@@ -483,7 +517,7 @@ mod tests {
         assert_eq!((m.text.as_str(), m.edits, m.parse.as_deref()), ("ban, edited", 1, Some("none")));
         service.delete(&ts);
         assert_eq!(edit("C0OPS0001", &ts, "gone")["error"], "message_not_found");
-        assert_eq!((service.post_calls(), service.update_calls()), (4, 5));
+        assert_eq!((service.post_calls(), service.update_calls()), (5, 5));
     }
 
     #[test]
