@@ -48,8 +48,7 @@ use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-pub use answer::Posted;
-use answer::{Fields, Refused};
+use answer::{Fields, Posted, Refused};
 
 #[cfg(test)]
 mod tests;
@@ -324,7 +323,9 @@ impl Sink for ApiSink {
     async fn post_digest(&self, digest: &Digest, update: Option<&MessageRef>) -> Result<Option<MessageRef>, SinkError> {
         let body = build_digest(digest, &self.options);
         // Only a message in the configured channel is edited: after a move to another channel
-        // the storm goes on there.
+        // the storm goes on there. A sink that does not know its channel's id yet (a name, and
+        // nothing posted since the worker started) posts anew: one more message, never an
+        // edit in a channel it no longer posts to.
         let target = update.and_then(Posted::from_ref).filter(|t| self.channel_id().as_deref() == Some(&t.channel));
         if let Some(target) = target {
             if self.edit(&body, &target).await? {

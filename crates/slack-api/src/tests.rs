@@ -590,3 +590,19 @@ async fn alerts_post_in_the_channel() {
     assert!(m.shown().contains("&lt;!here&gt; smtp") && !m.shown().contains("<!here>"), "{}", m.shown());
     assert_eq!(sink.min_interval(), Duration::from_secs(1));
 }
+
+/// A worker started mid-storm: configured by id, it edits the storm's message; by name, it
+/// does not know yet that the message is in its channel and posts anew (then edits that one).
+#[tokio::test]
+async fn a_worker_started_mid_storm() {
+    let w = Workspace::new();
+    let first = w.sink("#security").post_digest(&storm(10), None).await.unwrap().unwrap();
+    let by_id = w.sink(SECURITY).post_digest(&storm(20), Some(&first)).await.unwrap();
+    assert_eq!((by_id.as_ref(), w.calls()), (Some(&first), (1, 1)));
+    let sink = w.sink("#security");
+    let anew = sink.post_digest(&storm(30), Some(&first)).await.unwrap().unwrap();
+    assert_ne!(anew, first);
+    assert_eq!(w.calls(), (2, 1));
+    assert_eq!(sink.post_digest(&storm(40), Some(&anew)).await.unwrap(), Some(anew.clone()));
+    assert_eq!((w.calls(), w.message(&anew).edits), ((2, 2), 1));
+}
