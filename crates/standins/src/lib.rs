@@ -15,6 +15,7 @@ pub mod dns;
 pub mod mmdb;
 pub mod ntfy;
 pub mod pushover;
+pub mod slack;
 pub mod teams;
 pub mod telegram;
 pub mod tls;
