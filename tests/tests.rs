@@ -13,6 +13,8 @@ mod check;
 mod cli;
 #[cfg(feature = "slack-webhook")]
 mod config_changes;
+#[cfg(feature = "slack-api")]
+mod conversation;
 #[cfg(all(feature = "slack-webhook", feature = "slack-api"))]
 mod delivery;
 #[cfg(feature = "webhook")]

@@ -201,9 +201,8 @@ async fn a_ban_shows_what_enrichment_found_after_its_fields() {
 #[tokio::test]
 async fn a_digest_says_where_the_bans_come_from() {
     let hook = Hook::new();
-    let mut events: Vec<Event> = (1..=3)
-        .map(|i| enriched(Event::target_event(EventKind::Ban, "sshd", format!("192.0.2.{i}"), "h")))
-        .collect();
+    let mut events: Vec<Event> =
+        (1..=3).map(|i| enriched(Event::target_event(EventKind::Ban, "sshd", format!("192.0.2.{i}"), "h"))).collect();
     events[2].context.asn = Some(64501);
     events[2].context.as_org = Some("@everyone <@&1> *Org*".into());
     events[2].context.country = Some("[Evil](http://evil)".into());

@@ -183,7 +183,9 @@ async fn a_ban_shows_what_enrichment_found_and_a_digest_where_the_bans_come_from
                    countries: Japan 2, <a href=\"http://evil\">Evil</a> 1";
     assert_eq!(
         got["body"],
-        format!("Fail2Ban on h: 3 bans in 1 jail\nBanned: {origins}\n\nsshd\n  banned 3: 192.0.2.1, 192.0.2.2, 192.0.2.3")
+        format!(
+            "Fail2Ban on h: 3 bans in 1 jail\nBanned: {origins}\n\nsshd\n  banned 3: 192.0.2.1, 192.0.2.2, 192.0.2.3"
+        )
     );
     assert_eq!(
         got["formatted_body"],

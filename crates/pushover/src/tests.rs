@@ -224,9 +224,8 @@ fn enriched(mut e: Event) -> Event {
 async fn what_enrichment_found_and_where_a_digests_bans_come_from() {
     let (_service, server, sink) = setup();
     sink.send(&enriched(ban())).await.unwrap();
-    let mut events: Vec<Event> = (1..=3)
-        .map(|i| enriched(Event::target_event(EventKind::Ban, "sshd", format!("203.0.113.{i}"), "h")))
-        .collect();
+    let mut events: Vec<Event> =
+        (1..=3).map(|i| enriched(Event::target_event(EventKind::Ban, "sshd", format!("203.0.113.{i}"), "h"))).collect();
     events[2].context.asn = Some(64501);
     events[2].context.as_org = Some("<a href=\"http://evil\">Org</a> & co".into());
     events[2].context.country = Some("<b>Evil</b>".into());
@@ -255,7 +254,10 @@ async fn what_enrichment_found_and_where_a_digests_bans_come_from() {
     let plain = super::new("push", config).unwrap();
     plain.send(&enriched(ban())).await.unwrap();
     let message = forms(&server)[0]["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("\nUser: root\nHost name: h.example (unconfirmed)\nLocation: Tokyo, Japan (JP)\n"), "{message}");
+    assert!(
+        message.contains("\nUser: root\nHost name: h.example (unconfirmed)\nLocation: Tokyo, Japan (JP)\n"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -479,9 +481,18 @@ async fn the_matched_lines_are_cut_first() {
     let m = service.messages()[0].get("message").unwrap().to_owned();
     assert!(m.chars().count() <= MAX_MESSAGE, "{}", m.chars().count());
     // Every field is there, each cut to its share.
-    for label in
-        ["Jail:", "Address:", "Failures:", "Ban time:", "Host:", "User:", "Host name:", "Location:", "Network:", "Repeat:"]
-    {
+    for label in [
+        "Jail:",
+        "Address:",
+        "Failures:",
+        "Ban time:",
+        "Host:",
+        "User:",
+        "Host name:",
+        "Location:",
+        "Network:",
+        "Repeat:",
+    ] {
         assert!(m.contains(&format!("<b>{label}</b> ")), "{label}: {m}");
     }
     assert!(m.contains("<b>Host name:</b> nnn") && m.contains("<b>Repeat:</b> 4th ban"), "{m}");

@@ -440,7 +440,10 @@ mod tests {
         let fields = field_texts(&body["attachments"][0]["blocks"][2]);
         // The PTR name whole in one code span that its backticks cannot close.
         assert_eq!(fields[0], "*Host name*\n`&lt;!channel&gt;.example *bold* \u{2CB}x\u{2CB} @everyone` (unconfirmed)");
-        assert_eq!(fields[1], "*Location*\n&lt;http://evil|Tokyo&gt;, *bold*[link](http://evil) &lt;b&gt;x&lt;/b&gt; (JP)");
+        assert_eq!(
+            fields[1],
+            "*Location*\n&lt;http://evil|Tokyo&gt;, *bold*[link](http://evil) &lt;b&gt;x&lt;/b&gt; (JP)"
+        );
         assert_eq!(fields[2], "*Network*\nAS64500 &lt;!here&gt; &amp; &lt;@U123&gt;");
         // Each value is one line: nothing in it adds a line to a field.
         assert!(fields.iter().all(|f| f.lines().count() == 2), "{fields:?}");

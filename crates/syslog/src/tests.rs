@@ -437,7 +437,10 @@ fn what_enrichment_found_is_on_the_line_and_in_the_structured_data() {
     let names: Vec<&str> = p.sd[0].1.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["jail", "id", "failures", "bantime", "country_code", "bancount"]);
     some.context = Context::default();
-    assert_eq!(parse5424(&bytes(&s, &some)).msg, "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 2nd time");
+    assert_eq!(
+        parse5424(&bytes(&s, &some)).msg,
+        "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 2nd time"
+    );
 }
 
 #[test]

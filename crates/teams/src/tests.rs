@@ -408,9 +408,8 @@ async fn a_ban_shows_what_enrichment_found_and_a_digest_where_the_bans_come_from
         ]))
     );
 
-    let mut events: Vec<Event> = (1..=3)
-        .map(|i| enriched(Event::target_event(EventKind::Ban, "sshd", format!("192.0.2.{i}"), "h")))
-        .collect();
+    let mut events: Vec<Event> =
+        (1..=3).map(|i| enriched(Event::target_event(EventKind::Ban, "sshd", format!("192.0.2.{i}"), "h"))).collect();
     events[2].context.asn = Some(64501);
     events[2].context.as_org = Some("<at>Org</at> *x*".into());
     events[2].context.country_code = Some("EV".into());
