@@ -1,7 +1,8 @@
 //! What the Slack incoming-webhook and Web API sinks share, so it is written once: the message
-//! layout ([`message`]), the classification of Slack's answers ([`http`]; the client is the shared
-//! `f2b_notify_http`),
-//! and the [`SlackSink`] itself, which each sink crate completes with how it posts ([`Post`]).
+//! layout ([`message`]), the classification of Slack's answers ([`http`]; the client is the
+//! shared `f2b_notify_http`), and [`SlackSink`], which the webhook sink completes with how it
+//! posts ([`Post`]). The Web API sink implements `Sink` itself: it converses (threads, edits),
+//! which a webhook cannot.
 
 pub mod http;
 pub mod message;
