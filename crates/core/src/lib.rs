@@ -9,6 +9,7 @@ mod context;
 mod digest;
 mod error;
 mod event;
+pub mod markdown;
 mod net;
 mod one_or_many;
 mod per_event;
@@ -24,7 +25,10 @@ pub use event::{ordinal, Event, EventKind, ParseEventKindError};
 pub use net::is_loopback_host;
 pub use one_or_many::OneOrMany;
 pub use per_event::{value_kind, PerEvent};
-pub use render::{escape_slack, flatten, human_duration, truncate_chars, Renderer, TemplateError, Templates};
+pub use render::{
+    cut_marker, escape_slack, flatten, flatten_shown, human_duration, truncate_chars, Renderer, TemplateError,
+    Templates,
+};
 pub use secret::{Secret, SecretSource};
 pub use sink::{Alert, MessageRef, Sink};
 pub use summary::{Count, Summary};

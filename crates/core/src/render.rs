@@ -216,6 +216,25 @@ pub fn flatten(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
+/// The visible marker at the end of a cut text: ` … [cut 42 chars]`.
+pub fn cut_marker(cut: usize) -> String {
+    format!(" … [cut {cut} chars]")
+}
+
+/// One line of text fit to show: every control character becomes a space (a CR/LF cannot
+/// fake a line), and every bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069)
+/// becomes `�`, so that a log line cannot make the text after it read backwards in a
+/// notification (an address shown reversed).
+pub fn flatten_shown(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => '\u{fffd}',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
 /// Cuts `s` to at most `max` characters (on a char boundary), ending with a visible marker
 /// that says how much was cut, so nobody mistakes a cut text for the whole.
 pub fn truncate_chars(s: &str, max: usize) -> Cow<'_, str> {
@@ -227,7 +246,7 @@ pub fn truncate_chars(s: &str, max: usize) -> Cow<'_, str> {
     let mut keep = max;
     let mut marker = String::new();
     for _ in 0..2 {
-        marker = format!(" … [cut {} chars]", count - keep);
+        marker = cut_marker(count - keep);
         keep = max.saturating_sub(marker.chars().count());
     }
     let mut out: String = s.chars().take(keep).collect();

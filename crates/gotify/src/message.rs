@@ -18,9 +18,11 @@
 
 use std::borrow::Cow;
 
+pub use f2b_notify_core::flatten_shown as flatten;
+use f2b_notify_core::markdown::md_fence;
+pub use f2b_notify_core::markdown::{md_code, md_escape};
 use f2b_notify_core::{
-    flatten as flatten_controls, human_duration, truncate_chars, Alert, Digest, Event, EventKind, Renderer,
-    TemplateError,
+    cut_marker, human_duration, truncate_chars, Alert, Digest, Event, EventKind, Renderer, TemplateError,
 };
 
 /// The most bytes of one message: 16 KiB, a long log excerpt and 500 banned IPv4 addresses,
@@ -46,95 +48,19 @@ pub fn fit(s: &str, max: usize) -> Cow<'_, str> {
     let total = s.chars().count();
     // The marker's length depends on the number it holds: sized for the most it may say,
     // then written with the number cut (never longer).
-    let room = max.saturating_sub(marker(total).len());
+    let room = max.saturating_sub(cut_marker(total).len());
     let mut keep = room.min(s.len());
     while !s.is_char_boundary(keep) {
         keep -= 1;
     }
     let kept = &s[..keep];
     let mut out = kept.to_owned();
-    out.push_str(&marker(total - kept.chars().count()));
+    out.push_str(&cut_marker(total - kept.chars().count()));
     Cow::Owned(out)
-}
-
-fn marker(cut: usize) -> String {
-    format!(" … [cut {cut} chars]")
-}
-
-/// Markdown escaping for text that is not in code: a backslash before each character that
-/// could start emphasis, a link, an image, HTML or an entity, a heading, a table or a code
-/// span (every ASCII punctuation character may be escaped in CommonMark, and these are the
-/// ones that do something), and before a `-`, `+` or `=` or an ordered list's `.` or `)` at
-/// the start of a line, where they make lists, rules and headings. `.`, `-`, `(` and `)` are
-/// otherwise left alone so that addresses and times stay readable; without `[` a parenthesis
-/// makes no link.
-pub fn md_escape(s: &str) -> Cow<'_, str> {
-    const SPECIAL: &[char] = &['\\', '`', '*', '_', '[', ']', '<', '>', '#', '!', '|', '~', '&', '+', '=', '{', '}'];
-    if !s.contains(SPECIAL) && !s.split('\n').any(|l| block_mark(l).is_some()) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for (i, line) in s.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        let mark = block_mark(line);
-        for (j, c) in line.char_indices() {
-            if SPECIAL.contains(&c) || mark == Some(j) {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// Where a line's `-` (a list item, a rule, a heading's underline) or an ordered list's `.`
-/// or `)` is, if the line starts a block with one (CommonMark 4.1, 4.3, 5.2): after at most
-/// three spaces, a `-` followed by a space, another `-` or nothing, or one to nine digits and
-/// a `.` or `)` followed by a space or nothing. `-x` and `203.0.113.7` start no block.
-fn block_mark(line: &str) -> Option<usize> {
-    let indent = line.len() - line.trim_start_matches(' ').len();
-    if indent > 3 {
-        return None;
-    }
-    let body = &line.as_bytes()[indent..];
-    let ends_mark = |next: Option<&u8>| matches!(next, None | Some(b' ' | b'\t'));
-    if body.first() == Some(&b'-') && (ends_mark(body.get(1)) || body.get(1) == Some(&b'-')) {
-        return Some(indent);
-    }
-    let digits = body.iter().take_while(|b| b.is_ascii_digit()).count();
-    ((1..=9).contains(&digits) && matches!(body.get(digits), Some(b'.' | b')')) && ends_mark(body.get(digits + 1)))
-        .then_some(indent + digits)
 }
 
 fn plain(s: &str) -> Cow<'_, str> {
     Cow::Borrowed(s)
-}
-
-/// The longest run of backticks in `s`.
-fn longest_backtick_run(s: &str) -> usize {
-    s.split(|c| c != '`').map(str::len).max().unwrap_or(0)
-}
-
-/// `s` (one line) as a Markdown code span: delimited by one backtick more than the longest
-/// run inside, and padded with a space where it starts or ends with one (CommonMark 6.1), so
-/// that nothing in it can close the span.
-pub fn md_code(s: &str) -> String {
-    let fence = "`".repeat(longest_backtick_run(s) + 1);
-    let pad = if s.starts_with('`') || s.ends_with('`') { " " } else { "" };
-    format!("{fence}{pad}{s}{pad}{fence}")
-}
-
-/// One line of text fit to show: every control character becomes a space (a CR/LF cannot
-/// fake a line), and every bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069)
-/// becomes `�`, so that a log line cannot make the text after it read backwards in the
-/// notification (an address shown reversed).
-pub fn flatten(s: &str) -> String {
-    flatten_controls(s)
-        .chars()
-        .map(|c| if matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') { '\u{fffd}' } else { c })
-        .collect()
 }
 
 /// How the message is written, and the content type it is sent with.
@@ -295,7 +221,7 @@ fn matches_section(matches: &str, style: Style, left: usize) -> String {
         .take(MAX_MATCH_LINES)
         .map(|l| truncate_chars(&flatten(l), MAX_MATCH_LINE).into_owned())
         .collect();
-    let fence = "`".repeat((lines.iter().map(|l| longest_backtick_run(l)).max().unwrap_or(0) + 1).max(3));
+    let fence = md_fence(&lines);
     let (open, close) = match style {
         Style::Plain => ("\n\nMatched log lines:".to_owned(), String::new()),
         Style::Markdown => (format!("\n\n**Matched log lines:**\n{fence}"), format!("\n{fence}")),

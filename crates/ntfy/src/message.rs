@@ -17,9 +17,11 @@
 
 use std::borrow::Cow;
 
+pub use f2b_notify_core::flatten_shown as flatten;
+use f2b_notify_core::markdown::md_fence;
+pub use f2b_notify_core::markdown::{md_code, md_escape};
 use f2b_notify_core::{
-    flatten as flatten_controls, human_duration, truncate_chars, Alert, Digest, Event, EventKind, Renderer,
-    TemplateError,
+    cut_marker, human_duration, truncate_chars, Alert, Digest, Event, EventKind, Renderer, TemplateError,
 };
 
 /// ntfy's message limit (bytes): a longer body is not a message but an attachment.
@@ -104,7 +106,7 @@ pub fn fit(s: &str, budget: Budget) -> Cow<'_, str> {
     let total = s.chars().count();
     // The marker's length depends on the number it holds: sized for the most it may say,
     // then written with the number cut (never longer).
-    let widest = cost(&marker(total));
+    let widest = cost(&cut_marker(total));
     let room = budget.less(widest);
     let mut used = Cost::default();
     let mut keep = 0;
@@ -119,62 +121,12 @@ pub fn fit(s: &str, budget: Budget) -> Cow<'_, str> {
     }
     let kept = &s[..keep];
     let mut out = kept.to_owned();
-    out.push_str(&marker(total - kept.chars().count()));
-    Cow::Owned(out)
-}
-
-fn marker(cut: usize) -> String {
-    format!(" … [cut {cut} chars]")
-}
-
-/// Markdown escaping for text that is not in code: a backslash before each character that
-/// could start emphasis, a link, an image, HTML or an autolink, a heading, a table or a
-/// code span (every ASCII punctuation character may be escaped in CommonMark, and these
-/// are the ones that do something). `.`, `-`, `(` and `)` are left alone so that addresses
-/// and times stay readable in the phone apps, which show the raw text; without `[` a
-/// parenthesis makes no link.
-pub fn md_escape(s: &str) -> Cow<'_, str> {
-    const SPECIAL: &[char] = &['\\', '`', '*', '_', '[', ']', '<', '>', '#', '!', '|', '~', '&', '+', '=', '{', '}'];
-    if !s.contains(SPECIAL) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if SPECIAL.contains(&c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
+    out.push_str(&cut_marker(total - kept.chars().count()));
     Cow::Owned(out)
 }
 
 fn plain(s: &str) -> Cow<'_, str> {
     Cow::Borrowed(s)
-}
-
-/// The longest run of backticks in `s`.
-fn longest_backtick_run(s: &str) -> usize {
-    s.split(|c| c != '`').map(str::len).max().unwrap_or(0)
-}
-
-/// `s` (one line) as a Markdown code span: delimited by one backtick more than the longest
-/// run inside, and padded with a space where it starts or ends with one (CommonMark 6.1), so
-/// that nothing in it can close the span.
-pub fn md_code(s: &str) -> String {
-    let fence = "`".repeat(longest_backtick_run(s) + 1);
-    let pad = if s.starts_with('`') || s.ends_with('`') { " " } else { "" };
-    format!("{fence}{pad}{s}{pad}{fence}")
-}
-
-/// One line of text fit to show: every control character becomes a space (a CR/LF cannot
-/// fake a line), and every bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069)
-/// becomes `�`, so that a log line cannot make the text after it read backwards in the
-/// notification (an address shown reversed).
-pub fn flatten(s: &str) -> String {
-    flatten_controls(s)
-        .chars()
-        .map(|c| if matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') { '\u{fffd}' } else { c })
-        .collect()
 }
 
 /// How the message is written.
@@ -326,7 +278,7 @@ fn matches_section(matches: &str, style: Style, left: &mut Budget) -> String {
         .take(MAX_MATCH_LINES)
         .map(|l| truncate_chars(&flatten(l), MAX_MATCH_LINE).into_owned())
         .collect();
-    let fence = "`".repeat((lines.iter().map(|l| longest_backtick_run(l)).max().unwrap_or(0) + 1).max(3));
+    let fence = md_fence(&lines);
     let (open, close) = match style {
         Style::Plain => ("\n\nMatched log lines:".to_owned(), String::new()),
         Style::Markdown => (format!("\n\n**Matched log lines:**\n{fence}"), format!("\n{fence}")),

@@ -18,7 +18,8 @@
 
 use std::borrow::Cow;
 
-use f2b_notify_core::{flatten as flatten_controls, human_duration, Alert, Digest, Event, EventKind, Renderer};
+pub use f2b_notify_core::flatten_shown as line;
+use f2b_notify_core::{cut_marker, human_duration, Alert, Digest, Event, EventKind, Renderer};
 
 /// Pushover's message limit, in characters.
 pub const MAX_MESSAGE: usize = 1024;
@@ -132,28 +133,14 @@ impl Style {
         }
         let total = len(s);
         // Room for the widest marker this cut can need; the number it then holds is smaller.
-        let head = self.prefix(s, max.saturating_sub(len(&marker(total))));
-        let out = format!("{}{}", self.escaper()(head), marker(total - len(head)));
+        let head = self.prefix(s, max.saturating_sub(len(&cut_marker(total))));
+        let out = format!("{}{}", self.escaper()(head), cut_marker(total - len(head)));
         if len(&out) <= max {
             return out;
         }
         // A `max` smaller than the marker itself: the bare cut.
         self.escaper()(self.prefix(s, max)).into_owned()
     }
-}
-
-fn marker(cut: usize) -> String {
-    format!(" … [cut {cut} chars]")
-}
-
-/// One line of text fit to show: every control character becomes a space (a CR/LF cannot
-/// fake a line), and every bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069)
-/// becomes `�`, so that a log line cannot make the text after it read backwards.
-pub fn line(s: &str) -> String {
-    flatten_controls(s)
-        .chars()
-        .map(|c| if matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') { '\u{fffd}' } else { c })
-        .collect()
 }
 
 /// Any title as Pushover shows it: plain text (Pushover renders HTML in the message only),
