@@ -183,6 +183,7 @@ action = dummy[target="{d}/dummy-web"]
 }
 
 /// A small Fail2Ban database for the `--to` tests, filled by the real server: one ban.
+#[cfg(any(feature = "stdout", feature = "slack-webhook"))]
 fn one_ban_db(dir: &Dir) -> std::path::PathBuf {
     let db = dir.path().join("fail2ban.sqlite3");
     dir.write("f2b/fail2ban.local", &format!("[Definition]\ndbfile = {}\n", db.display()));
