@@ -128,6 +128,11 @@ async fn hostile_input_arrives_as_text() {
     let mut e = ban();
     e.user = Some("<!channel>".into());
     e.matches = Some("Failed password for <!here> from <@U123> <http://x|bank> &".into());
+    // What enrichment found is the attacker's too: a PTR name is whatever its zone says.
+    e.context.hostname = Some("<!channel>.example".into());
+    e.context.country = Some("<http://x|bank>".into());
+    e.context.as_org = Some("<@U123> & co".into());
+    e.context.asn = Some(64500);
     sink.send(&e).await.unwrap();
     let got = &received(&server).await[0];
     let raw = got.to_string();
@@ -136,8 +141,12 @@ async fn hostile_input_arrives_as_text() {
     }
     let fields = &got["attachments"][0]["blocks"][1]["fields"];
     assert_eq!(fields[5]["text"], "*User*\n`&lt;!channel&gt;`");
+    let context = &got["attachments"][0]["blocks"][2]["fields"];
+    assert_eq!(context[0]["text"], "*Host name*\n`&lt;!channel&gt;.example`");
+    assert_eq!(context[1]["text"], "*Location*\n&lt;http://x|bank&gt;");
+    assert_eq!(context[2]["text"], "*Network*\nAS64500 &lt;@U123&gt; &amp; co");
     assert_eq!(
-        got["attachments"][0]["blocks"][2]["text"]["text"],
+        got["attachments"][0]["blocks"][3]["text"]["text"],
         "*Matched log lines*\n```Failed password for &lt;!here&gt; from &lt;@U123&gt; &lt;http://x|bank&gt; &amp;```"
     );
 }

@@ -1,6 +1,7 @@
 //! The Slack message for one event: `text` (the notification fallback, the sink's rendered
 //! template) plus one attachment with a colour per event kind, holding Block Kit sections with
-//! the fields a reader scans for.
+//! the fields a reader scans for, and what enrichment found about the address (its host name,
+//! location and network, and the ban's repeat) in a section of fields of its own.
 //!
 //! Everything interpolated into mrkdwn is escaped exactly once (`&`, `<`, `>`), so a user name
 //! of `<!channel>` shows as text. Every text is cut to Slack's limits with a visible marker,
@@ -26,6 +27,8 @@ pub const MAX_MATCH_LINES: usize = 8;
 pub const MAX_MATCH_LINE: usize = 300;
 /// Characters of a user name shown at most.
 pub const MAX_USER: usize = 200;
+/// Fields in one section at most (Slack refuses more).
+pub const MAX_FIELDS: usize = 10;
 
 /// Red for a ban, green for an unban, grey for jail start/stop.
 pub fn color(kind: EventKind) -> &'static str {
@@ -79,12 +82,19 @@ fn section(text: &str) -> Value {
     json!({ "type": "section", "text": { "type": "mrkdwn", "text": truncate_chars(text, MAX_SECTION) } })
 }
 
-/// The JSON body for a digest: the title, then per jail what happened and every address, in
-/// as many sections as the list needs. Past Slack's block limit the rest is counted, not
-/// dropped silently.
+/// The JSON body for a digest: the title (under it, where the banned addresses come from,
+/// when enrichment found it), then per jail what happened and every address, in as many
+/// sections as the list needs. Past Slack's block limit the rest is counted, not dropped
+/// silently.
 pub fn build_digest(digest: &Digest, options: &MessageOptions) -> Value {
     let title = escape_slack(&digest.title()).into_owned();
-    let mut blocks = vec![section(&format!("*{title}*"))];
+    // The origins line names networks and countries from third-party databases: escaped like
+    // any value, and in the title's own section so that it costs no block.
+    let head = match digest.origins() {
+        Some(origins) => format!("*{title}*\n*Banned:* {}", escape_slack(&flatten(&origins.line()))),
+        None => format!("*{title}*"),
+    };
+    let mut blocks = vec![section(&head)];
     let mut unlisted = 0usize;
     for jail in digest.jails() {
         let mut head = format!("*{}*", escape_slack(&jail.jail));
@@ -141,19 +151,49 @@ pub fn build(event: &Event, renderer: &Renderer, options: &MessageOptions) -> Re
     if !fields.is_empty() {
         blocks.push(json!({ "type": "section", "fields": fields }));
     }
+    // A section of its own: with the event's seven fields they would pass Slack's ten.
+    let context = context_fields(event);
+    if !context.is_empty() {
+        blocks.push(json!({ "type": "section", "fields": context }));
+    }
     if let Some(m) = event.matches.as_deref().filter(|m| !m.trim().is_empty()) {
         blocks.push(section(&matches_block(m)));
     }
     Ok(envelope(&text, event.kind, blocks, options))
 }
 
+/// A section field: the label in bold over the value (already mrkdwn).
+fn labelled(label: &str, value: &str) -> Value {
+    let text = format!("*{label}*\n{value}");
+    json!({ "type": "mrkdwn", "text": truncate_chars(&text, MAX_FIELD) })
+}
+
+/// What enrichment found about the address and the ban's repeat ([`Event::context_fields`]),
+/// as fields: empty when nothing is known. The PTR name is whatever the owner of the
+/// address's reverse zone wrote, and mrkdwn has no escape for `*`, `_` or `~`: it goes in a
+/// code span like the address, where Slack formats and links nothing ("(unconfirmed)"
+/// outside it). The databases' names are escaped like the other values.
+fn context_fields(event: &Event) -> Vec<Value> {
+    let c = &event.context;
+    let mut out: Vec<Value> = event
+        .context_fields()
+        .into_iter()
+        .map(|(label, value)| match (label, &c.hostname) {
+            ("Host name", Some(name)) => {
+                let unconfirmed = if c.hostname_confirmed == Some(false) { " (unconfirmed)" } else { "" };
+                labelled(label, &format!("{}{unconfirmed}", code_span(name, MAX_USER)))
+            }
+            _ => labelled(label, &escape_slack(&flatten(&value))),
+        })
+        .collect();
+    out.truncate(MAX_FIELDS);
+    out
+}
+
 /// Labelled fields: jail, address (in a code span), failures, ban time, host, user.
 fn fields(event: &Event) -> Vec<Value> {
     let mut out = Vec::new();
-    let mut field = |label: &str, value: Cow<'_, str>| {
-        let text = format!("*{label}*\n{value}");
-        out.push(json!({ "type": "mrkdwn", "text": truncate_chars(&text, MAX_FIELD) }));
-    };
+    let mut field = |label: &str, value: Cow<'_, str>| out.push(labelled(label, &value));
     // Flattened like every value: a CR/LF in a jail or host name must not fake a line.
     field("Jail", Cow::Owned(escape_slack(&flatten(&event.jail)).into_owned()));
     if let Some(id) = &event.id {
@@ -330,6 +370,105 @@ mod tests {
         let blocks = body["attachments"][0]["blocks"].as_array().unwrap();
         assert_eq!(blocks.len(), 50);
         assert!(blocks[49]["text"]["text"].as_str().unwrap().contains("more not listed"));
+    }
+
+    /// What enrichment finds about a Japanese address, and Fail2Ban's 4th ban of it.
+    fn enriched(mut e: Event) -> Event {
+        e.bancount = Some(4);
+        e.context = f2b_notify_core::Context {
+            hostname: Some("h.example".into()),
+            hostname_confirmed: Some(false),
+            country: Some("Japan".into()),
+            country_code: Some("JP".into()),
+            city: Some("Tokyo".into()),
+            asn: Some(64500),
+            as_org: Some("Example Net".into()),
+        };
+        e
+    }
+
+    fn field_texts(block: &Value) -> Vec<&str> {
+        block["fields"].as_array().unwrap().iter().map(|f| f["text"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_ban_shows_what_enrichment_found_in_fields_of_its_own() {
+        let body = build(&enriched(ban()), &Renderer::default(), &MessageOptions::default()).unwrap();
+        assert_eq!(body["text"], "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 4th time");
+        let blocks = body["attachments"][0]["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), 3, "{blocks:?}");
+        // The event's own fields are as they were.
+        assert_eq!(field_texts(&blocks[1]).len(), 5);
+        assert_eq!(
+            field_texts(&blocks[2]),
+            [
+                "*Host name*\n`h.example` (unconfirmed)",
+                "*Location*\nTokyo, Japan (JP)",
+                "*Network*\nAS64500 Example Net",
+                "*Repeat*\n4th ban"
+            ]
+        );
+        // Every field at once stays within Slack's ten per section.
+        let mut all = enriched(ban());
+        all.user = Some("root".into());
+        all.restored = true;
+        let body = build(&all, &Renderer::default(), &MessageOptions::default()).unwrap();
+        let blocks = body["attachments"][0]["blocks"].as_array().unwrap();
+        assert_eq!(field_texts(&blocks[1]).len(), 7);
+        assert_eq!(field_texts(&blocks[2]).len(), 4);
+        // A confirmed name is just the name.
+        let mut confirmed = enriched(ban());
+        confirmed.context.hostname_confirmed = Some(true);
+        let body = build(&confirmed, &Renderer::default(), &MessageOptions::default()).unwrap();
+        assert_eq!(field_texts(&body["attachments"][0]["blocks"][2])[0], "*Host name*\n`h.example`");
+    }
+
+    #[test]
+    fn a_hostile_context_can_neither_ping_nor_link() {
+        let mut e = enriched(ban());
+        e.context.hostname = Some("<!channel>.example *bold* `x` @everyone".into());
+        e.context.country = Some("*bold*[link](http://evil) <b>x</b>".into());
+        e.context.city = Some("<http://evil|Tokyo>".into());
+        e.context.as_org = Some("<!here> & <@U123>".into());
+        let body = build(&e, &Renderer::default(), &MessageOptions::default()).unwrap();
+        let mut texts = Vec::new();
+        all_mrkdwn(&body, &mut texts);
+        for t in &texts {
+            assert!(!t.contains('<') && !t.contains('>'), "unescaped: {t}");
+            assert!(!t.contains("&amp;lt;"), "escaped twice: {t}");
+        }
+        let fields = field_texts(&body["attachments"][0]["blocks"][2]);
+        // The PTR name whole in one code span that its backticks cannot close.
+        assert_eq!(fields[0], "*Host name*\n`&lt;!channel&gt;.example *bold* \u{2CB}x\u{2CB} @everyone` (unconfirmed)");
+        assert_eq!(
+            fields[1],
+            "*Location*\n&lt;http://evil|Tokyo&gt;, *bold*[link](http://evil) &lt;b&gt;x&lt;/b&gt; (JP)"
+        );
+        assert_eq!(fields[2], "*Network*\nAS64500 &lt;!here&gt; &amp; &lt;@U123&gt;");
+        // Each value is one line: nothing in it adds a line to a field.
+        assert!(fields.iter().all(|f| f.lines().count() == 2), "{fields:?}");
+    }
+
+    #[test]
+    fn a_digest_says_where_the_bans_come_from() {
+        let mut events: Vec<Event> = (0..3)
+            .map(|i| enriched(Event::target_event(EventKind::Ban, "sshd", format!("192.0.2.{i}"), "h")))
+            .collect();
+        events[2].context.asn = Some(64501);
+        events[2].context.as_org = Some("<!channel> & co".into());
+        events[2].context.country = Some("*Evil*".into());
+        events[2].context.country_code = Some("EV".into());
+        let body = build_digest(&Digest::new(events), &MessageOptions::default());
+        let head = body["attachments"][0]["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert_eq!(
+            head,
+            "*Fail2Ban on h: 3 bans in 1 jail*\n*Banned:* 3 addresses, 2 of them from AS64500 Example Net, \
+             1 from AS64501 &lt;!channel&gt; &amp; co; countries: Japan 2, *Evil* 1"
+        );
+        // The notification text stays the title, and a digest without context has no line.
+        assert_eq!(body["text"], "Fail2Ban on h: 3 bans in 1 jail");
+        let bare = build_digest(&Digest::new(vec![ban()]), &MessageOptions::default());
+        assert_eq!(bare["attachments"][0]["blocks"][0]["text"]["text"], "*Fail2Ban on host.example: 1 ban in 1 jail*");
     }
 
     /// Every line of every text in a body, to look for a faked one.
