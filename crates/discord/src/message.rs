@@ -258,8 +258,8 @@ fn field(name: &str, value: String) -> Value {
     })
 }
 
-/// Host, jail, address (in a code span), failures, ban time, user (in a code span), restored.
-/// An empty value is left out: Discord refuses an empty field value.
+/// Host, jail, address (in a code span), failures, ban time, user (in a code span), then
+/// what enrichment found. An empty value is left out: Discord refuses an empty field value.
 fn fields(event: &Event) -> Vec<Value> {
     let mut out = Vec::new();
     if !event.host.trim().is_empty() {
@@ -283,8 +283,28 @@ fn fields(event: &Event) -> Vec<Value> {
     if let Some(u) = event.user.as_deref().filter(|u| !u.trim().is_empty()) {
         out.push(field("User", code_span(u, MAX_VALUE)));
     }
+    out.extend(context_fields(event));
     out.truncate(MAX_FIELDS);
     out
+}
+
+/// What enrichment found about the address and the ban's repeat ([`Event::context_fields`]):
+/// host name, location, network, repeat. The PTR name is whatever the owner of the address's
+/// reverse zone wrote: in a code span like the address ("(unconfirmed)" after it), where
+/// nothing is a link or a mention; the databases' names are escaped text like the host's.
+fn context_fields(event: &Event) -> Vec<Value> {
+    let c = &event.context;
+    event
+        .context_fields()
+        .into_iter()
+        .map(|(name, value)| match (name, &c.hostname) {
+            ("Host name", Some(host)) => {
+                let unconfirmed = if c.hostname_confirmed == Some(false) { " (unconfirmed)" } else { "" };
+                field(name, format!("{}{unconfirmed}", code_span(host, MAX_VALUE)))
+            }
+            _ => field(name, text(&value, MAX_VALUE)),
+        })
+        .collect()
 }
 
 /// What one embed counts toward the 6000 of a message.
@@ -468,10 +488,10 @@ impl Pack {
     }
 }
 
-/// The JSON body for a digest: the counted summary as `content`, then one embed per jail (or
-/// more for a long list) naming every banned and unbanned id in code blocks, while Discord's
-/// 10 embeds and 6000 characters last. Whatever does not fit is counted, exactly, in the
-/// content.
+/// The JSON body for a digest: the counted summary as `content` (and where the bans come
+/// from, when enrichment found it), then one embed per jail (or more for a long list) naming
+/// every banned and unbanned id in code blocks, while Discord's 10 embeds and 6000 characters
+/// last. Whatever does not fit is counted, exactly, in the content.
 pub fn build_digest(digest: &Digest, options: &MessageOptions) -> Value {
     let mut pack = Pack { done: Vec::new(), used: 0, open: None, unlisted_ids: 0, unlisted_jails: 0 };
     for jail in digest.jails() {
@@ -497,8 +517,12 @@ pub fn build_digest(digest: &Digest, options: &MessageOptions) -> Value {
         }
     }
     pack.close();
-    // The summary is counts and fixed words; only the host needs escaping.
+    // The summary is counts and fixed words; only the host needs escaping, and the origins
+    // line, whose networks and countries come from third-party databases.
     let mut content = format!("Fail2Ban on {}: {}", escape_markdown(&digest.host()), digest.summary());
+    if let Some(origins) = digest.origins() {
+        content.push_str(&format!("\n**Banned:** {}", escape_markdown(&flatten(&origins.line()))));
+    }
     if pack.unlisted_ids > 0 || pack.unlisted_jails > 0 {
         let mut parts = Vec::new();
         if pack.unlisted_ids > 0 {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use f2b_notify_core::{Alert, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
+use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
 use f2b_notify_standins::discord::{self as standin, Service};
 use f2b_notify_standins::{Reply, StandIn};
 use serde_json::{json, Value};
@@ -156,6 +156,67 @@ async fn the_exact_request_for_each_event_kind() {
     }
 }
 
+/// What enrichment finds about a Japanese address, and Fail2Ban's 4th ban of it.
+fn enriched(mut e: Event) -> Event {
+    e.bancount = Some(4);
+    e.context = Context {
+        hostname: Some("h.example".into()),
+        hostname_confirmed: Some(false),
+        country: Some("Japan".into()),
+        country_code: Some("JP".into()),
+        city: Some("Tokyo".into()),
+        asn: Some(64500),
+        as_org: Some("Example Net".into()),
+    };
+    e
+}
+
+#[tokio::test]
+async fn a_ban_shows_what_enrichment_found_after_its_fields() {
+    let hook = Hook::new();
+    hook.sink().send(&enriched(ban())).await.unwrap();
+    let got = &hook.service.accepted()[0];
+    assert_eq!(got["content"], "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 4th time");
+    let field = |name: &str, value: &str| json!({ "name": name, "value": value, "inline": true });
+    assert_eq!(
+        got["embeds"][0]["fields"],
+        json!([
+            field("Host", "host.example"),
+            field("Jail", "sshd"),
+            field("Address", "`203.0.113.7`"),
+            field("Failures", "5"),
+            field("Ban time", "10 min"),
+            field("User", "`root`"),
+            field("Host name", "`h.example` (unconfirmed)"),
+            // Escaped like any text: Discord shows `\(` as `(`.
+            field("Location", "Tokyo, Japan \\(JP\\)"),
+            field("Network", "AS64500 Example Net"),
+            field("Repeat", "4th ban"),
+        ])
+    );
+    // The matched lines are still there, after the fields.
+    assert!(got["embeds"][0]["description"].as_str().unwrap().starts_with("**Matched log lines**"));
+}
+
+#[tokio::test]
+async fn a_digest_says_where_the_bans_come_from() {
+    let hook = Hook::new();
+    let mut events: Vec<Event> =
+        (1..=3).map(|i| enriched(Event::target_event(EventKind::Ban, "sshd", format!("192.0.2.{i}"), "h"))).collect();
+    events[2].context.asn = Some(64501);
+    events[2].context.as_org = Some("@everyone <@&1> *Org*".into());
+    events[2].context.country = Some("[Evil](http://evil)".into());
+    events[2].context.country_code = Some("EV".into());
+    hook.sink().send_digest(&Digest::new(events)).await.unwrap();
+    let got = &hook.service.accepted()[0];
+    assert_eq!(
+        got["content"],
+        "Fail2Ban on h: 3 bans in 1 jail\n**Banned:** 3 addresses, 2 of them from AS64500 Example Net, \
+         1 from AS64501 @\u{200B}everyone \\<\u{200B}@&1> \\*Org\\*; countries: Japan 2, \\[Evil\\]\\(http://evil\\) 1"
+    );
+    assert_eq!(listed(got), ["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
+}
+
 #[tokio::test]
 async fn a_ban_that_is_not_an_address_restored_and_without_extras() {
     let hook = Hook::new();
@@ -203,6 +264,10 @@ async fn hostile_user_and_matches_arrive_inert() {
     e.matches = Some(format!("{evil}\n```\n# heading\n> quote\n{evil}"));
     e.jail = "sshd\r\nX-Header: y".into();
     e.host = "@here".into();
+    // What enrichment found is the attacker's too: a PTR name is whatever its zone says.
+    e.context.hostname = Some(evil.into());
+    e.context.country = Some(evil.into());
+    e.context.as_org = Some("@everyone *Org* [a](http://x)".into());
     let templates = Templates { ban: Some("{{ user }} {{ matches }}".into()), ..Templates::default() };
     let sink = sink_with(Config { url: Some(Secret::new(hook.url())), templates, ..Config::default() });
     sink.send(&e).await.unwrap();
@@ -232,6 +297,15 @@ async fn hostile_user_and_matches_arrive_inert() {
         fields[5]["value"],
         "`<\u{200B}!channel> @\u{200B}everyone @\u{200B}here @\u{200B}EVERYONE <\u{200B}@123> <\u{200B}@&456> <\u{200B}#789> <\u{200B}t:1:R> <\u{200B}b>x<\u{200B}/b> *_~ ˋtickˋ ˋˋˋfenceˋˋˋ [a](http://x) ||s||   X-Header: y`"
     );
+    assert_eq!(
+        fields[6]["value"],
+        "`<\u{200B}!channel> @\u{200B}everyone @\u{200B}here @\u{200B}EVERYONE <\u{200B}@123> <\u{200B}@&456> <\u{200B}#789> <\u{200B}t:1:R> <\u{200B}b>x<\u{200B}/b> *_~ ˋtickˋ ˋˋˋfenceˋˋˋ [a](http://x) ||s||   X-Header: y`"
+    );
+    assert_eq!(
+        fields[7]["value"],
+        "\\<\u{200B}!channel> @\u{200B}everyone @\u{200B}here @\u{200B}EVERYONE \\<\u{200B}@123> \\<\u{200B}@&456> \\<\u{200B}#789> \\<\u{200B}t:1:R> \\<\u{200B}b>x\\<\u{200B}/b> \\*\\_\\~ \\`tick\\` \\`\\`\\`fence\\`\\`\\` \\[a\\]\\(http://x\\) \\|\\|s\\|\\|   X-Header: y"
+    );
+    assert_eq!(fields[8]["value"], "@\u{200B}everyone \\*Org\\* \\[a\\]\\(http://x\\)");
     // Outside code, every markdown character is escaped.
     let content = got["content"].as_str().unwrap();
     assert!(content.starts_with("\\<\u{200B}!channel> @\u{200B}everyone"), "{content}");
@@ -261,6 +335,12 @@ async fn huge_and_odd_input_stays_within_every_limit() {
     e.jail = "j".repeat(100_000);
     e.host = "\u{202E}\u{FEFF}\u{FFFF}\u{10FFFF}\u{0}".repeat(20_000);
     e.id = Some("\u{202E}198.51.100.1\u{FEFF}\u{FFFE}".repeat(5_000));
+    // Enrichment cuts its names, but the layout does not count on it.
+    e.context.hostname = Some("`".repeat(100_000));
+    e.context.city = Some("😀".repeat(100_000));
+    e.context.as_org = Some("*".repeat(100_000));
+    e.context.asn = Some(64500);
+    e.bancount = Some(u64::MAX);
     sink.send(&e).await.unwrap();
     // The stand-in checks every limit: it accepted the message.
     let got = &hook.service.accepted()[0];
@@ -276,6 +356,9 @@ async fn huge_and_odd_input_stays_within_every_limit() {
     }
     assert!(embed["fields"][0]["value"].as_str().unwrap().ends_with("… (cut)"));
     assert!(embed["fields"][5]["value"].as_str().unwrap().ends_with("… (cut)`"));
+    assert_eq!(embed["fields"][6]["name"], "Host name");
+    assert!(embed["fields"][6]["value"].as_str().unwrap().ends_with("… (cut)`"));
+    assert_eq!(embed["fields"][9]["value"], format!("{}th ban", u64::MAX));
     // Bidi overrides cannot reorder what a reader sees.
     let mut all = Vec::new();
     texts(got, &mut all);
