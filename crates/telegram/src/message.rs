@@ -25,6 +25,8 @@ pub const MAX_VALUE: usize = 200;
 pub const MAX_MATCH_LINES: usize = 8;
 /// One matched line at most.
 pub const MAX_MATCH_LINE: usize = 300;
+/// A digest's line of where the bans come from at most.
+pub const MAX_ORIGINS: usize = 600;
 /// What the template sees of `matches` at most (the message shows the last lines anyway).
 const MAX_TEMPLATE_MATCHES: usize = 3000;
 
@@ -91,7 +93,8 @@ fn line(s: &str, max: usize) -> String {
 }
 
 /// The message for one event: the template's text, the fields (jail, address, failures,
-/// ban time, host, user), and for a ban the last matched log lines in a `<pre>` block.
+/// ban time, host, user, then what enrichment found), and for a ban the last matched log
+/// lines in a `<pre>` block.
 pub fn event(event: &Event, renderer: &Renderer) -> Result<String, TemplateError> {
     // The template sees every value already cut to its share, so that its text keeps its
     // shape ("… (not an IP address)") whatever an attacker put in the id.
@@ -132,12 +135,32 @@ pub fn event(event: &Event, renderer: &Renderer) -> Result<String, TemplateError
     if event.restored {
         text.field("Restored", |t| t.text("yes, at Fail2Ban's restart"));
     }
+    context_fields(&mut text, event);
     if event.kind == EventKind::Ban {
         if let Some(m) = event.matches.as_deref().filter(|m| !m.trim().is_empty()) {
             matches_block(&mut text, m);
         }
     }
     Ok(text.finish())
+}
+
+/// What enrichment found about the address and the ban's repeat ([`Event::context_fields`]),
+/// a field each. The PTR name is whatever the owner of the address's reverse zone wrote: in
+/// `<code>` like the address ("(unconfirmed)" after it); the databases' names are values,
+/// in `<code>` too unless they are inert words (`Tokyo, Japan (JP)` is not: its comma).
+fn context_fields(text: &mut Text, event: &Event) {
+    let c = &event.context;
+    for (label, value) in event.context_fields() {
+        match (label, &c.hostname) {
+            ("Host name", Some(name)) => text.field(label, |t| {
+                t.code(&line(name, MAX_VALUE));
+                if c.hostname_confirmed == Some(false) {
+                    t.text(" (unconfirmed)");
+                }
+            }),
+            _ => text.field(label, |t| t.value(&line(&value, MAX_VALUE))),
+        }
+    }
 }
 
 /// The last matched lines, as many as the room left allows (earlier ones counted, not
@@ -195,8 +218,9 @@ impl JailPart {
     }
 }
 
-/// One message for a digest: the title, then one `<pre>` block with, per jail, what happened
-/// and the addresses. Every jail that fits is named with its counts (a storm in one jail does
+/// One message for a digest: the title (and on a line of its own where the bans come from,
+/// when enrichment found it), then one `<pre>` block with, per jail, what happened and the
+/// addresses. Every jail that fits is named with its counts (a storm in one jail does
 /// not push the others out); the room left for addresses is shared among the lists, each
 /// naming as many as its share holds and then the exact number left out (`… and 120 more`).
 /// Jails that find no room at all are counted in a last line.
@@ -206,6 +230,10 @@ pub fn digest(digest: &Digest) -> String {
     text.value(&line(&digest.host(), MAX_NAME));
     text.text(": ");
     text.text(&digest.summary());
+    // Where the bans come from: networks and countries from third-party databases, a value.
+    if let Some(origins) = digest.origins() {
+        text.field("Banned", |t| t.value(&line(&origins.line(), MAX_ORIGINS)));
+    }
     // What the block may hold, leaving room for the line break before it and the last note.
     let mut room = MAX_TEXT.saturating_sub(text.visible + 1 + NOTE_ROOM);
     let (mut left_out_jails, mut left_out_ids) = (0usize, 0usize);

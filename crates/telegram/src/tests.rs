@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use f2b_notify_core::{Alert, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
+use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
 use f2b_notify_standins::telegram::{self as tg, Message, Service};
 use f2b_notify_standins::{Reply, Request, StandIn};
 use serde_json::{json, Value};
@@ -153,6 +153,61 @@ async fn exact_request_for_each_event_kind() {
     assert_eq!(bot.accepted().len(), 6);
 }
 
+/// What enrichment finds about a Japanese address, and Fail2Ban's 4th ban of it.
+fn enriched(mut e: Event) -> Event {
+    e.bancount = Some(4);
+    e.context = Context {
+        hostname: Some("h.example".into()),
+        hostname_confirmed: Some(false),
+        country: Some("Japan".into()),
+        country_code: Some("JP".into()),
+        city: Some("Tokyo".into()),
+        asn: Some(64500),
+        as_org: Some("Example Net".into()),
+    };
+    e
+}
+
+#[tokio::test]
+async fn a_ban_shows_what_enrichment_found_and_a_digest_where_the_bans_come_from() {
+    let bot = bot();
+    let sink = bot.sink();
+    sink.send(&enriched(ban())).await.unwrap();
+    let text = "Fail2Ban (sshd) banned IP <code>203.0.113.7</code> for 5 failure(s), the 4th time\n\
+        \n<b>Jail:</b> sshd\
+        \n<b>Address:</b> <code>203.0.113.7</code>\
+        \n<b>Failures:</b> 5\
+        \n<b>Ban time:</b> 10 min\
+        \n<b>Host:</b> <code>web1.example</code>\
+        \n<b>User:</b> <code>root</code>\
+        \n<b>Host name:</b> <code>h.example</code> (unconfirmed)\
+        \n<b>Location:</b> <code>Tokyo, Japan (JP)</code>\
+        \n<b>Network:</b> AS64500 Example Net\
+        \n<b>Repeat:</b> 4th ban\
+        \n\n<b>Matched log lines:</b>\
+        \n<pre>Failed password for root from 203.0.113.7\nFailed password for root from 203.0.113.7</pre>";
+    let m = bot.last();
+    assert_eq!(m.body["text"], text);
+    assert!(m.auto.is_empty(), "{:?}", m.auto);
+
+    let mut events: Vec<Event> = (1..=3)
+        .map(|i| enriched(Event::target_event(EventKind::Ban, "sshd", format!("203.0.113.{i}"), "web1")))
+        .collect();
+    events[2].context.asn = Some(64501);
+    events[2].context.as_org = Some("@admin <b>Org</b> evil.example".into());
+    events[2].context.country = Some("#Evil".into());
+    events[2].context.country_code = Some("EV".into());
+    sink.send_digest(&Digest::new(events)).await.unwrap();
+    let m = bot.last();
+    assert_eq!(
+        m.body["text"],
+        "Fail2Ban on web1: 3 bans in 1 jail\n<b>Banned:</b> <code>3 addresses, 2 of them from AS64500 Example Net, \
+         1 from AS64501 @admin &lt;b&gt;Org&lt;/b&gt; evil.example; countries: Japan 2, #Evil 1</code>\n\
+         <pre>sshd: banned 3:\n203.0.113.1, 203.0.113.2, 203.0.113.3</pre>"
+    );
+    assert!(m.auto.is_empty(), "{:?}", m.auto);
+}
+
 #[tokio::test]
 async fn forum_topic_silent_and_channel_username() {
     let bot = bot();
@@ -265,16 +320,26 @@ async fn hostile_input_arrives_inert_and_within_limits() {
         let mut e = Event::target_event(EventKind::Ban, evil, evil, evil);
         e.user = Some(evil.into());
         e.matches = Some(format!("{evil}\n{evil}"));
+        // What enrichment found is the attacker's too: a PTR name is whatever its zone says.
+        e.context = hostile_context(evil);
         sink.send(&e).await.unwrap_or_else(|err| panic!("{evil:?}: {err}"));
         let m = bot.last();
         assert!(m.auto.is_empty(), "{evil:?} made {:?} of {}", m.auto, m.text);
         let flat = f2b_notify_core::flatten(evil);
         assert!(m.text.contains(&flat), "{evil:?} not shown as text: {}", m.text);
+        for label in ["Host name: ", "Location: ", "Network: AS64500 "] {
+            assert!(m.text.contains(&format!("\n{label}{flat}")), "{evil:?} not shown after {label}: {}", m.text);
+        }
+        // A digest's origins line names the hostile network and country.
+        sink.send_digest(&Digest::new(vec![e.clone()])).await.unwrap();
+        let m = bot.last();
+        assert!(m.auto.is_empty(), "{evil:?} made {:?} of {}", m.auto, m.text);
+        assert!(m.text.contains(&format!("\nBanned: 1 address, 1 from AS64500 {flat}")), "{}", m.text);
         assert!(!m.text.contains('\r'), "{:?}", m.text);
         // Every request was accepted at once: no plain-text resend.
         assert_eq!(m.body["parse_mode"], "HTML");
     }
-    assert_eq!(bot.server.requests().len(), hostile.len());
+    assert_eq!(bot.server.requests().len(), 2 * hostile.len());
 
     // 100 KB in every attacker field, and astral characters that count twice in UTF-16.
     let mut e = Event::target_event(EventKind::Ban, "sshd", "i".repeat(100_000), "h");
@@ -296,7 +361,11 @@ async fn hostile_input_arrives_inert_and_within_limits() {
     // A template that shows the attacker's text raw in its own markup still cannot break
     // out: the values arrive escaped and in code.
     let templates = Templates {
-        ban: Some("<i>{{ user }}</i> {{ matches }} {{ id }} {{ jail }} {{ host }}".into()),
+        ban: Some(
+            "<i>{{ user }}</i> {{ matches }} {{ id }} {{ jail }} {{ host }} <b>{{ hostname }}</b> {{ country }} \
+             {{ city }} {{ as_org }} {{ context }}"
+                .into(),
+        ),
         ..Templates::default()
     };
     let sink = super::new("tg", Config { templates, ..bot.config() }).unwrap();
@@ -304,6 +373,7 @@ async fn hostile_input_arrives_inert_and_within_limits() {
         let mut e = Event::target_event(EventKind::Ban, evil, evil, evil);
         e.user = Some(evil.into());
         e.matches = Some(evil.into());
+        e.context = hostile_context(evil);
         sink.send(&e).await.unwrap();
         let m = bot.last();
         assert_eq!(m.body["parse_mode"], "HTML", "{evil:?}");
@@ -313,6 +383,19 @@ async fn hostile_input_arrives_inert_and_within_limits() {
     e.matches = Some("😀".repeat(100_000));
     sink.send(&e).await.unwrap();
     assert!(bot.last().utf16_len() <= 4096);
+}
+
+/// Every text field of a context holding `evil`.
+fn hostile_context(evil: &str) -> Context {
+    Context {
+        hostname: Some(evil.into()),
+        hostname_confirmed: Some(true),
+        country: Some(evil.into()),
+        country_code: None,
+        city: None,
+        asn: Some(64500),
+        as_org: Some(evil.into()),
+    }
 }
 
 /// Total addresses a digest's text names plus the ones it counts, per "banned N"/"unbanned
