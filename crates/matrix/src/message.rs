@@ -168,23 +168,43 @@ fn fields(event: &Event) -> Vec<(&'static str, String, bool)> {
     out
 }
 
-/// The content for `event`: the template's text as the first line, the fields, and the last
-/// matched log lines in a code block, as many as fit.
+/// What enrichment found about the address and the ban's repeat ([`Event::context_fields`]),
+/// as fields with a note shown after the value. The PTR name is whatever the owner of the
+/// address's reverse zone wrote: as code like the address (where clients link nothing), with
+/// "(unconfirmed)" after it; the rest is text, escaped like every value.
+fn context_fields(event: &Event) -> Vec<(&'static str, String, bool, &'static str)> {
+    let c = &event.context;
+    event
+        .context_fields()
+        .into_iter()
+        .map(|(label, shown)| match (label, &c.hostname) {
+            ("Host name", Some(name)) => {
+                let note = if c.hostname_confirmed == Some(false) { " (unconfirmed)" } else { "" };
+                (label, value(name, MAX_VALUE), true, note)
+            }
+            _ => (label, value(&shown, MAX_VALUE), false, ""),
+        })
+        .collect()
+}
+
+/// The content for `event`: the template's text as the first line, the fields (then what
+/// enrichment found), and the last matched log lines in a code block, as many as fit.
 pub fn build(event: &Event, renderer: &Renderer) -> Result<Value, TemplateError> {
     // One line: a line break that reached the text (a template showing `matches`) must not
     // fake a field line under it.
     let lead = value(&renderer.render_plain(event)?, MAX_LEAD);
     let mut out = Out::new();
     out.push(&format!("{lead}\n\n"), &format!("<p><b>{}</b></p><p>", escape_html(&lead)));
-    for (i, (label, value, code)) in fields(event).into_iter().enumerate() {
+    let fields = fields(event).into_iter().map(|(label, value, code)| (label, value, code, ""));
+    for (i, (label, value, code, note)) in fields.chain(context_fields(event)).enumerate() {
         let br = if i == 0 { "" } else { "<br>" };
         let shown = escape_html(&value);
         let html = if code {
-            format!("{br}<b>{label}:</b> <code>{shown}</code>")
+            format!("{br}<b>{label}:</b> <code>{shown}</code>{note}")
         } else {
-            format!("{br}<b>{label}:</b> {shown}")
+            format!("{br}<b>{label}:</b> {shown}{note}")
         };
-        out.push(&format!("{label}: {value}\n"), &html);
+        out.push(&format!("{label}: {value}{note}\n"), &html);
     }
     out.push("", "</p>");
     let all: Vec<&str> = event.matches.as_deref().unwrap_or("").lines().filter(|l| !l.trim().is_empty()).collect();
@@ -220,14 +240,20 @@ pub fn build(event: &Event, renderer: &Renderer) -> Result<Value, TemplateError>
     Ok(out.finish())
 }
 
-/// The content for a digest: the title, then per jail what happened and every address, as
-/// many as fit in one event; past that, how many more (exactly) were not listed.
+/// The content for a digest: the title (and where the bans come from, when enrichment found
+/// it), then per jail what happened and every address, as many as fit in one event; past
+/// that, how many more (exactly) were not listed.
 pub fn build_digest(digest: &Digest) -> Value {
     let jails = digest.jails();
     let total: usize = jails.iter().map(|j| j.banned.len() + j.unbanned.len()).sum();
     let title = value(&digest.title(), MAX_LEAD);
     let mut out = Out::new();
     out.push(&format!("{title}\n"), &format!("<p><b>{}</b></p>", escape_html(&title)));
+    // Where the bans come from: networks and countries from third-party databases, escaped.
+    if let Some(origins) = digest.origins() {
+        let line = value(&origins.line(), MAX_LEAD);
+        out.push(&format!("Banned: {line}\n"), &format!("<p><b>Banned:</b> {}</p>", escape_html(&line)));
+    }
     let mut listed = 0usize;
     let mut jails_shown = 0usize;
     let mut cut = false;

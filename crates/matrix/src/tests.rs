@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use f2b_notify_core::{Alert, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
+use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
 use f2b_notify_standins::matrix::{Forced, Service};
 use f2b_notify_standins::{Reply, StandIn};
 use serde_json::{json, Value};
@@ -131,6 +131,70 @@ async fn exact_request_for_each_event_kind() {
     let mut txns: Vec<&str> = requests.iter().map(|r| txn_of(&r.path)).collect();
     txns.dedup();
     assert_eq!(txns.len(), 4);
+}
+
+/// What enrichment finds about a Japanese address, and Fail2Ban's 4th ban of it.
+fn enriched(mut e: Event) -> Event {
+    e.bancount = Some(4);
+    e.context = Context {
+        hostname: Some("h.example".into()),
+        hostname_confirmed: Some(false),
+        country: Some("Japan".into()),
+        country_code: Some("JP".into()),
+        city: Some("Tokyo".into()),
+        asn: Some(64500),
+        as_org: Some("Example Net".into()),
+    };
+    e
+}
+
+#[tokio::test]
+async fn a_ban_shows_what_enrichment_found_and_a_digest_where_the_bans_come_from() {
+    let (service, standin) = homeserver();
+    let sink = sink_for(&standin);
+    let mut e = enriched(ban());
+    e.matches = None;
+    sink.send(&e).await.unwrap();
+    assert_eq!(
+        service.contents()[0],
+        json!({
+            "msgtype": "m.notice",
+            "body": "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 4th time\n\nJail: sshd\nAddress: 203.0.113.7\nFailures: 5\nBan time: 10 min\nHost: host.example\nUser: root\nHost name: h.example (unconfirmed)\nLocation: Tokyo, Japan (JP)\nNetwork: AS64500 Example Net\nRepeat: 4th ban",
+            "format": "org.matrix.custom.html",
+            "formatted_body": "<p><b>Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 4th time</b></p><p><b>Jail:</b> sshd<br><b>Address:</b> <code>203.0.113.7</code><br><b>Failures:</b> 5<br><b>Ban time:</b> 10 min<br><b>Host:</b> host.example<br><b>User:</b> <code>root</code><br><b>Host name:</b> <code>h.example</code> (unconfirmed)<br><b>Location:</b> Tokyo, Japan (JP)<br><b>Network:</b> AS64500 Example Net<br><b>Repeat:</b> 4th ban</p>",
+            "m.mentions": {},
+        })
+    );
+
+    let mut events: Vec<Event> = (1..=3)
+        .map(|i| {
+            let mut e = enriched(Event::target_event(EventKind::Ban, "sshd", format!("192.0.2.{i}"), "h"));
+            e.time = Some(1_700_000_000.0 + f64::from(i));
+            e
+        })
+        .collect();
+    events[2].context.asn = Some(64501);
+    events[2].context.as_org = Some("@room <b>Org</b> & 'co'".into());
+    events[2].context.country_code = Some("EV".into());
+    events[2].context.country = Some("<a href=\"http://evil\">Evil</a>".into());
+    sink.send_digest(&Digest::new(events)).await.unwrap();
+    let got = &service.contents()[1];
+    let origins = "3 addresses, 2 of them from AS64500 Example Net, 1 from AS64501 @room <b>Org</b> & 'co'; \
+                   countries: Japan 2, <a href=\"http://evil\">Evil</a> 1";
+    assert_eq!(
+        got["body"],
+        format!(
+            "Fail2Ban on h: 3 bans in 1 jail\nBanned: {origins}\n\nsshd\n  banned 3: 192.0.2.1, 192.0.2.2, 192.0.2.3"
+        )
+    );
+    assert_eq!(
+        got["formatted_body"],
+        "<p><b>Fail2Ban on h: 3 bans in 1 jail</b></p><p><b>Banned:</b> 3 addresses, 2 of them from AS64500 Example Net, \
+         1 from AS64501 @room &lt;b&gt;Org&lt;/b&gt; &amp; &#39;co&#39;; countries: Japan 2, \
+         &lt;a href=&quot;http://evil&quot;&gt;Evil&lt;/a&gt; 1</p>\
+         <p><b>sshd</b><br>banned 3: <code>192.0.2.1, 192.0.2.2, 192.0.2.3</code></p>"
+    );
+    assert_eq!(got["m.mentions"], json!({}));
 }
 
 #[tokio::test]
@@ -294,6 +358,15 @@ async fn hostile_input_arrives_inert_and_within_limits() {
     let mut e = ban();
     e.user = Some(hostile.clone());
     e.matches = Some(format!("{hostile}\n{hostile}"));
+    // What enrichment found is the attacker's too: a PTR name is whatever its zone says.
+    e.context = Context {
+        hostname: Some(hostile.clone()),
+        hostname_confirmed: Some(false),
+        country: Some(hostile.clone()),
+        city: Some(hostile.clone()),
+        as_org: Some(hostile.clone()),
+        ..Context::default()
+    };
     sink.send(&e).await.unwrap();
     let got = &service.contents()[0];
     assert_eq!(got["m.mentions"], json!({}), "no mention, whatever the text says");
@@ -309,6 +382,11 @@ async fn hostile_input_arrives_inert_and_within_limits() {
     let body = got["body"].as_str().unwrap();
     // Plain text stays as it was (it is plain), one line per value: no faked line.
     assert!(body.contains("User: <!channel> @everyone @here @room @admin:example.org <b>x</b>"), "{body}");
+    for label in ["Host name", "Location", "Network"] {
+        assert!(body.contains(&format!("\n{label}: <!channel> @everyone")), "{label}: {body}");
+        assert!(html.contains(&format!("<b>{label}:</b> ")), "{label}: {html}");
+    }
+    assert!(html.contains("<b>Host name:</b> <code>&lt;!channel&gt; @everyone"), "{html}");
     assert!(!body.lines().any(|l| l.starts_with("X-Header")), "{body}");
     assert!(!body.contains('\r'));
 
@@ -352,6 +430,18 @@ async fn lost_answer_then_resend_posts_once() {
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0].path, requests[1].path, "same transaction id");
     assert_eq!(requests[0].body, requests[1].body);
+    // The worker enriches every try anew: a PTR name that answered only in time for the
+    // retry makes no second message either.
+    let mut late = ban();
+    late.time = Some(1_700_000_050.5);
+    service.force([Forced::Lose]);
+    assert!(sink.send(&late).await.unwrap_err().is_transient());
+    let retry = Event { context: enriched(late.clone()).context, ..late.clone() };
+    sink.send(&retry).await.unwrap();
+    assert_eq!(service.messages().len(), 2, "the enriched retry was recognised as one");
+    let requests = standin.requests();
+    assert_eq!(requests[2].path, requests[3].path, "same transaction id");
+    assert_ne!(requests[2].body, requests[3].body);
 
     // A proxy's 502 after the homeserver stored it; retried by a new process (a new sink).
     service.force([Forced::LoseWith(Reply::new(502, "<html>Bad Gateway</html>"))]);
@@ -360,14 +450,14 @@ async fn lost_answer_then_resend_posts_once() {
     let err = sink.send(&second).await.unwrap_err();
     assert!(err.is_transient() && err.to_string().contains("HTTP 502"), "{err}");
     sink_for(&standin).send(&second).await.unwrap();
-    assert_eq!(service.messages().len(), 2);
+    assert_eq!(service.messages().len(), 3);
 
     // A digest the same way.
     let digest = Digest::new(vec![ban(), second.clone()]);
     service.force([Forced::Lose]);
     assert!(sink.send_digest(&digest).await.unwrap_err().is_transient());
     sink_for(&standin).send_digest(&digest).await.unwrap();
-    assert_eq!(service.messages().len(), 3);
+    assert_eq!(service.messages().len(), 4);
 
     // No answer within the timeout: the homeserver stored it, the retry is recognised.
     service.delay(Duration::from_millis(1500));
@@ -379,7 +469,7 @@ async fn lost_answer_then_resend_posts_once() {
     std::thread::sleep(Duration::from_millis(1500));
     service.delay(Duration::ZERO);
     slow.send(&third).await.unwrap();
-    assert_eq!(service.messages().len(), 4);
+    assert_eq!(service.messages().len(), 5);
     let stored: Vec<String> = service.messages().iter().map(|m| m.txn_id.clone()).collect();
     let mut unique = stored.clone();
     unique.dedup();

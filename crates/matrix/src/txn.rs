@@ -10,8 +10,9 @@
 //!
 //! The router hands a sink an event or a digest and no id of its own, and a new worker (after
 //! a crash) sends the same batch again from the spool. So the id is derived from what is sent:
-//! `f2b-` and the SHA-256 of the events' JSON (the first 128 bits, in hex). The same events
-//! give the same id in any process, at any time.
+//! `f2b-` and the SHA-256 of the events' JSON (the first 128 bits, in hex), leaving out what
+//! enrichment found (looked up again for each try, it may differ). The same events give the
+//! same id in any process, at any time.
 //!
 //! That is only right when two different sends can never carry equal events. A ban or unban
 //! carries Fail2Ban's `<time>` of the ban (to the microsecond), so two of them are never
@@ -33,13 +34,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use f2b_notify_core::Event;
+use f2b_notify_core::{Context, Event};
 
-/// The hex SHA-256 (first 128 bits) of `what` and the events' JSON.
+/// The hex SHA-256 (first 128 bits) of `what` and the events' JSON, without what enrichment
+/// found.
 fn digest_of(what: &str, events: &[&Event]) -> String {
+    // The worker looks enrichment up again before every try, and its answers may differ: a
+    // PTR name that came too late for the first try and in time for the retry must not make
+    // the retry a new message. An event without it serialises as it always did.
+    let bare: Vec<Event> = events.iter().map(|e| Event { context: Context::default(), ..(*e).clone() }).collect();
     // serde_json writes a struct's fields in declaration order and a float the same way every
     // time: the same events give the same bytes.
-    let json = serde_json::to_vec(&(what, events)).unwrap_or_default();
+    let json = serde_json::to_vec(&(what, &bare)).unwrap_or_default();
     let hash = ring::digest::digest(&ring::digest::SHA256, &json);
     hash.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
