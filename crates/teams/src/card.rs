@@ -4,9 +4,10 @@
 //! each attachment as its own card).
 //!
 //! An event's card: a bold title TextBlock coloured by event (attention for a ban, good for an
-//! unban), a FactSet (jail, address, failures, ban time, host, user) and, for a ban, the last
-//! matched log lines in a monospace TextBlock. A digest's card: the title, then per jail what
-//! happened and every address in monospace TextBlocks of a sane length.
+//! unban), a FactSet (jail, address, failures, ban time, host, user, and what enrichment found:
+//! host name, location, network, repeat) and, for a ban, the last matched log lines in a
+//! monospace TextBlock. A digest's card: the title (and where the bans come from), then per
+//! jail what happened and every address in monospace TextBlocks of a sane length.
 //!
 //! Every value is text, never markup: [`escape`] backslash-escapes what the card's markdown
 //! subset would read. Every text has a cap with a visible cut marker, and the serialised JSON
@@ -283,7 +284,8 @@ fn build_within(event: &Event, renderer: &Renderer, max: usize) -> Result<Value,
 }
 
 /// The facts: jail, address, failures, ban time, host, user (at most `user_max` characters),
-/// and whether the ban was restored. Empty values are left out.
+/// whether the ban was restored, then host name, location, network and repeat when known.
+/// Empty values are left out.
 fn facts(event: &Event, user_max: usize) -> Vec<Value> {
     let mut out = Vec::new();
     let mut fact = |title: &str, value: String| {
@@ -311,15 +313,34 @@ fn facts(event: &Event, user_max: usize) -> Vec<Value> {
     if event.restored {
         fact("Restored", "yes, at Fail2Ban's restart".to_owned());
     }
+    // What enrichment found and the repeat: the PTR name is whatever the owner of the
+    // address's reverse zone wrote and the rest comes from third-party databases, so each is
+    // escaped like every other value. "(unconfirmed)" is our own words, left unescaped as in
+    // the titles: some mobile clients show the escaping backslash.
+    let c = &event.context;
+    for (title, shown) in event.context_fields() {
+        match (title, &c.hostname) {
+            ("Host name", Some(name)) => {
+                let unconfirmed = if c.hostname_confirmed == Some(false) { " (unconfirmed)" } else { "" };
+                fact(title, format!("{}{unconfirmed}", value(name, MAX_VALUE)));
+            }
+            _ => fact(title, value(&shown, MAX_VALUE)),
+        }
+    }
     out
 }
 
-/// The JSON body for a digest: the title, then per jail what happened and every address, in
-/// as many monospace blocks as the list needs. When the card would pass [`MAX_PAYLOAD`], the
-/// addresses that did not fit are counted exactly in a last line instead of listed.
+/// The JSON body for a digest: the title (and under it where the bans come from, when
+/// enrichment found it), then per jail what happened and every address, in as many monospace
+/// blocks as the list needs. When the card would pass [`MAX_PAYLOAD`], the addresses that did
+/// not fit are counted exactly in a last line instead of listed.
 pub fn build_digest(digest: &Digest) -> Value {
     let title = value(&digest.title(), MAX_TITLE);
     let mut body = vec![title_block(&title, color(digest.dominant_kind()))];
+    // Where the bans come from: networks and countries from third-party databases, escaped.
+    if let Some(origins) = digest.origins() {
+        body.push(text_block(&format!("**Banned:** {}", value(&origins.line(), MAX_TITLE))));
+    }
     let mut room = Room { used: size(&envelope(body.clone())), max: MAX_PAYLOAD - FOOTER_RESERVE };
     let (mut unlisted, mut full) = (0usize, false);
     for jail in digest.jails() {

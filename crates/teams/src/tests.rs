@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use f2b_notify_core::{Alert, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
+use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
 use f2b_notify_standins::teams::{Service, WORKFLOW_ID};
 use f2b_notify_standins::{Reply, StandIn};
 use serde_json::{json, Value};
@@ -93,8 +93,20 @@ fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
 /// The texts the card's markdown reads that may hold event data: TextBlock texts and fact
 /// values (fact titles are the sink's own words, one of a fixed few).
 fn markdown_texts(message: &Value) -> Vec<String> {
-    const TITLES: [&str; 8] =
-        ["Jail", "Address", "Banned id (not an IP address)", "Failures", "Ban time", "Host", "User", "Restored"];
+    const TITLES: [&str; 12] = [
+        "Jail",
+        "Address",
+        "Banned id (not an IP address)",
+        "Failures",
+        "Ban time",
+        "Host",
+        "User",
+        "Restored",
+        "Host name",
+        "Location",
+        "Network",
+        "Repeat",
+    ];
     let mut out = Vec::new();
     for element in body_of(message) {
         if let Some(t) = element["text"].as_str() {
@@ -261,13 +273,17 @@ async fn hostile_user_and_matches_arrive_inert() {
         let mut e = Event::target_event(EventKind::Ban, evil, evil, evil);
         e.user = Some(evil.to_owned());
         e.matches = Some(format!("{evil}\n{evil}\r\n{evil}"));
+        // What enrichment found is the attacker's too: a PTR name is whatever its zone says.
+        e.context = hostile_context(evil);
         pace().await;
         sink.send(&e).await.unwrap();
     }
-    // All of them in one digest (as ids, jails and host) and one alert.
+    // All of them in one digest (as ids, jails, host and origins) and one alert.
     let mut events = Vec::new();
     for evil in hostile() {
-        events.push(Event::target_event(EventKind::Ban, evil, evil, evil));
+        let mut ban = Event::target_event(EventKind::Ban, evil, evil, evil);
+        ban.context = hostile_context(evil);
+        events.push(ban);
         events.push(Event::target_event(EventKind::Unban, "sshd", evil, evil));
     }
     pace().await;
@@ -321,8 +337,102 @@ async fn hostile_user_and_matches_arrive_inert() {
     assert_eq!(user(9), "\\<at\\>everyone\\</at\\>");
     assert_eq!(user(13), "1\\. item");
     assert_eq!(user(15), "indented code");
+    // What enrichment found, escaped the same way.
+    let fact = |i: usize, title: &str| {
+        let facts = body_of(&got[i])[1]["facts"].as_array().unwrap();
+        facts.iter().find(|f| f["title"] == title).unwrap()["value"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(fact(0, "Host name"), "\\<!channel\\>");
+    assert_eq!(fact(3, "Location"), "\\<b\\>x\\</b\\>");
+    assert_eq!(fact(6, "Network"), "AS64500 \\[a\\]\\(http://x\\)");
+    assert_eq!(fact(9, "Host name"), "\\<at\\>everyone\\</at\\>");
+    let origins = body_of(&got[hostile().len()])[1]["text"].as_str().unwrap();
+    assert!(origins.starts_with("**Banned:** 21 addresses, 21 of them from AS64500 "), "{origins}");
+    assert!(origins.contains("\\<!channel\\>"), "{origins}");
     // Nothing hostile reached a header.
     assert!(server.requests().iter().all(|r| r.header("x-header").is_none()));
+}
+
+/// Every text field of a context holding `evil`.
+fn hostile_context(evil: &str) -> Context {
+    Context {
+        hostname: Some(evil.into()),
+        hostname_confirmed: Some(true),
+        country: Some(evil.into()),
+        country_code: None,
+        city: None,
+        asn: Some(64500),
+        as_org: Some(evil.into()),
+    }
+}
+
+/// What enrichment finds about a Japanese address, and Fail2Ban's 4th ban of it.
+fn enriched(mut e: Event) -> Event {
+    e.bancount = Some(4);
+    e.context = Context {
+        hostname: Some("h.example".into()),
+        hostname_confirmed: Some(false),
+        country: Some("Japan".into()),
+        country_code: Some("JP".into()),
+        city: Some("Tokyo".into()),
+        asn: Some(64500),
+        as_org: Some("Example Net".into()),
+    };
+    e
+}
+
+#[tokio::test]
+async fn a_ban_shows_what_enrichment_found_and_a_digest_where_the_bans_come_from() {
+    let (service, _server, sink) = setup();
+    let mut e = enriched(ban());
+    e.matches = None;
+    sink.send(&e).await.unwrap();
+    let facts = |list: &[(&str, &str)]| json!({"type": "FactSet", "facts": list.iter().map(|(t, v)| json!({"title": t, "value": v})).collect::<Vec<_>>()});
+    assert_eq!(
+        service.accepted()[0],
+        message(json!([
+            title("Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 4th time", "Attention"),
+            facts(&[
+                ("Jail", "sshd"),
+                ("Address", "203.0.113.7"),
+                ("Failures", "5"),
+                ("Ban time", "10 min"),
+                ("Host", "host.example"),
+                ("User", "root"),
+                ("Host name", "h.example (unconfirmed)"),
+                // Escaped like any value: the card shows `\(` as `(`.
+                ("Location", "Tokyo, Japan \\(JP\\)"),
+                ("Network", "AS64500 Example Net"),
+                ("Repeat", "4th ban"),
+            ]),
+        ]))
+    );
+
+    let mut events: Vec<Event> =
+        (1..=3).map(|i| enriched(Event::target_event(EventKind::Ban, "sshd", format!("192.0.2.{i}"), "h"))).collect();
+    events[2].context.asn = Some(64501);
+    events[2].context.as_org = Some("<at>Org</at> *x*".into());
+    events[2].context.country_code = Some("EV".into());
+    events[2].context.country = Some("[Evil](http://evil)".into());
+    pace().await;
+    sink.send_digest(&Digest::new(events)).await.unwrap();
+    let got = service.accepted();
+    let text = |t: &str| json!({"type": "TextBlock", "text": t, "wrap": true});
+    let mono = |t: &str| json!({"type": "TextBlock", "text": t, "fontType": "Monospace", "wrap": true});
+    assert_eq!(
+        got[1],
+        message(json!([
+            title("Fail2Ban on h: 3 bans in 1 jail", "Attention"),
+            text(
+                "**Banned:** 3 addresses, 2 of them from AS64500 Example Net, 1 from AS64501 \\<at\\>Org\\</at\\> \\*x\\*; \
+                 countries: Japan 2, \\[Evil\\]\\(http://evil\\) 1"
+            ),
+            text("**sshd**"),
+            text("banned 3:"),
+            mono("192.0.2.1, 192.0.2.2, 192.0.2.3"),
+        ]))
+    );
+    assert!(service.dropped().is_empty(), "{:?}", service.dropped());
 }
 
 /// 100 KB of the most expensive text there is (each character 4 bytes of JSON once
@@ -337,6 +447,8 @@ async fn huge_input_stays_within_the_limit_with_visible_cuts() {
     e.jail = costly(10_000);
     e.host = costly(10_000);
     e.matches = Some((0..200).map(|_| costly(500)).collect::<Vec<_>>().join("\n"));
+    // Enrichment cuts its names, but the card does not count on it.
+    e.context = hostile_context(&costly(10_000));
     let templates = Templates { ban: Some("{{ matches }} {{ user }}".into()), ..Templates::default() };
     let fat =
         super::new("ops", Config { url: Some(Secret::new(service.url(&_server))), templates, ..Config::default() })
@@ -359,7 +471,8 @@ async fn huge_input_stays_within_the_limit_with_visible_cuts() {
     assert!(lines.starts_with("… 1"), "{}", &lines[..40]);
     assert!(lines.contains(" earlier line(s) not shown"), "{}", &lines[..40]);
     let facts = &body_of(&got[0])[1]["facts"];
-    for i in 0..5 {
+    assert_eq!(facts.as_array().unwrap().len(), 9, "{facts}");
+    for i in 0..9 {
         let v = facts[i]["value"].as_str().unwrap();
         if v.chars().count() > 20 {
             assert!(v.contains("\\[cut ") && v.ends_with(" chars\\]"), "{}", facts[i]);
