@@ -210,8 +210,8 @@ pub fn title(s: &str) -> String {
 }
 
 /// The message for one event, within [`MAX_MESSAGE`]: the template's text, the fields (jail,
-/// address, failures, ban time, host, user, restored), then the last matched log lines that
-/// fit, newest kept first.
+/// address, failures, ban time, host, user, restored, then what enrichment found), then the
+/// last matched log lines that fit, newest kept first.
 pub fn event_message(event: &Event, renderer: &Renderer, style: Style) -> Result<String, TemplateError> {
     // The template's text keeps its lines (a template may show `matches`), each flattened:
     // no carriage return or other control character reaches the message.
@@ -240,6 +240,7 @@ pub fn event_message(event: &Event, renderer: &Renderer, style: Style) -> Result
     if event.restored {
         fields.push(style.field("Restored", "yes, at Fail2Ban's restart"));
     }
+    fields.extend(context_fields(event, style));
     // Markdown: a list, one field per item (a single line break inside a paragraph would be
     // a space).
     let item = match style {
@@ -253,6 +254,32 @@ pub fn event_message(event: &Event, renderer: &Renderer, style: Style) -> Result
         out.push_str(&matches_section(m, style, left));
     }
     Ok(out)
+}
+
+/// What enrichment found about the address and the ban's repeat ([`Event::context_fields`]),
+/// a field each. The PTR name is whatever the owner of the address's reverse zone wrote: in
+/// Markdown a code span like the address ("(unconfirmed)" after it); the databases' names
+/// are escaped text like the host's.
+fn context_fields(event: &Event, style: Style) -> Vec<String> {
+    let c = &event.context;
+    event
+        .context_fields()
+        .into_iter()
+        .map(|(label, shown)| match (label, &c.hostname) {
+            ("Host name", Some(name)) => {
+                let unconfirmed = if c.hostname_confirmed == Some(false) { " (unconfirmed)" } else { "" };
+                style.field(label, &format!("{}{unconfirmed}", style.value(name, true)))
+            }
+            _ => style.field(label, &style.value(&shown, false)),
+        })
+        .collect()
+}
+
+/// Where a digest's bans come from (networks and countries from third-party databases), as
+/// a field escaped like any value: `Banned: 41 addresses, 30 of them from AS4134 …`.
+fn origins_field(digest: &Digest, style: Style) -> Option<String> {
+    let line = truncate_chars(&flatten(&digest.origins()?.line()), MAX_LEAD).into_owned();
+    Some(style.field("Banned", &style.escape()(&line)))
 }
 
 /// The last matched lines that fit in `left` bytes (each flattened and cut), newest kept
@@ -301,9 +328,10 @@ fn matches_section(matches: &str, style: Style, left: usize) -> String {
     out
 }
 
-/// The message for a digest, within [`MAX_MESSAGE`]: per jail what happened and every
-/// address, in order, as many as fit; the rest counted exactly in a last line. (Its title,
-/// from the host and the counts, is [`Digest::title`].)
+/// The message for a digest, within [`MAX_MESSAGE`]: where the bans come from (when
+/// enrichment found it), then per jail what happened and every address, in order, as many as
+/// fit; the rest counted exactly in a last line. (Its title, from the host and the counts,
+/// is [`Digest::title`].)
 pub fn digest_message(digest: &Digest, style: Style) -> String {
     let jails = digest.jails();
     let total: usize = jails.iter().map(|j| j.banned.len() + j.unbanned.len()).sum();
@@ -316,6 +344,11 @@ pub fn digest_message(digest: &Digest, style: Style) -> String {
     let tail = |n: usize| format!("{gap}… and {n} more not listed (the 16 KB message cap)");
     let mut left = MAX_MESSAGE - tail(total).len();
     let mut out = String::new();
+    // Where the bans come from, first: it is what a storm is about. Left out if it cannot fit.
+    if let Some(origins) = origins_field(digest, style).filter(|o| o.len() <= left) {
+        left -= origins.len();
+        out.push_str(&origins);
+    }
     let mut listed = 0usize;
     let mut full = false;
     let mut take = |out: &mut String, piece: &str| {

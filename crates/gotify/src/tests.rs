@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use f2b_notify_core::{Alert, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
+use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
 use f2b_notify_standins::gotify::{self as standin, error, Service};
 use f2b_notify_standins::{Reply, Request, StandIn};
 use figment::providers::{Format as _, Toml};
@@ -119,6 +119,74 @@ async fn exact_request_for_each_event_kind() {
     assert_eq!(stored[0]["title"], "Fail2Ban (sshd) ban on host.example");
     assert_eq!(stored[0]["priority"], 8);
     assert_eq!(stored[0]["extras"], markdown());
+}
+
+/// What enrichment finds about a Japanese address, and Fail2Ban's 4th ban of it.
+fn enriched(mut e: Event) -> Event {
+    e.bancount = Some(4);
+    e.context = Context {
+        hostname: Some("h.example".into()),
+        hostname_confirmed: Some(false),
+        country: Some("Japan".into()),
+        country_code: Some("JP".into()),
+        city: Some("Tokyo".into()),
+        asn: Some(64500),
+        as_org: Some("Example Net".into()),
+    };
+    e
+}
+
+#[tokio::test]
+async fn what_enrichment_found_and_where_a_digests_bans_come_from() {
+    for markdown in [true, false] {
+        let (service, server, _) = setup();
+        let mut config = with_token(service.base_url(&server));
+        config.markdown = markdown;
+        let sink = sink(config);
+        let mut e = enriched(ban());
+        e.matches = None;
+        sink.send(&e).await.unwrap();
+        let mut events: Vec<Event> = (1..=3)
+            .map(|i| enriched(Event::target_event(EventKind::Ban, "sshd", format!("203.0.113.{i}"), "h")))
+            .collect();
+        events[2].context.asn = Some(64501);
+        events[2].context.as_org = Some("Org *x* [a](http://x)".into());
+        events[2].context.country = Some("- <b>Evil</b>".into());
+        events[2].context.country_code = Some("EV".into());
+        sink.send_digest(&Digest::new(events)).await.unwrap();
+        let got = bodies(&server);
+        let (event, digest) = (got[0]["message"].as_str().unwrap(), got[1]["message"].as_str().unwrap());
+        if markdown {
+            assert_eq!(
+                event,
+                "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 4th time\n\n- **Jail:** sshd\n\
+                 - **Address:** `203.0.113.7`\n- **Failures:** 5\n- **Ban time:** 10 min\n- **Host:** host.example\n\
+                 - **User:** `root`\n- **Host name:** `h.example` (unconfirmed)\n- **Location:** Tokyo, Japan (JP)\n\
+                 - **Network:** AS64500 Example Net\n- **Repeat:** 4th ban"
+            );
+            assert_eq!(
+                digest,
+                "**Banned:** 3 addresses, 2 of them from AS64500 Example Net, 1 from AS64501 Org \\*x\\* \\[a\\](http://x); \
+                 countries: Japan 2, - \\<b\\>Evil\\</b\\> 1\n\n**sshd**:\n- banned 3: 203.0.113.1, 203.0.113.2, 203.0.113.3"
+            );
+        } else {
+            assert_eq!(
+                event,
+                "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 4th time\n\nJail: sshd\n\
+                 Address: 203.0.113.7\nFailures: 5\nBan time: 10 min\nHost: host.example\nUser: root\n\
+                 Host name: h.example (unconfirmed)\nLocation: Tokyo, Japan (JP)\nNetwork: AS64500 Example Net\n\
+                 Repeat: 4th ban"
+            );
+            assert_eq!(
+                digest,
+                "Banned: 3 addresses, 2 of them from AS64500 Example Net, 1 from AS64501 Org *x* [a](http://x); \
+                 countries: Japan 2, - <b>Evil</b> 1\nsshd:\n  banned 3: 203.0.113.1, 203.0.113.2, 203.0.113.3"
+            );
+        }
+        // The title stays the host's, the jail's and the event's: no enrichment in it.
+        assert_eq!(got[0]["title"], "Fail2Ban (sshd) ban on host.example");
+        assert_eq!(got[1]["title"], "Fail2Ban on h: 3 bans in 1 jail");
+    }
 }
 
 #[tokio::test]
@@ -299,6 +367,16 @@ fn hostile_event(jail: &str, host: &str) -> Event {
     lines.push("x".repeat(100_000));
     lines.push(all.clone());
     e.matches = Some(lines.join("\n"));
+    // What enrichment found is the attacker's too: a PTR name is whatever its zone says.
+    e.context = Context {
+        hostname: Some(format!("{all}\r\nFAKE-HOSTNAME: y")),
+        hostname_confirmed: Some(false),
+        country: Some(format!("{all}\r\nFAKE-COUNTRY: y")),
+        country_code: Some("XX".into()),
+        city: None,
+        asn: Some(64500),
+        as_org: Some(format!("{all}\r\nFAKE-ORG: y")),
+    };
     e
 }
 
@@ -334,21 +412,31 @@ async fn hostile_text_arrives_inert_and_within_the_cap() {
         }
         let one = requests[0].json()["message"].as_str().unwrap().to_owned();
         assert!(one.contains("[cut "), "the 100 KB user is cut visibly: {one:.200}");
+        let digest = requests[1].json()["message"].as_str().unwrap().to_owned();
+        assert!(digest.contains("Banned:") && digest.contains("from AS64500 "), "{digest:.400}");
+        for label in ["Host name:", "Location:", "Network:"] {
+            assert!(one.contains(label), "{label} missing: {one:.2000}");
+        }
         if markdown {
             // Nothing outside code can make a link, an image, HTML, a heading, a list or
             // emphasis.
-            let outside_code = strip_code(&one);
-            for bad in ["[a](", "![img](", "<b>", "*_~", "<!channel>"] {
-                assert!(!outside_code.contains(bad), "{bad} in markdown: {outside_code:.400}");
+            for text in [&one, &digest] {
+                let outside_code = strip_code(text);
+                for bad in ["[a](", "![img](", "<b>", "*_~", "<!channel>"] {
+                    assert!(!outside_code.contains(bad), "{bad} in markdown: {outside_code:.400}");
+                }
+                for line in outside_code.lines() {
+                    let t = line.trim_start();
+                    assert!(
+                        !(t.starts_with("# ")
+                            || t.starts_with("1. ")
+                            || t.starts_with("---")
+                            || t.starts_with("- list")),
+                        "{line}"
+                    );
+                }
+                assert!(outside_code.contains("\\[a\\](http://x)"), "{outside_code:.400}");
             }
-            for line in outside_code.lines() {
-                let t = line.trim_start();
-                assert!(
-                    !(t.starts_with("# ") || t.starts_with("1. ") || t.starts_with("---") || t.starts_with("- list")),
-                    "{line}"
-                );
-            }
-            assert!(outside_code.contains("\\[a\\](http://x)"), "{outside_code:.400}");
             // The matched lines, in their fenced block, arrive as they were (flattened).
             assert!(one.contains("\nFailed password for [a](http://x)\n"), "{one:.400}");
         } else {
