@@ -34,6 +34,8 @@ pub const MAX_VALUE: usize = 100;
 pub const MAX_MATCH_LINES: usize = 10;
 /// One matched line at most, in characters as sent.
 pub const MAX_MATCH_LINE: usize = 200;
+/// A digest's line of where the bans come from at most, in characters as sent.
+pub const MAX_ORIGINS: usize = 300;
 /// Room below which a matched line is not worth cutting to fit.
 const MIN_MATCH_ROOM: usize = 40;
 
@@ -192,8 +194,8 @@ fn visible(html: &str) -> String {
 }
 
 /// The message for one event: the template's text, the fields (jail, address, failures, ban
-/// time, host, user, restored), and for a ban the last matched log lines that fit, newest
-/// kept first.
+/// time, host, user, restored, then what enrichment found), and for a ban the last matched
+/// log lines that fit, newest kept first.
 pub fn event_message(
     event: &Event,
     renderer: &Renderer,
@@ -238,6 +240,23 @@ pub fn event_message(
     }
     if event.restored {
         fields.push((style.bold("Restored:"), "yes, at Fail2Ban's restart".to_owned()));
+    }
+    // What enrichment found and the repeat: the PTR name is whatever the owner of the
+    // address's reverse zone wrote, the rest comes from third-party databases; escaped and
+    // cut like every value (Pushover's HTML has no code to put the host name in). Each is cut
+    // like a host name, and they share the room the other fields leave, so that the message
+    // is never cut as a whole.
+    let context = event.context_fields();
+    if !context.is_empty() {
+        let used = len(&lead) + 2 + fields.iter().map(|(label, v)| len(label) + len(v) + 2).sum::<usize>();
+        let share = MAX_MESSAGE.saturating_sub(used) / context.len();
+        for (label, shown) in context {
+            let label = style.bold(&format!("{label}:"));
+            let room = share.saturating_sub(len(&label) + 2).min(MAX_NAME);
+            if room > 0 {
+                fields.push((label, value(&shown, room)));
+            }
+        }
     }
     let fields: Vec<String> = fields.into_iter().map(|(label, v)| format!("{label} {v}")).collect();
     let mut out = if lead.is_empty() { fields.join("\n") } else { format!("{lead}\n\n{}", fields.join("\n")) };
@@ -302,14 +321,23 @@ fn finish(text: String, style: Style) -> String {
     }
 }
 
-/// The message for a digest (its title is [`Digest::title`]): per jail what happened and
-/// every address, in order, as many as fit; the rest counted exactly in a last line.
+/// The message for a digest (its title is [`Digest::title`]): where the bans come from (when
+/// enrichment found it), then per jail what happened and every address, in order, as many as
+/// fit; the rest counted exactly in a last line.
 pub fn digest_message(digest: &Digest, style: Style) -> String {
     let jails = digest.jails();
     let total: usize = jails.iter().map(|j| j.banned.len() + j.unbanned.len()).sum();
     let tail = |n: usize| format!("\n… and {n} more not listed (Pushover's 1,024-character limit)");
     let mut left = MAX_MESSAGE.saturating_sub(len(&tail(total)));
     let mut out = String::new();
+    // Where the bans come from, first: it is what a storm is about. Left out if it cannot fit.
+    if let Some(origins) = digest.origins() {
+        let shown = format!("{} {}", style.bold("Banned:"), style.fit(&line(&origins.line()), MAX_ORIGINS));
+        if len(&shown) <= left {
+            left -= len(&shown);
+            out.push_str(&shown);
+        }
+    }
     let mut listed = 0usize;
     let mut full = false;
     let mut take = |out: &mut String, piece: &str| {

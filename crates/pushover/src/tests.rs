@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use f2b_notify_core::{Alert, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
+use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
 use f2b_notify_standins::pushover::{error, quota_exceeded, token_invalid, user_invalid, Service, PATH};
 use f2b_notify_standins::{form, Reply, Request, StandIn};
 use figment::providers::{Format as _, Toml};
@@ -205,6 +205,61 @@ async fn an_ampersand_and_plus_survive_the_form() {
     assert!(m.get("message").unwrap().ends_with("\na&b=c+d %41 ;"), "{:?}", m.get("message"));
 }
 
+/// What enrichment finds about a Japanese address, and Fail2Ban's 4th ban of it.
+fn enriched(mut e: Event) -> Event {
+    e.bancount = Some(4);
+    e.context = Context {
+        hostname: Some("h.example".into()),
+        hostname_confirmed: Some(false),
+        country: Some("Japan".into()),
+        country_code: Some("JP".into()),
+        city: Some("Tokyo".into()),
+        asn: Some(64500),
+        as_org: Some("Example Net".into()),
+    };
+    e
+}
+
+#[tokio::test]
+async fn what_enrichment_found_and_where_a_digests_bans_come_from() {
+    let (_service, server, sink) = setup();
+    sink.send(&enriched(ban())).await.unwrap();
+    let mut events: Vec<Event> =
+        (1..=3).map(|i| enriched(Event::target_event(EventKind::Ban, "sshd", format!("203.0.113.{i}"), "h"))).collect();
+    events[2].context.asn = Some(64501);
+    events[2].context.as_org = Some("<a href=\"http://evil\">Org</a> & co".into());
+    events[2].context.country = Some("<b>Evil</b>".into());
+    events[2].context.country_code = Some("EV".into());
+    sink.send_digest(&Digest::new(events)).await.unwrap();
+    let got = forms(&server);
+    assert_eq!(
+        got[0]["message"],
+        "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 4th time\n\n<b>Jail:</b> sshd\n\
+         <b>Address:</b> 203.0.113.7\n<b>Failures:</b> 5\n<b>Ban time:</b> 10 min\n<b>Host:</b> host.example\n\
+         <b>User:</b> root\n<b>Host name:</b> h.example (unconfirmed)\n<b>Location:</b> Tokyo, Japan (JP)\n\
+         <b>Network:</b> AS64500 Example Net\n<b>Repeat:</b> 4th ban\n\n<b>Matched log lines:</b>\n\
+         sshd[1]: Failed password for root from 203.0.113.7\nsshd[2]: Failed password again"
+    );
+    assert_eq!(got[1]["title"], "Fail2Ban on h: 3 bans in 1 jail");
+    assert_eq!(
+        got[1]["message"],
+        "<b>Banned:</b> 3 addresses, 2 of them from AS64500 Example Net, 1 from AS64501 \
+         &lt;a href=&quot;http://evil&quot;&gt;Org&lt;/a&gt; &amp; co; countries: Japan 2, &lt;b&gt;Evil&lt;/b&gt; 1\n\
+         <b>sshd:</b>\nbanned 3: 203.0.113.1, 203.0.113.2, 203.0.113.3"
+    );
+    // Plain text shows it as it is.
+    let (_service, server, _) = setup();
+    let mut config = config(&server);
+    config.html = Some(false);
+    let plain = super::new("push", config).unwrap();
+    plain.send(&enriched(ban())).await.unwrap();
+    let message = forms(&server)[0]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("\nUser: root\nHost name: h.example (unconfirmed)\nLocation: Tokyo, Japan (JP)\n"),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn digest_names_every_address_that_fits_and_counts_the_rest_exactly() {
     let (service, server, sink) = setup();
@@ -305,6 +360,16 @@ fn hostile_event(jail: &str, host: &str) -> Event {
     lines.push("\"".repeat(100_000));
     lines.push(all.clone());
     e.matches = Some(lines.join("\n"));
+    // What enrichment found is the attacker's too: a PTR name is whatever its zone says.
+    e.context = Context {
+        hostname: Some(format!("{all}\r\nFAKE-HOSTNAME: y")),
+        hostname_confirmed: Some(false),
+        country: Some(format!("<b>tap</b>\r\nFAKE-COUNTRY: y {all}")),
+        country_code: Some("XX".into()),
+        city: None,
+        asn: Some(64500),
+        as_org: Some(format!("{all}\r\nFAKE-ORG: y")),
+    };
     e
 }
 
@@ -373,13 +438,22 @@ async fn hostile_text_arrives_inert_and_within_limits() {
         assert!(one.contains("[cut "), "the 100 KB user is cut visibly: {one:.200}");
         let title = service.messages()[0].get("title").unwrap().to_owned();
         assert!(title.starts_with("Fail2Ban (ssh-ü)") && title.ends_with("on höst.example"), "{title}");
+        for label in ["Host name:", "Location:", "Network:"] {
+            assert!(one.contains(label), "{label} missing: {one}");
+        }
+        let digest = service.messages()[1].get("message").unwrap().to_owned();
+        assert!(digest.contains("Banned:") && digest.contains("from AS64500 "), "{digest}");
         if html.is_none() && !monospace {
+            assert!(one.contains("<b>Location:</b> &lt;b&gt;tap&lt;/b&gt;  FAKE-COUNTRY: y"), "{one}");
             assert!(one.contains("&lt;a href=&quot;http://evil&quot;&gt;tap&lt;/a&gt;"), "{one}");
-            assert!(one.contains("&quot;quoted&quot; \\back\\ token=x&amp;user=y&amp;priority=2"), "{one}");
+            // (What enrichment found leaves the matched lines no room here: the alert has them.)
+            let alert = service.messages()[2].get("message").unwrap().to_owned();
+            assert!(alert.contains("&quot;quoted&quot; \\back\\\ntoken=x&amp;user=y&amp;priority=2"), "{alert}");
         } else {
             // Plain text: shown as it is, flattened to lines.
             assert!(one.contains("<a href=\"http://evil\">tap</a>"), "{one}");
-            assert!(one.contains("\"quoted\" \\back\\ token=x&user=y&priority=2"), "{one}");
+            let alert = service.messages()[2].get("message").unwrap().to_owned();
+            assert!(alert.contains("\"quoted\" \\back\\\ntoken=x&user=y&priority=2"), "{alert}");
         }
     }
 }
@@ -394,13 +468,34 @@ async fn the_matched_lines_are_cut_first() {
     e.jail = "j".repeat(500);
     e.host = "h".repeat(500);
     e.matches = Some((1..=40).map(|i| format!("line {i:02} {}", "x".repeat(120))).collect::<Vec<_>>().join("\n"));
+    // Enrichment cuts its names, but the message does not count on it.
+    e.context = Context {
+        hostname: Some("n".repeat(500)),
+        country: Some("c".repeat(500)),
+        asn: Some(64500),
+        as_org: Some("o".repeat(500)),
+        ..Context::default()
+    };
+    e.bancount = Some(4);
     sink.send(&e).await.unwrap();
     let m = service.messages()[0].get("message").unwrap().to_owned();
     assert!(m.chars().count() <= MAX_MESSAGE, "{}", m.chars().count());
     // Every field is there, each cut to its share.
-    for label in ["Jail:", "Address:", "Failures:", "Ban time:", "Host:", "User:"] {
+    for label in [
+        "Jail:",
+        "Address:",
+        "Failures:",
+        "Ban time:",
+        "Host:",
+        "User:",
+        "Host name:",
+        "Location:",
+        "Network:",
+        "Repeat:",
+    ] {
         assert!(m.contains(&format!("<b>{label}</b> ")), "{label}: {m}");
     }
+    assert!(m.contains("<b>Host name:</b> nnn") && m.contains("<b>Repeat:</b> 4th ban"), "{m}");
     // The newest lines that fit, and the exact count of the rest.
     let shown: Vec<&str> = m.lines().filter(|l| l.starts_with("line ")).collect();
     assert!(!shown.is_empty() && shown.last().unwrap().starts_with("line 40 "), "{m}");
