@@ -30,7 +30,8 @@ pub fn header_safe(s: &str) -> String {
     truncate_chars(&collapsed, MAX_SUBJECT).into_owned()
 }
 
-/// The labelled fields, in reading order.
+/// The labelled fields, in reading order: the event's, then what enrichment found (host
+/// name, location, network) and the ban's repeat.
 fn fields(event: &Event) -> Vec<(&'static str, String)> {
     let mut out = vec![("Jail", flat(&event.jail))];
     if let Some(id) = &event.id {
@@ -61,6 +62,9 @@ fn fields(event: &Event) -> Vec<(&'static str, String)> {
     if event.restored {
         out.push(("Restored", "yes, at Fail2Ban's restart".to_owned()));
     }
+    // What enrichment found and the repeat; one line each like every value (the plain body
+    // is text, the HTML one escapes them).
+    out.extend(event.context_fields().into_iter().map(|(label, value)| (label, flat(&value))));
     out
 }
 

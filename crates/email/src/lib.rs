@@ -72,7 +72,10 @@ pub struct Config {
     pub reply_to: Option<String>,
     /// subject template; default `[Fail2Ban] sshd: banned 203.0.113.7 from host.example`
     ///
-    /// minijinja; `user` and `matches` are empty here: log text never reaches a header.
+    /// minijinja; `user` and `matches` are empty here: log text never reaches a header. Nor
+    /// does the PTR name (`hostname`, and `context` leaves it out), which whoever owns the
+    /// banned address's reverse zone wrote; `country`, `country_code`, `asn` and `as_org` are
+    /// there.
     pub subject: Option<String>,
     /// also send an HTML alternative (default false: plain text only)
     #[serde(default)]
@@ -291,10 +294,14 @@ impl EmailSink {
 
     /// The message for `event`.
     pub fn message(&self, event: &Event) -> Result<Message, SinkError> {
-        // The subject sees no log text: a header is no place for attacker input.
+        // The subject sees no log text: a header is no place for attacker input. Nor the PTR
+        // name, which whoever owns the address's reverse zone wrote (`context` then leaves it
+        // out too); the country and network stay, for a subject that wants them.
         let mut header_event = event.clone();
         header_event.user = None;
         header_event.matches = None;
+        header_event.context.hostname = None;
+        header_event.context.hostname_confirmed = None;
         let subject = self.subject.render_plain(&header_event).map_err(|e| SinkError::permanent(e.to_string()))?;
         let subject = body::header_safe(&subject);
         let lead = self.body.render_plain(event).map_err(|e| SinkError::permanent(e.to_string()))?;

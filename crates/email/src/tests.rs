@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use f2b_notify_core::{Event, EventKind, Secret, Sink, SinkError};
+use f2b_notify_core::{Context, Event, EventKind, Secret, Sink, SinkError};
 use serde_json::Value;
 
 use super::{Config, EmailSink, OneOrMany};
@@ -188,30 +188,100 @@ async fn a_digest_is_one_mail_naming_every_address() {
     assert!(text.contains("web:\n  unbanned 1: 198.18.1.1\n"), "{text}");
 }
 
+/// What enrichment finds about a Japanese address, and Fail2Ban's 4th ban of it.
+fn enriched(mut e: Event) -> Event {
+    e.bancount = Some(4);
+    e.context = Context {
+        hostname: Some("h.example".into()),
+        hostname_confirmed: Some(false),
+        country: Some("Japan".into()),
+        country_code: Some("JP".into()),
+        city: Some("Tokyo".into()),
+        asn: Some(64500),
+        as_org: Some("Example Net".into()),
+    };
+    e
+}
+
+#[tokio::test]
+async fn what_enrichment_found_is_in_the_body_and_a_digest_says_where_the_bans_come_from() {
+    let server = Smtp::start(&[]);
+    let mut cfg = base(format!("smtp://127.0.0.1:{}", server.port));
+    cfg.html = true;
+    let sink = EmailSink::new("mail", cfg).unwrap();
+    sink.send(&enriched(ban())).await.unwrap();
+    let mut events: Vec<Event> = (1..=3)
+        .map(|i| enriched(Event::target_event(EventKind::Ban, "sshd", format!("198.18.0.{i}"), "host.example")))
+        .collect();
+    events[2].context.asn = Some(64501);
+    events[2].context.as_org = Some("Other Net".into());
+    sink.send_digest(&f2b_notify_core::Digest::new(events)).await.unwrap();
+    let msgs = server.messages();
+    // The default subject is as it was.
+    assert_eq!(header(&msgs[0], "Subject"), ["[Fail2Ban] sshd: banned 203.0.113.7 from host.example"]);
+    let text = msgs[0]["text"].as_str().unwrap();
+    assert!(text.starts_with("Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 4th time\n\n"), "{text}");
+    assert!(
+        text.contains(
+            "User:      root\nHost name: h.example (unconfirmed)\nLocation:  Tokyo, Japan (JP)\n\
+             Network:   AS64500 Example Net\nRepeat:    4th ban\n"
+        ),
+        "{text}"
+    );
+    let html = msgs[0]["html"].as_str().unwrap();
+    assert!(
+        html.contains("<tr><th align=\"left\">Host name</th><td><code>h.example (unconfirmed)</code></td></tr>"),
+        "{html}"
+    );
+    let digest = msgs[1]["text"].as_str().unwrap();
+    assert!(
+        digest.starts_with(
+            "Fail2Ban on host.example: 3 bans in 1 jail\n\
+             Banned: 3 addresses, 2 of them from AS64500 Example Net, 1 from AS64501 Other Net; countries: Japan 3\n"
+        ),
+        "{digest}"
+    );
+    assert_eq!(header(&msgs[1], "Subject"), ["[Fail2Ban] host.example: 3 bans in 1 jail"]);
+}
+
 #[tokio::test]
 async fn log_text_never_reaches_a_header() {
     let server = Smtp::start(&[]);
     let mut cfg = base(format!("smtp://127.0.0.1:{}", server.port));
-    // Even a subject template that asks for the user gets nothing from the log.
-    cfg.subject = Some("{{ jail }} {{ user }}{{ matches }} {{ id }}".into());
+    // Even a subject template that asks for the user, or the PTR name (the attacker's own
+    // reverse zone's), gets nothing of them.
+    cfg.subject = Some("{{ jail }} {{ user }}{{ matches }} {{ id }}{{ hostname }} [{{ context }}]".into());
     cfg.html = true;
     let sink = EmailSink::new("mail", cfg).unwrap();
     let mut e = ban();
     e.jail = "sshd\r\nX-Injected: jail".into();
     e.user = Some("evil\r\nBcc: victim@example.net".into());
     e.matches = Some("line\r\nX-Injected: matches\n<script>alert(1)</script>".into());
+    e.context.hostname = Some("ptr\r\nBcc: ptr-victim@example.net <b>x</b>".into());
+    e.context.country = Some("Land\r\nX-Injected: country <script>x</script>".into());
+    e.context.country_code = Some("XX".into());
     sink.send(&e).await.unwrap();
     let m = &server.messages()[0];
     let raw = m["raw_headers"].as_str().unwrap();
     assert!(!raw.contains("evil") && !raw.contains("victim") && !raw.contains("Bcc"), "{raw}");
+    assert!(!raw.contains("ptr"), "{raw}");
     assert!(!raw.lines().any(|l| l.starts_with("X-Injected")), "{raw}");
     assert_eq!(m["rcpt_tos"].as_array().unwrap().len(), 2);
-    assert_eq!(header(m, "Subject"), ["sshd X-Injected: jail 203.0.113.7"]);
+    // The country stays (a subject may want it), on the subject's one line.
+    assert_eq!(
+        header(m, "Subject"),
+        ["sshd X-Injected: jail 203.0.113.7 [Land X-Injected: country <script>x</script> (XX)]"]
+    );
     // The log text is in the body, as data.
     let text = m["text"].as_str().unwrap();
     assert!(text.contains("User:      evil  Bcc: victim@example.net"), "{text}");
+    assert!(text.contains("\nHost name: ptr  Bcc: ptr-victim@example.net <b>x</b>\n"), "{text}");
+    assert!(text.contains("\nLocation:  Land  X-Injected: country <script>x</script> (XX)\n"), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("Bcc") || l.starts_with("X-Injected")), "{text}");
     let html = m["html"].as_str().unwrap();
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !html.contains("<script>"), "{html}");
+    assert!(html.contains("<code>ptr  Bcc: ptr-victim@example.net &lt;b&gt;x&lt;/b&gt;</code>"), "{html}");
+    assert!(!html.contains("<b>"), "{html}");
 }
 
 #[tokio::test]
