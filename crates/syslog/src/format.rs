@@ -153,8 +153,10 @@ fn timestamp(time: Option<f64>, now: SystemTime) -> String {
     }
 }
 
-/// `[SD-ID jail="…" id="…" failures="…" bantime="…" restored="1" user="…"]`, the fields the
-/// event has, each value one line, at most [`MAX_SD_VALUE`] characters, escaped.
+/// `[SD-ID jail="…" id="…" failures="…" bantime="…" restored="1" user="…" hostname="…"
+/// hostname_confirmed="0" country="…" country_code="…" city="…" asn="…" as_org="…"
+/// bancount="…"]`, the fields the event has, each value one line, at most [`MAX_SD_VALUE`]
+/// characters, escaped.
 fn structured_data(sd_id: &str, event: &Event) -> String {
     let mut out = format!("[{sd_id}");
     let mut param = |name: &str, value: &str| {
@@ -176,8 +178,45 @@ fn structured_data(sd_id: &str, event: &Event) -> String {
     if let Some(user) = &event.user {
         param("user", user);
     }
+    // What enrichment found, by the names of the template variables and the JSON forms.
+    let c = &event.context;
+    if let Some(name) = &c.hostname {
+        param("hostname", name);
+    }
+    if let Some(confirmed) = c.hostname_confirmed {
+        param("hostname_confirmed", if confirmed { "1" } else { "0" });
+    }
+    for (name, value) in [("country", &c.country), ("country_code", &c.country_code), ("city", &c.city)] {
+        if let Some(v) = value {
+            param(name, v);
+        }
+    }
+    if let Some(asn) = c.asn {
+        param("asn", &asn.to_string());
+    }
+    if let Some(org) = &c.as_org {
+        param("as_org", org);
+    }
+    if let Some(n) = event.bancount {
+        param("bancount", &n.to_string());
+    }
     out.push(']');
     out
+}
+
+/// What enrichment found, for the end of the message line: `[Host name: h.example
+/// (unconfirmed); Location: Tokyo, Japan (JP); Network: AS64500 Example Net]`; `None` when
+/// nothing was found. The repeat is left out: the default text says it already ("the 4th
+/// time"), and the structured data has `bancount`. Its values are one line by now (and
+/// flattened again with the whole message).
+pub(crate) fn context_note(event: &Event) -> Option<String> {
+    let found: Vec<String> = event
+        .context_fields()
+        .into_iter()
+        .filter(|(label, _)| *label != "Repeat")
+        .map(|(label, value)| format!("{label}: {value}"))
+        .collect();
+    (!found.is_empty()).then(|| format!("[{}]", found.join("; ")))
 }
 
 /// A PARAM-VALUE: one line, cut, with `"`, `\` and `]` escaped (RFC 5424, section 6.3.3).

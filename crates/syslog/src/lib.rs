@@ -79,10 +79,13 @@ pub struct Config {
     #[serde(default)]
     pub format: Format,
     /// `rfc5424` only: `NAME@PEN` (your IANA enterprise number); adds `[NAME@PEN jail=… id=…
-    /// failures=… bantime=… restored=… user=…]`
+    /// failures=… bantime=… restored=… user=… hostname=… country_code=… asn=… …]`
     ///
     /// The SD-ID of one structured-data element carrying the event's fields for machines
-    /// (`jail`, `id`, `failures`, `bantime`, `restored`, `user`), written `NAME@PEN` with your
+    /// (`jail`, `id`, `failures`, `bantime`, `restored`, `user`, and what `[enrich]` found and
+    /// Fail2Ban's ban count: `hostname`, `hostname_confirmed` (`1` or `0`), `country`,
+    /// `country_code`, `city`, `asn`, `as_org`, `bancount`; each only when known), written
+    /// `NAME@PEN` with your
     /// organisation's IANA Private Enterprise Number, for example `fail2ban@32473` (32473 is
     /// the number reserved for documentation). Default: none (STRUCTURED-DATA is `-`; the
     /// fields are only in the message text).
@@ -264,7 +267,13 @@ impl SyslogSink {
     /// time stamp when the event has no time of its own).
     pub fn datagram(&self, event: &Event, pid: u32, now: SystemTime) -> Result<Datagram, SinkError> {
         let event = event.capped(MAX_MATCHES, MAX_USER);
-        let text = self.renderer.render_plain(&event).map_err(|e| SinkError::permanent(e.to_string()))?;
+        let mut text = self.renderer.render_plain(&event).map_err(|e| SinkError::permanent(e.to_string()))?;
+        // What enrichment found goes on the message's one line: RFC 3164 has no other place
+        // for it (RFC 5424's structured data has it too, field by field).
+        if let Some(note) = format::context_note(&event) {
+            text.push(' ');
+            text.push_str(&note);
+        }
         let pri = self.config.facility.code() * 8 + severity(event.kind);
         Ok(match self.config.format {
             Format::Rfc3164 => Datagram::rfc3164(pri, &self.config.tag, pid, &text),

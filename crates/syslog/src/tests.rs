@@ -6,7 +6,7 @@ use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use f2b_notify_core::{Alert, Digest, Event, EventKind, Sink, Templates};
+use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, Sink, Templates};
 use figment::providers::{Format as _, Toml};
 use figment::Figment;
 
@@ -298,6 +298,10 @@ fn hostile() -> Event {
     );
     e.user = Some(format!("root\r\n{forged}\0\u{1b}[31m\u{2028}\u{85}]\"\\"));
     e.matches = Some(format!("line 1\n{forged}\rline 3\0\u{2029}end"));
+    // What enrichment found is the attacker's too: a PTR name is whatever its zone says.
+    e.context.hostname = Some(format!("ptr\r\n{forged}]\"\\"));
+    e.context.as_org = Some(format!("org\n{forged}\u{2028}"));
+    e.context.asn = Some(64500);
     e
 }
 
@@ -313,8 +317,9 @@ fn hostile_text_stays_one_line_in_both_forms() {
         assert!(!text.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'), "{format:?}: {text:?}");
         // One record: the real PRI starts it, and the forged ones are words inside the line.
         assert!(text.starts_with("<85>"), "{text}");
-        // Three in the message (id, user, matches), two more in the structured data.
-        let forged = if format == Format::Rfc5424 { 5 } else { 3 };
+        // Five in the message (id, user, matches, host name, network), four more in the
+        // structured data (id, user, hostname, as_org).
+        let forged = if format == Format::Rfc5424 { 9 } else { 5 };
         assert_eq!(text.matches("<13>").count(), forged, "{text}");
         assert!(text.match_indices("<13>").all(|(i, _)| text[..i].ends_with(' ')), "{text}");
         assert!(text.match_indices("<14>").all(|(i, _)| text[..i].ends_with(' ')), "{text}");
@@ -330,6 +335,8 @@ fn hostile_text_stays_one_line_in_both_forms() {
             assert_eq!(get("id"), Some("198.51.100.1  <13>1 2020-01-01T00:00:00Z forged evil - - - FAKE"));
             assert_eq!(get("user"), Some("root  <13>1 2020-01-01T00:00:00Z forged evil - - - FAKE  [31m  ]\"\\"));
             assert_eq!(get("failures"), None);
+            assert_eq!(get("hostname"), Some("ptr  <13>1 2020-01-01T00:00:00Z forged evil - - - FAKE]\"\\"));
+            assert_eq!(get("as_org"), Some("org <13>1 2020-01-01T00:00:00Z forged evil - - - FAKE "));
             assert_eq!(p.sd.len(), 1, "no second element forged");
             assert!(!p.bom, "the flattened message is ASCII: no byte order mark");
             assert!(p.msg.starts_with("ssh\"d]\\ <14>x|198.51.100.1  <13>1"), "{}", p.msg);
@@ -377,6 +384,63 @@ fn structured_data_fields_and_limits() {
     // A start has only its jail.
     let start = Event::jail_event(EventKind::Start, "sshd", "h");
     assert_eq!(parse5424(&bytes(&s, &start)).sd[0].1, [("jail".to_owned(), "sshd".to_owned())]);
+}
+
+/// What enrichment finds about a Japanese address, and Fail2Ban's 4th ban of it.
+fn enriched(mut e: Event) -> Event {
+    e.bancount = Some(4);
+    e.context = Context {
+        hostname: Some("h.example".into()),
+        hostname_confirmed: Some(false),
+        country: Some("Japan".into()),
+        country_code: Some("JP".into()),
+        city: Some("Tokyo".into()),
+        asn: Some(64500),
+        as_org: Some("Example Net".into()),
+    };
+    e
+}
+
+#[test]
+fn what_enrichment_found_is_on_the_line_and_in_the_structured_data() {
+    let line = "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 4th time \
+                [Host name: h.example (unconfirmed); Location: Tokyo, Japan (JP); Network: AS64500 Example Net]";
+    let s = sink(Config::default());
+    assert_eq!(String::from_utf8(bytes(&s, &enriched(ban()))).unwrap(), format!("<85>f2b-notify[4242]: {line}"));
+    let s = sink(rfc5424(Some("fail2ban@32473")));
+    let p = parse5424(&bytes(&s, &enriched(ban())));
+    assert_eq!(p.msg, line);
+    let params: Vec<(&str, &str)> = p.sd[0].1.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    assert_eq!(
+        params,
+        [
+            ("jail", "sshd"),
+            ("id", "203.0.113.7"),
+            ("failures", "5"),
+            ("bantime", "600"),
+            ("hostname", "h.example"),
+            ("hostname_confirmed", "0"),
+            ("country", "Japan"),
+            ("country_code", "JP"),
+            ("city", "Tokyo"),
+            ("asn", "64500"),
+            ("as_org", "Example Net"),
+            ("bancount", "4"),
+        ]
+    );
+    // Only what is known; a repeat alone adds nothing to the line (the text says it).
+    let mut some = ban();
+    some.bancount = Some(2);
+    some.context.country_code = Some("JP".into());
+    let p = parse5424(&bytes(&s, &some));
+    assert_eq!(p.msg, "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 2nd time [Location: JP]");
+    let names: Vec<&str> = p.sd[0].1.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["jail", "id", "failures", "bantime", "country_code", "bancount"]);
+    some.context = Context::default();
+    assert_eq!(
+        parse5424(&bytes(&s, &some)).msg,
+        "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 2nd time"
+    );
 }
 
 #[test]
