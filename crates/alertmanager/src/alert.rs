@@ -7,7 +7,10 @@
 //! gives the same labels, so a ban and its unban are one alert, and a restored ban posted again
 //! is the same alert (Alertmanager merges it). Log text (the user name, the matched lines) goes
 //! only into annotations: the templates that turn alerts into Slack or mail messages are the
-//! administrator's, not ours, and label values often end up in URLs and routing rules.
+//! administrator's, not ours, and label values often end up in URLs and routing rules. What
+//! enrichment found (host name, location, network, country code, AS number) and Fail2Ban's
+//! ban count are annotations too: the alert's identity stays the same whatever the lookups
+//! give each time.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,6 +35,9 @@ pub const MAX_LABEL: usize = 200;
 pub const MAX_SUMMARY: usize = 1_000;
 /// Longest `user` annotation, in characters.
 pub const MAX_USER: usize = 200;
+/// Longest annotation of what enrichment found (`hostname`, `location`, `network`), in
+/// characters: a DNS name is at most 253.
+pub const MAX_CONTEXT: usize = 300;
 /// Matched log lines kept at most (the last ones).
 pub const MAX_MATCH_LINES: usize = 10;
 /// Characters of one matched line kept at most.
@@ -141,6 +147,24 @@ pub fn for_event(
     }
     if let Some(matches) = event.matches.as_deref().filter(|m| !m.trim().is_empty()) {
         annotations.insert("matches".to_owned(), Value::from(matches_text(matches)));
+    }
+    // What enrichment found, as annotations only: a label would make it part of the alert's
+    // identity, and the lookups are made again for the unban (a DNS answer late once, a
+    // database updated in between), whose labels must be the ban's to resolve its alert. The
+    // PTR name is whatever the owner of the address's reverse zone wrote: data, like the user.
+    let c = &event.context;
+    let found = [
+        ("hostname", c.hostname_shown()),
+        ("location", c.place()),
+        ("network", c.network()),
+        ("country_code", c.country_code.clone()),
+        ("asn", c.asn.map(|n| n.to_string())),
+        ("bancount", event.bancount.map(|n| n.to_string())),
+    ];
+    for (name, value) in found {
+        if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+            annotations.insert(name.to_owned(), Value::from(line(&v, MAX_CONTEXT)));
+        }
     }
 
     let starts = event_time(event, now);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use f2b_notify_core::{Alert, Digest, Event, EventKind, Secret, Sink, SinkError};
+use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, Secret, Sink, SinkError};
 use f2b_notify_standins::alertmanager::{rfc3339, Service};
 use f2b_notify_standins::{Reply, StandIn};
 use serde_json::{json, Value};
@@ -150,6 +150,61 @@ async fn exact_alert_per_event_kind() {
         again["annotations"]["summary"],
         "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s) (restored at restart)"
     );
+}
+
+/// What enrichment finds about a Japanese address, and Fail2Ban's 4th ban of it.
+fn enriched(mut e: Event) -> Event {
+    e.bancount = Some(4);
+    e.context = Context {
+        hostname: Some("h.example".into()),
+        hostname_confirmed: Some(false),
+        country: Some("Japan".into()),
+        country_code: Some("JP".into()),
+        city: Some("Tokyo".into()),
+        asn: Some(64500),
+        as_org: Some("Example Net".into()),
+    };
+    e
+}
+
+#[tokio::test]
+async fn what_enrichment_found_is_annotated_and_never_a_label() {
+    let am = Am::start();
+    let sink = sink_for(&[am.url()]);
+    sink.send(&enriched(ban("203.0.113.7", "web1.example"))).await.unwrap();
+    // The unban's lookups found less (DNS too slow this time): still the same alert.
+    let mut late = unban("203.0.113.7", "web1.example");
+    late.context.country_code = Some("JP".into());
+    sink.send(&late).await.unwrap();
+    sink.send_digest(&Digest::new(vec![enriched(ban("203.0.113.8", "web1.example"))])).await.unwrap();
+    let accepted = am.service.accepted();
+    assert_eq!(
+        accepted[0],
+        json!({
+            "labels": {"alertname": "Fail2BanBan", "jail": "sshd", "ip": "203.0.113.7", "host": "web1.example"},
+            "annotations": {
+                "summary": "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 4th time",
+                "failures": "5",
+                "bantime": "10 min",
+                "hostname": "h.example (unconfirmed)",
+                "location": "Tokyo, Japan (JP)",
+                "network": "AS64500 Example Net",
+                "country_code": "JP",
+                "asn": "64500",
+                "bancount": "4"
+            },
+            "startsAt": "2023-11-14T22:13:20.000Z",
+            "endsAt": "2023-11-14T22:23:20.000Z"
+        })
+    );
+    assert_eq!(accepted[1]["labels"], accepted[0]["labels"], "the unban resolves the ban's alert");
+    assert_eq!(
+        accepted[1]["annotations"],
+        json!({"summary": "Fail2Ban (sshd) unbanned IP 203.0.113.7", "location": "JP", "country_code": "JP"})
+    );
+    // A digest is every event's alert, each with its own (Alertmanager groups them).
+    assert_eq!(accepted[2]["annotations"]["network"], "AS64500 Example Net");
+    assert_eq!(accepted[2]["labels"].as_object().unwrap().len(), 4);
 }
 
 #[tokio::test]
@@ -486,6 +541,16 @@ async fn hostile_text_stays_in_annotations_and_within_limits() {
     .join(" ");
     let mut e = ban("198.51.100.1\r\nFAKE: 10.0.0.1", "web1\nFAKE host");
     e.jail = "sshd\r\nFAKE jail".into();
+    // What enrichment found is the attacker's too: a PTR name is whatever its zone says.
+    e.context = Context {
+        hostname: Some(format!("{hostile}{}", "h".repeat(1000))),
+        hostname_confirmed: Some(true),
+        country: Some(hostile.clone()),
+        country_code: Some("X\r\nFAKE: cc".into()),
+        city: None,
+        asn: Some(64500),
+        as_org: Some(hostile.clone()),
+    };
     e.user = Some(format!("{hostile}{}", "u".repeat(100_000)));
     e.matches = Some(format!(
         "{hostile}\n{}\n{}",
@@ -519,6 +584,15 @@ async fn hostile_text_stays_in_annotations_and_within_limits() {
     assert_eq!(lines[10], "line 49");
     assert!(lines.iter().all(|l| l.chars().count() <= 300), "{lines:?}");
     assert!(matches.chars().count() <= 11 * 300);
+    // So is what enrichment found: one line each, cut, and no label.
+    let annotations = a["annotations"].as_object().unwrap();
+    for key in ["hostname", "location", "network", "country_code", "asn"] {
+        let v = annotations[key].as_str().unwrap();
+        assert!(!v.contains(char::is_control) && v.chars().count() <= 300, "{key}: {v:?}");
+    }
+    assert!(annotations["hostname"].as_str().unwrap().starts_with("<!channel> @everyone @here <b>x</b>"));
+    assert!(annotations["hostname"].as_str().unwrap().contains("[cut "));
+    assert_eq!(annotations["country_code"], "X  FAKE: cc");
     // The summary is one line: the id's line break cannot start another.
     let summary = a["annotations"]["summary"].as_str().unwrap();
     assert!(!summary.contains(['\r', '\n']), "{summary:?}");

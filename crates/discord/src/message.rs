@@ -489,10 +489,9 @@ impl Pack {
 }
 
 /// The JSON body for a digest: the counted summary as `content` (and where the bans come
-/// from, when enrichment found it), then one embed per jail (or
-/// more for a long list) naming every banned and unbanned id in code blocks, while Discord's
-/// 10 embeds and 6000 characters last. Whatever does not fit is counted, exactly, in the
-/// content.
+/// from, when enrichment found it), then one embed per jail (or more for a long list) naming
+/// every banned and unbanned id in code blocks, while Discord's 10 embeds and 6000 characters
+/// last. Whatever does not fit is counted, exactly, in the content.
 pub fn build_digest(digest: &Digest, options: &MessageOptions) -> Value {
     let mut pack = Pack { done: Vec::new(), used: 0, open: None, unlisted_ids: 0, unlisted_jails: 0 };
     for jail in digest.jails() {

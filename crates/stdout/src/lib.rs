@@ -9,7 +9,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use f2b_notify_core::{
-    async_trait, flatten, truncate_chars, Alert, ConfigError, Digest, Event, Renderer, Sink, SinkError, Templates,
+    async_trait, flatten, truncate_chars, Alert, ConfigError, Context, Digest, Event, Renderer, Sink, SinkError,
+    Templates,
 };
 use serde::Deserialize;
 
@@ -73,16 +74,31 @@ impl StdoutSink {
         let message = self.renderer.render_plain(&event).map_err(|e| SinkError::permanent(e.to_string()))?;
         let line = match self.config.format {
             // One event, one line: control characters (a newline from a template or a log
-            // line) must not forge a second line.
-            Format::Text => flatten(&message),
+            // line) must not forge a second line. What enrichment found ends it.
+            Format::Text => match context_note(&event) {
+                Some(note) => flatten(&format!("{message} {note}")),
+                None => flatten(&message),
+            },
             Format::Json => {
+                // What enrichment found as keys of the line itself (`hostname`, `country`,
+                // `asn`, …), like every other field, instead of the event's nested `context`;
+                // left out when unknown, like `user`.
                 #[derive(serde::Serialize)]
                 struct Line<'a> {
                     #[serde(flatten)]
                     event: &'a Event,
+                    #[serde(flatten)]
+                    context: &'a Context,
                     message: &'a str,
                 }
-                serde_json::to_string(&Line { event: &event, message: &message })
+                let mut event = event;
+                // (Borrowed as it is when there is nothing to move: an empty context is no key.)
+                let context = if event.context.is_empty() {
+                    Context::default()
+                } else {
+                    std::mem::take(&mut event.to_mut().context)
+                };
+                serde_json::to_string(&Line { event: &event, context: &context, message: &message })
                     .map_err(|e| SinkError::permanent(format!("cannot encode JSON: {e}")))?
             }
         };
@@ -144,6 +160,19 @@ impl Sink for StdoutSink {
         }
         self.write(&text)
     }
+}
+
+/// What enrichment found, for the end of a text line: `[Host name: h.example (unconfirmed);
+/// Location: Tokyo, Japan (JP); Network: AS64500 Example Net]`; `None` when nothing was found.
+/// The repeat is left out: the default text says it already ("the 4th time").
+fn context_note(event: &Event) -> Option<String> {
+    let found: Vec<String> = event
+        .context_fields()
+        .into_iter()
+        .filter(|(label, _)| *label != "Repeat")
+        .map(|(label, value)| format!("{label}: {value}"))
+        .collect();
+    (!found.is_empty()).then(|| format!("[{}]", found.join("; ")))
 }
 
 impl StdoutSink {
@@ -315,6 +344,70 @@ mod tests {
             text,
             "Fail2Ban (sshd) banned IP 192.0.2.0\nFail2Ban (sshd) banned IP 192.0.2.1\nFail2Ban (sshd) banned IP 192.0.2.2\n"
         );
+    }
+
+    /// What enrichment finds about a Japanese address, and Fail2Ban's 4th ban of it.
+    fn enriched(mut e: Event) -> Event {
+        e.bancount = Some(4);
+        e.context = Context {
+            hostname: Some("h.example".into()),
+            hostname_confirmed: Some(false),
+            country: Some("Japan".into()),
+            country_code: Some("JP".into()),
+            city: Some("Tokyo".into()),
+            asn: Some(64500),
+            as_org: Some("Example Net".into()),
+        };
+        e
+    }
+
+    #[test]
+    fn what_enrichment_found_ends_the_text_line_and_is_flat_in_json() {
+        let ban = enriched(Event::target_event(EventKind::Ban, "sshd", "203.0.113.7", "host"));
+        let text = StdoutSink::new("c", Config::default()).unwrap();
+        assert_eq!(
+            text.line(&ban).unwrap(),
+            "Fail2Ban (sshd) banned IP 203.0.113.7, the 4th time [Host name: h.example (unconfirmed); \
+             Location: Tokyo, Japan (JP); Network: AS64500 Example Net]"
+        );
+        let json = StdoutSink::new("j", Config { format: Format::Json, ..Config::default() }).unwrap();
+        let line = json.line(&ban).unwrap();
+        assert_eq!(
+            line,
+            r#"{"kind":"ban","jail":"sshd","id":"203.0.113.7","ip":"203.0.113.7","restored":false,"host":"host","bancount":4,"hostname":"h.example","hostname_confirmed":false,"country":"Japan","country_code":"JP","city":"Tokyo","asn":64500,"as_org":"Example Net","message":"Fail2Ban (sshd) banned IP 203.0.113.7, the 4th time"}"#
+        );
+        // Only what is known; nothing at all when nothing was found, as before.
+        let mut some = Event::target_event(EventKind::Ban, "sshd", "203.0.113.7", "host");
+        some.context.asn = Some(64500);
+        let v: serde_json::Value = serde_json::from_str(&json.line(&some).unwrap()).unwrap();
+        assert_eq!(v["asn"], 64500);
+        assert!(v.get("context").is_none() && v.get("hostname").is_none() && v.get("country").is_none(), "{v}");
+        assert_eq!(text.line(&some).unwrap(), "Fail2Ban (sshd) banned IP 203.0.113.7 [Network: AS64500]");
+        some.context = Context::default();
+        assert_eq!(
+            json.line(&some).unwrap(),
+            r#"{"kind":"ban","jail":"sshd","id":"203.0.113.7","ip":"203.0.113.7","restored":false,"host":"host","message":"Fail2Ban (sshd) banned IP 203.0.113.7"}"#
+        );
+    }
+
+    #[test]
+    fn a_hostile_context_adds_no_line() {
+        let mut ban = Event::target_event(EventKind::Ban, "sshd", "203.0.113.7", "host");
+        ban.context.hostname = Some("ptr\r\nFAKE LINE: banned 10.0.0.1 <!channel>".into());
+        ban.context.as_org = Some("org\nFAKE ORG \u{1b}[31m".into());
+        ban.context.asn = Some(1);
+        let text = StdoutSink::new("c", Config::default()).unwrap();
+        let line = text.line(&ban).unwrap();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(
+            line.ends_with("[Host name: ptr  FAKE LINE: banned 10.0.0.1 <!channel>; Network: AS1 org FAKE ORG  [31m]"),
+            "{line}"
+        );
+        let json = StdoutSink::new("j", Config { format: Format::Json, ..Config::default() }).unwrap();
+        let line = json.line(&ban).unwrap();
+        assert!(!line.contains(['\r', '\n']), "{line:?}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["hostname"], "ptr\r\nFAKE LINE: banned 10.0.0.1 <!channel>", "JSON keeps the value exactly");
     }
 
     #[tokio::test]

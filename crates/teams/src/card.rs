@@ -5,9 +5,9 @@
 //!
 //! An event's card: a bold title TextBlock coloured by event (attention for a ban, good for an
 //! unban), a FactSet (jail, address, failures, ban time, host, user, and what enrichment found:
-//! host name, location, network, repeat) and, for a ban, the last
-//! matched log lines in a monospace TextBlock. A digest's card: the title, then per jail what
-//! happened and every address in monospace TextBlocks of a sane length.
+//! host name, location, network, repeat) and, for a ban, the last matched log lines in a
+//! monospace TextBlock. A digest's card: the title (and where the bans come from), then per
+//! jail what happened and every address in monospace TextBlocks of a sane length.
 //!
 //! Every value is text, never markup: [`escape`] backslash-escapes what the card's markdown
 //! subset would read. Every text has a cap with a visible cut marker, and the serialised JSON
@@ -331,9 +331,9 @@ fn facts(event: &Event, user_max: usize) -> Vec<Value> {
 }
 
 /// The JSON body for a digest: the title (and under it where the bans come from, when
-/// enrichment found it), then per jail what happened and every address, in
-/// as many monospace blocks as the list needs. When the card would pass [`MAX_PAYLOAD`], the
-/// addresses that did not fit are counted exactly in a last line instead of listed.
+/// enrichment found it), then per jail what happened and every address, in as many monospace
+/// blocks as the list needs. When the card would pass [`MAX_PAYLOAD`], the addresses that did
+/// not fit are counted exactly in a last line instead of listed.
 pub fn build_digest(digest: &Digest) -> Value {
     let title = value(&digest.title(), MAX_TITLE);
     let mut body = vec![title_block(&title, color(digest.dominant_kind()))];

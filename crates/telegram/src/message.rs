@@ -219,8 +219,8 @@ impl JailPart {
 }
 
 /// One message for a digest: the title (and on a line of its own where the bans come from,
-/// when enrichment found it), then one `<pre>` block with, per jail, what happened
-/// and the addresses. Every jail that fits is named with its counts (a storm in one jail does
+/// when enrichment found it), then one `<pre>` block with, per jail, what happened and the
+/// addresses. Every jail that fits is named with its counts (a storm in one jail does
 /// not push the others out); the room left for addresses is shared among the lists, each
 /// naming as many as its share holds and then the exact number left out (`… and 120 more`).
 /// Jails that find no room at all are counted in a last line.

@@ -8,13 +8,19 @@
 //! {"type": "event", "text": "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s)",
 //!  "event": {"kind": "ban", "jail": "sshd", "id": "203.0.113.7", "ip": "203.0.113.7",
 //!            "failures": 5, "time": 1700000000.5, "bantime": 600, "restored": false,
-//!            "user": null, "matches": null, "host": "host.example"}}
-//! {"type": "digest", "title": "…", "text": "…", "host": "…", "count": 2, "events": [{…}, {…}]}
+//!            "user": null, "matches": null, "host": "host.example", "bancount": null,
+//!            "hostname": null, "hostname_confirmed": null, "country": null, "country_code": null,
+//!            "city": null, "asn": null, "as_org": null}}
+//! {"type": "digest", "title": "…", "origins": "…", "text": "…", "host": "…", "count": 2,
+//!  "events": [{…}, {…}]}
 //! {"type": "alert", "text": "…", "alert": {"subject": "…", "text": "…", "recovered": false}}
 //! ```
 //!
-//! Every key of `event` is always there (`null` when Fail2Ban gave no value), so a consumer
-//! (an n8n workflow, a Home Assistant automation) never trips over a missing one.
+//! Every key of `event` is always there (`null` when Fail2Ban gave no value, or enrichment
+//! found none), so a consumer (an n8n workflow, a Home Assistant automation) never trips over
+//! a missing one. What `[enrich]` found is flat in `event`, beside Fail2Ban's fields, by the
+//! names of the template variables; a digest's `origins` is its line of where the bans come
+//! from (`null` when enrichment found nothing).
 //!
 //! A template for a JSON `content_type` renders with minijinja's JSON auto-escaping: every
 //! value it prints is written as JSON (a string with its quotes and escapes), so
@@ -68,6 +74,22 @@ pub struct WireEvent {
     pub matches: Option<String>,
     /// The host that runs Fail2Ban.
     pub host: String,
+    /// How often Fail2Ban has banned this address, this ban included.
+    pub bancount: Option<u64>,
+    /// The address's PTR name (reverse DNS): whatever the owner of its reverse zone wrote.
+    pub hostname: Option<String>,
+    /// Whether `hostname` resolves back to the address.
+    pub hostname_confirmed: Option<bool>,
+    /// The country's English name.
+    pub country: Option<String>,
+    /// The country's ISO 3166-1 alpha-2 code.
+    pub country_code: Option<String>,
+    /// The city's English name.
+    pub city: Option<String>,
+    /// The autonomous system number of the address's network.
+    pub asn: Option<u32>,
+    /// The autonomous system's organisation.
+    pub as_org: Option<String>,
 }
 
 impl WireEvent {
@@ -87,6 +109,15 @@ impl WireEvent {
             user: e.user.as_deref().map(flatten),
             matches: e.matches.clone(),
             host: flatten(&e.host),
+            bancount: e.bancount,
+            // One line already (enrichment cleans them); flattened again like every name.
+            hostname: e.context.hostname.as_deref().map(flatten),
+            hostname_confirmed: e.context.hostname_confirmed,
+            country: e.context.country.as_deref().map(flatten),
+            country_code: e.context.country_code.as_deref().map(flatten),
+            city: e.context.city.as_deref().map(flatten),
+            asn: e.context.asn,
+            as_org: e.context.as_org.as_deref().map(flatten),
         }
     }
 }
@@ -102,6 +133,7 @@ struct EventBody<'a> {
 struct DigestBody<'a> {
     r#type: &'static str,
     title: &'a str,
+    origins: Option<&'a str>,
     text: &'a str,
     host: &'a str,
     count: usize,
@@ -142,8 +174,19 @@ pub const VARIABLES: &[&str] = &[
     "user",
     "matches",
     "host",
+    "bancount",
+    "repeat",
+    "hostname",
+    "hostname_confirmed",
+    "country",
+    "country_code",
+    "city",
+    "asn",
+    "as_org",
+    "context",
     "event",
     "title",
+    "origins",
     "summary",
     "count",
     "events",
@@ -286,6 +329,7 @@ impl Bodies {
     pub fn digest(&self, digest: &Digest) -> Rendered {
         let events: Vec<WireEvent> = digest.events.iter().map(|e| WireEvent::new(e, MAX_DIGEST_MATCHES)).collect();
         let (title, text, host) = (digest.title(), digest.plain_text(), digest.host());
+        let origins = digest.origins().map(|o| flatten(&o.line()));
         let key = if self.digest_body {
             Key::DigestBody
         } else if self.body {
@@ -294,6 +338,7 @@ impl Bodies {
             let body = DigestBody {
                 r#type: "digest",
                 title: &title,
+                origins: origins.as_deref(),
                 text: &text,
                 host: &host,
                 count: events.len(),
@@ -304,6 +349,7 @@ impl Bodies {
         let mut ctx = BTreeMap::new();
         ctx.insert("type", Value::from("digest"));
         ctx.insert("title", Value::from(title));
+        ctx.insert("origins", Value::from(origins));
         ctx.insert("summary", Value::from(digest.summary()));
         ctx.insert("text", Value::from(text));
         ctx.insert("host", Value::from(host));
@@ -374,6 +420,17 @@ fn event_context(wire: &WireEvent, text: &str, event: &Event) -> BTreeMap<&'stat
     ctx.insert("user", opt(&wire.user));
     ctx.insert("matches", opt(&wire.matches));
     ctx.insert("host", Value::from(wire.host.clone()));
+    ctx.insert("bancount", wire.bancount.map(Value::from).unwrap_or(Value::from(())));
+    ctx.insert("repeat", event.repeat().map(Value::from).unwrap_or(Value::from(())));
+    ctx.insert("hostname", opt(&wire.hostname));
+    ctx.insert("hostname_confirmed", wire.hostname_confirmed.map(Value::from).unwrap_or(Value::from(())));
+    ctx.insert("country", opt(&wire.country));
+    ctx.insert("country_code", opt(&wire.country_code));
+    ctx.insert("city", opt(&wire.city));
+    ctx.insert("asn", wire.asn.map(Value::from).unwrap_or(Value::from(())));
+    ctx.insert("as_org", opt(&wire.as_org));
+    let described = flatten(&event.context.describe());
+    ctx.insert("context", if described.is_empty() { Value::from(()) } else { Value::from(described) });
     ctx.insert("event", Value::from_serialize(wire));
     ctx
 }
@@ -422,10 +479,21 @@ pub mod samples {
         ban.bantime = Some(-1);
         ban.user = Some(HOSTILE.to_owned());
         ban.matches = Some(format!("{HOSTILE}\n{HOSTILE}"));
+        // What enrichment found is the attacker's too: a PTR name is whatever its zone says.
+        ban.bancount = Some(4);
+        ban.context = f2b_notify_core::Context {
+            hostname: Some(HOSTILE.to_owned()),
+            hostname_confirmed: Some(false),
+            country: Some(HOSTILE.to_owned()),
+            country_code: Some("JP".to_owned()),
+            city: Some(HOSTILE.to_owned()),
+            asn: Some(64500),
+            as_org: Some(HOSTILE.to_owned()),
+        };
         let mut odd = Event::target_event(EventKind::Ban, "jail\"\\", HOSTILE, "host\"\r\n");
         odd.restored = true;
         vec![
-            ("a ban whose user name and log lines hold quotes, backslashes and line breaks", ban),
+            ("a ban whose user name, log lines and enrichment hold quotes, backslashes and line breaks", ban),
             ("a ban of an id that is no address, with no failures, time or ban time", odd),
             ("an unban", Event::target_event(EventKind::Unban, "sshd", "2001:db8::1", "host.example")),
             ("a jail start", Event::jail_event(EventKind::Start, "sshd", "host.example")),

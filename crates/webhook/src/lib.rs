@@ -67,8 +67,8 @@ pub struct Config {
     /// `digest_body`, and for alerts.
     pub body: Option<String>,
     /// The body of a digest (several events in one message) as a minijinja template with
-    /// `events`, `count`, `host`, `title`, `summary` and `text`. Default: `body` if given,
-    /// else the digest as JSON.
+    /// `events`, `count`, `host`, `title`, `origins`, `summary` and `text`. Default: `body` if
+    /// given, else the digest as JSON.
     pub digest_body: Option<String>,
     /// Per-event templates for `text`, the one-line message (`[sinks.NAME.templates]`).
     #[serde(default)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use f2b_notify_core::{Alert, Digest, Event, EventKind, Secret, Sink, SinkError};
+use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, Secret, Sink, SinkError};
 use f2b_notify_standins::webhook::Endpoint;
 use f2b_notify_standins::{Reply, StandIn};
 use serde_json::{json, Value};
@@ -88,7 +88,7 @@ async fn default_body_for_each_event_kind_is_exact() {
     // The exact bytes of the first: keys in the documented order.
     assert_eq!(
         got[0].body,
-        r#"{"type":"event","text":"Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s)","event":{"kind":"ban","jail":"sshd","id":"203.0.113.7","ip":"203.0.113.7","failures":5,"time":1700000000.5,"bantime":600,"restored":false,"user":null,"matches":null,"host":"host.example"}}"#
+        r#"{"type":"event","text":"Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s)","event":{"kind":"ban","jail":"sshd","id":"203.0.113.7","ip":"203.0.113.7","failures":5,"time":1700000000.5,"bantime":600,"restored":false,"user":null,"matches":null,"host":"host.example","bancount":null,"hostname":null,"hostname_confirmed":null,"country":null,"country_code":null,"city":null,"asn":null,"as_org":null}}"#
     );
     assert_eq!(got[0].method, "POST");
     assert_eq!(got[0].header("content-type"), Some("application/json"));
@@ -97,19 +97,22 @@ async fn default_body_for_each_event_kind_is_exact() {
         json!({"type": "event", "text": "Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s) (restored at restart)",
                "event": {"kind": "ban", "jail": "sshd", "id": "203.0.113.7", "ip": "203.0.113.7", "failures": 5,
                          "time": 1700000000.5, "bantime": -1, "restored": true, "user": "root",
-                         "matches": "line 1\nline 2", "host": "host.example"}})
+                         "matches": "line 1\nline 2", "host": "host.example", "bancount": null, "hostname": null, "hostname_confirmed": null, "country": null,
+                         "country_code": null, "city": null, "asn": null, "as_org": null}})
     );
     assert_eq!(
         got[2].json(),
         json!({"type": "event", "text": "Fail2Ban (sshd) unbanned IP 2001:db8::1",
                "event": {"kind": "unban", "jail": "sshd", "id": "2001:db8::1", "ip": "2001:db8::1", "failures": null,
                          "time": null, "bantime": null, "restored": false, "user": null, "matches": null,
-                         "host": "host.example"}})
+                         "host": "host.example", "bancount": null, "hostname": null, "hostname_confirmed": null, "country": null,
+                         "country_code": null, "city": null, "asn": null, "as_org": null}})
     );
     let jail = |kind: &str, text: &str| {
         json!({"type": "event", "text": text,
                "event": {"kind": kind, "jail": "sshd", "id": null, "ip": null, "failures": null, "time": null,
-                         "bantime": null, "restored": false, "user": null, "matches": null, "host": "host.example"}})
+                         "bantime": null, "restored": false, "user": null, "matches": null, "host": "host.example", "bancount": null, "hostname": null, "hostname_confirmed": null, "country": null,
+                         "country_code": null, "city": null, "asn": null, "as_org": null}})
     };
     assert_eq!(got[3].json(), jail("start", "Fail2Ban (sshd) jail started on host.example"));
     assert_eq!(got[4].json(), jail("stop", "Fail2Ban (sshd) jail stopped on host.example"));
@@ -137,13 +140,16 @@ async fn default_digest_and_alert_bodies_are_exact() {
     let got = hook.endpoint.bodies();
     let event = |kind: &str, jail: &str, id: &str, ip: Value| {
         json!({"kind": kind, "jail": jail, "id": id, "ip": ip, "failures": null, "time": null, "bantime": null,
-               "restored": false, "user": null, "matches": null, "host": "h"})
+               "restored": false, "user": null, "matches": null, "host": "h", "bancount": null, "hostname": null,
+               "hostname_confirmed": null, "country": null, "country_code": null, "city": null, "asn": null,
+               "as_org": null})
     };
     assert_eq!(
         got[0],
         json!({
             "type": "digest",
             "title": "Fail2Ban on h: 2 bans, 1 unban in 2 jails",
+            "origins": null,
             "text": "Fail2Ban on h: 2 bans, 1 unban in 2 jails\n\nsshd:\n  banned 2: 192.0.2.1, 192.0.2.2\n\nweb:\n  unbanned 1: not-an-ip\n",
             "host": "h",
             "count": 3,
@@ -160,6 +166,78 @@ async fn default_digest_and_alert_bodies_are_exact() {
                "alert": {"subject": "f2b-notify: sink `ops` is failing", "text": "last error: HTTP 503\nsince 10 min",
                          "recovered": false}})
     );
+}
+
+/// What enrichment finds about a Japanese address, and Fail2Ban's 4th ban of it.
+fn enriched(mut e: Event) -> Event {
+    e.bancount = Some(4);
+    e.context = Context {
+        hostname: Some("h.example".into()),
+        hostname_confirmed: Some(false),
+        country: Some("Japan".into()),
+        country_code: Some("JP".into()),
+        city: Some("Tokyo".into()),
+        asn: Some(64500),
+        as_org: Some("Example Net".into()),
+    };
+    e
+}
+
+#[tokio::test]
+async fn what_enrichment_found_is_in_the_body_the_templates_and_a_digests_origins() {
+    let hook = Hook::new();
+    hook.sink().send(&enriched(ban())).await.unwrap();
+    let mut events: Vec<Event> =
+        (1..=3).map(|i| enriched(Event::target_event(EventKind::Ban, "sshd", format!("192.0.2.{i}"), "h"))).collect();
+    events[2].context.asn = Some(64501);
+    events[2].context.as_org = Some("Other Net".into());
+    hook.sink().send_digest(&Digest::new(events.clone())).await.unwrap();
+    let got = hook.endpoint.accepted();
+    // The exact bytes: enrichment's keys after Fail2Ban's, flat, in the documented order.
+    assert_eq!(
+        got[0].body,
+        r#"{"type":"event","text":"Fail2Ban (sshd) banned IP 203.0.113.7 for 5 failure(s), the 4th time","event":{"kind":"ban","jail":"sshd","id":"203.0.113.7","ip":"203.0.113.7","failures":5,"time":1700000000.5,"bantime":600,"restored":false,"user":null,"matches":null,"host":"host.example","bancount":4,"hostname":"h.example","hostname_confirmed":false,"country":"Japan","country_code":"JP","city":"Tokyo","asn":64500,"as_org":"Example Net"}}"#
+    );
+    let digest = got[1].json();
+    let origins = "3 addresses, 2 of them from AS64500 Example Net, 1 from AS64501 Other Net; countries: Japan 3";
+    assert_eq!(digest["origins"], origins);
+    assert!(digest["text"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("Fail2Ban on h: 3 bans in 1 jail\nBanned: {origins}\n")));
+    assert_eq!(digest["events"][2]["as_org"], "Other Net");
+
+    // The templates have the same values, by the same names.
+    let config = Config {
+        body: Some(
+            r#"{"h": {{ hostname }}, "ok": {{ hostname_confirmed }}, "c": {{ country }}, "cc": {{ country_code }},
+"city": {{ city }}, "asn": {{ asn }}, "org": {{ as_org }}, "n": {{ bancount }}, "r": {{ repeat }},
+"all": {{ context }}}"#
+                .into(),
+        ),
+        digest_body: Some(r#"{"title": {{ title }}, "origins": {{ origins }}}"#.into()),
+        ..hook.config()
+    };
+    let sink = super::new("t", config).unwrap();
+    sink.send(&enriched(ban())).await.unwrap();
+    sink.send(&ban()).await.unwrap();
+    sink.send_digest(&Digest::new(events)).await.unwrap();
+    sink.send_digest(&Digest::new(vec![ban()])).await.unwrap();
+    let got = hook.endpoint.bodies();
+    assert_eq!(
+        got[2],
+        json!({"h": "h.example", "ok": false, "c": "Japan", "cc": "JP", "city": "Tokyo", "asn": 64500,
+               "org": "Example Net", "n": 4, "r": "4th",
+               "all": "h.example (unconfirmed) · Tokyo, Japan (JP) · AS64500 Example Net"})
+    );
+    // Nothing found: every one of them is null.
+    assert_eq!(
+        got[3],
+        json!({"h": null, "ok": null, "c": null, "cc": null, "city": null, "asn": null, "org": null, "n": null,
+               "r": null, "all": null})
+    );
+    assert_eq!(got[4], json!({"title": "Fail2Ban on h: 3 bans in 1 jail", "origins": origins}));
+    assert_eq!(got[5], json!({"title": "Fail2Ban on host.example: 1 ban in 1 jail", "origins": null}));
 }
 
 /// A digest names every address, in one request, whatever its size.
@@ -373,6 +451,16 @@ fn hostile_event() -> Event {
     let mut e = Event::target_event(EventKind::Ban, "sshd", "203.0.113.7\r\nX-Header: y", "host\r\nX-Header: y");
     e.user = Some(format!("{HOSTILE}{}", "u".repeat(100_000)));
     e.matches = Some(format!("{HOSTILE}\n{}", "A".repeat(100_000)));
+    // What enrichment found is the attacker's too: a PTR name is whatever its zone says.
+    e.context = Context {
+        hostname: Some(HOSTILE.into()),
+        hostname_confirmed: Some(true),
+        country: Some(HOSTILE.into()),
+        country_code: Some("XX".into()),
+        city: None,
+        asn: Some(64500),
+        as_org: Some(HOSTILE.into()),
+    };
     e
 }
 
@@ -381,7 +469,9 @@ async fn hostile_input_arrives_as_valid_json_within_limits_and_in_no_header() {
     let hook = Hook::new();
     let templated = Config {
         body: Some(
-            r#"{"text": {{ text }}, "user": {{ user }}, "matches": {{ matches | tojson }}, "id": {{ id }}}"#.into(),
+            r#"{"text": {{ text }}, "user": {{ user }}, "matches": {{ matches | tojson }}, "id": {{ id }},
+"hostname": {{ hostname }}, "org": {{ as_org | tojson }}, "context": {{ context }}}"#
+                .into(),
         ),
         ..hook.config()
     };
@@ -427,11 +517,21 @@ async fn hostile_input_arrives_as_valid_json_within_limits_and_in_no_header() {
     assert!(matches.starts_with(HOSTILE), "{matches:?}");
     assert_eq!(event["id"], "203.0.113.7  X-Header: y");
     assert_eq!(event["host"], "host  X-Header: y");
+    // What enrichment found, one line each.
+    let flat = "<!channel> @everyone @here <b>x</b> *_~ `code` [a](http://x) \"quoted\" \\   X-Header: y  [1m \u{202e}\u{fffd} {{ 777*777 }}";
+    assert_eq!(event["hostname"], flat);
+    assert_eq!(event["as_org"], flat);
     // The template: the same values, JSON-escaped by the auto-escaping or `tojson`.
     let t = got[2].json();
     assert_eq!(t["user"], event["user"]);
     assert_eq!(t["matches"], event["matches"]);
     assert_eq!(t["id"], event["id"]);
+    assert_eq!(t["hostname"], event["hostname"]);
+    assert_eq!(t["org"], event["as_org"]);
+    assert_eq!(t["context"], format!("{flat} · {flat} (XX) · AS64500 {flat}"));
+    // A digest's origins: the hostile network and country, one line, as data.
+    let origins = got[1].json()["origins"].as_str().unwrap().to_owned();
+    assert_eq!(origins, format!("2 addresses, 2 of them from AS64500 {flat}; countries: {flat} 2"));
 }
 
 /// The error a config gives, as text.
