@@ -180,3 +180,20 @@ fn a_database_that_cannot_be_read_is_named_by_check_and_costs_only_its_fields() 
     s.ban("198.51.100.4");
     assert_eq!(s.text_of("198.51.100.4"), "198.51.100.4||||||64500|Example Net|AS64500 Example Net");
 }
+
+#[test]
+fn test_shows_what_the_lookups_find_for_an_address() {
+    let probe = Dir::new();
+    let s = setup(&databases(&probe));
+    let mut c = s.dir.cmd();
+    c.arg("--config").arg(&s.config).args(["test", "--jail", "sshd", "--ip", "198.51.100.4", "--dry-run"]);
+    let r = run(c);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("enrich: United States (US) · AS64500 Example Net\n"), "{}", r.stdout);
+    // The preview is the enriched event, as the worker would send it.
+    assert!(r.stdout.contains("198.51.100.4|||US|United States||64500|Example Net|"), "{}", r.stdout);
+    let mut c = s.dir.cmd();
+    c.arg("--config").arg(&s.config).args(["test", "--jail", "sshd", "--ip", "192.0.2.1", "--dry-run"]);
+    let r = run(c);
+    assert!(r.stdout.contains("enrich: nothing found for 192.0.2.1"), "{}", r.stdout);
+}

@@ -1,6 +1,7 @@
 //! `f2b-notify test`: sends a sample event through a jail's route now, bypassing the spool,
 //! and prints each sink's result with what it means; exit 1 if any sink failed. With
-//! `--dry-run` it sends nothing and prints what each sink would send.
+//! `--dry-run` it sends nothing and prints what each sink would send. With `[enrich]`, the
+//! sample address is looked up first, as the worker would, and what was found is printed.
 
 use std::process::ExitCode;
 
@@ -30,6 +31,22 @@ pub fn run(sources: &Sources, args: TestArgs) -> anyhow::Result<ExitCode> {
     }
     event.time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs_f64());
     event.matches = Some("f2b-notify test: sample event, not a real attack".to_owned());
+    // `[enrich]` as the worker does it, so that `test --ip ADDR` shows what the lookups find.
+    if loaded.config.enrich.is_enabled() && event.ip.is_some() {
+        let (vetted, refused) = crate::trusted::vet_enrich(loaded.config.enrich.clone());
+        let (enricher, problems) = f2b_notify_enrich::Enricher::lenient(&vetted);
+        for p in refused.into_iter().chain(problems.iter().map(ToString::to_string)) {
+            println!("enrich: {p}");
+        }
+        if let Some(enricher) = enricher {
+            runtime()?.block_on(enricher.enrich(std::slice::from_mut(&mut event)));
+            let found = event.context.describe();
+            match found.is_empty() {
+                true => println!("enrich: nothing found for {} (within {:?})", args.ip, vetted.budget),
+                false => println!("enrich: {found}"),
+            }
+        }
+    }
     if args.dry_run {
         println!(
             "jail `{}` takes route `{}`; what a sample {kind} event would send (nothing is sent):",
