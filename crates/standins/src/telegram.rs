@@ -159,6 +159,8 @@ struct State {
     deleted: HashSet<(String, u64)>,
     frozen: HashSet<(String, u64)>,
     edits: usize,
+    /// A public chat's `@username` by the number the stand-in gave it: both name one chat.
+    numbers: HashMap<String, String>,
 }
 
 /// The Bot API stand-in: make it with the token it accepts, add chats, and serve
@@ -194,9 +196,16 @@ impl Service {
         Arc::new(Self { token: token.to_owned(), state: Mutex::new(state) })
     }
 
-    /// Lets `chat_id` (`-1001234567890`, `42`, `@channel`) exist.
+    /// Lets `chat_id` (`-1001234567890`, `42`, `@channel`) exist. A `@channel` gets a number
+    /// too (`-1001000000001`, …), which names the same chat, as Telegram's answers show it.
     pub fn add_chat(&self, chat_id: &str) {
-        self.lock().chats.insert(chat_key_str(chat_id));
+        let key = chat_key_str(chat_id);
+        let mut s = self.lock();
+        if key.starts_with('@') && !s.numbers.values().any(|k| *k == key) {
+            let number = (-1_001_000_000_001i64 - s.numbers.len() as i64).to_string();
+            s.numbers.insert(number, key.clone());
+        }
+        s.chats.insert(key);
     }
 
     /// Lets the forum topic `thread` exist in `chat_id`.
@@ -228,9 +237,10 @@ impl Service {
         s.accepted.iter().filter(|m| !s.deleted.contains(&(m.chat.clone(), m.message_id))).cloned().collect()
     }
 
-    /// The message `message_id` of `chat_id`, as the chat shows it now.
+    /// The message `message_id` of `chat_id` (a number or a `@channel`), as the chat shows
+    /// it now.
     pub fn message(&self, chat_id: &str, message_id: u64) -> Option<Message> {
-        let chat = chat_key_str(chat_id);
+        let chat = canonical(&self.lock(), chat_key_str(chat_id));
         self.accepted().into_iter().find(|m| m.chat == chat && m.message_id == message_id)
     }
 
@@ -242,12 +252,16 @@ impl Service {
 
     /// Somebody deleted this message: replies to it and edits of it find nothing.
     pub fn delete(&self, chat_id: &str, message_id: u64) {
-        self.lock().deleted.insert((chat_key_str(chat_id), message_id));
+        let mut s = self.lock();
+        let chat = canonical(&s, chat_key_str(chat_id));
+        s.deleted.insert((chat, message_id));
     }
 
     /// This message can no longer be edited (`message can't be edited`).
     pub fn freeze(&self, chat_id: &str, message_id: u64) {
-        self.lock().frozen.insert((chat_key_str(chat_id), message_id));
+        let mut s = self.lock();
+        let chat = canonical(&s, chat_key_str(chat_id));
+        s.frozen.insert((chat, message_id));
     }
 
     /// The responder to serve with [`crate::StandIn::start`].
@@ -360,6 +374,7 @@ impl Service {
         };
 
         let mut state = self.lock();
+        let chat = canonical(&state, chat);
         if let Some(&to) = state.migrated.get(&chat) {
             return error_with(
                 400,
@@ -408,7 +423,7 @@ impl Service {
         let date = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let reply = json!({"ok": true, "result": {
             "message_id": message_id, "date": date,
-            "chat": {"id": chat_number(&chat), "type": chat_type}, "text": visible,
+            "chat": {"id": chat_number(&state, &chat), "type": chat_type}, "text": visible,
         }});
         state.accepted.push(Message {
             chat,
@@ -462,6 +477,7 @@ impl Service {
             Some(_) => return error(400, "Bad Request: stand-in: parse_mode must be \"HTML\", the one it parses"),
         };
         let mut state = self.lock();
+        let chat = canonical(&state, chat);
         if !state.chats.contains(&chat) {
             return error(400, "Bad Request: chat not found");
         }
@@ -505,7 +521,7 @@ impl Service {
             200,
             &json!({"ok": true, "result": {
                 "message_id": message_id, "date": date, "edit_date": date,
-                "chat": {"id": chat_number(&chat), "type": "supergroup"}, "text": visible,
+                "chat": {"id": chat_number(&state, &chat), "type": "supergroup"}, "text": visible,
             }}),
         )
     }
@@ -548,9 +564,18 @@ fn spend(state: &mut State, chat: &str) -> Option<u64> {
     None
 }
 
-/// A chat's id as the answer gives it: its number (a `@name` stands for a made-up one).
-fn chat_number(chat: &str) -> Value {
-    chat.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(-1_001_000_000_001i64))
+/// A chat's id as the answer gives it: its number (a `@name`'s is the one it was given).
+fn chat_number(state: &State, chat: &str) -> Value {
+    if let Ok(n) = chat.parse::<i64>() {
+        return Value::from(n);
+    }
+    let number = state.numbers.iter().find(|(_, name)| *name == chat).map(|(n, _)| n.as_str());
+    Value::from(number.and_then(|n| n.parse::<i64>().ok()).unwrap_or(-1_001_000_000_001))
+}
+
+/// The key a chat is kept by: a `@name`'s number stands for the name.
+fn canonical(state: &State, chat: String) -> String {
+    state.numbers.get(&chat).cloned().unwrap_or(chat)
 }
 
 /// Messages a bot may send one group in a minute.
