@@ -161,6 +161,8 @@ struct State {
     edits: usize,
     /// A public chat's `@username` by the number the stand-in gave it: both name one chat.
     numbers: HashMap<String, String>,
+    /// When each message and each edit was accepted.
+    writes: Vec<Instant>,
 }
 
 /// The Bot API stand-in: make it with the token it accepts, add chats, and serve
@@ -242,6 +244,11 @@ impl Service {
     pub fn message(&self, chat_id: &str, message_id: u64) -> Option<Message> {
         let chat = canonical(&self.lock(), chat_key_str(chat_id));
         self.accepted().into_iter().find(|m| m.chat == chat && m.message_id == message_id)
+    }
+
+    /// When each message and each edit was accepted, in order: what the rate limits count.
+    pub fn writes(&self) -> Vec<Instant> {
+        self.lock().writes.clone()
     }
 
     /// How many messages were sent and how many edits were accepted.
@@ -554,6 +561,7 @@ fn spend(state: &mut State, chat: &str) -> Option<u64> {
         }
     }
     state.last_sent.insert(chat.to_owned(), now);
+    state.writes.push(now);
     if chat.starts_with('-') {
         let window = state.group_window.entry(chat.to_owned()).or_default();
         window.push_back(now);
