@@ -1,6 +1,14 @@
-//! Discord's answers to Execute Webhook, classified for the router: success, a rate limit to
-//! wait out exactly, or an error with Discord's own message and code and what it means for
-//! the operator.
+//! Discord's answers to Execute Webhook and Edit Webhook Message, classified for the router:
+//! success (with the saved message's id), a rate limit to wait out exactly, or an error with
+//! Discord's own message and code and what it means for the operator.
+//!
+//! The saved message comes back whole (content and every embed, escaped as JSON), and the
+//! shared HTTP layer reads at most [`MAX_BODY`] of an answer: a large digest's may arrive cut.
+//! Its fields are read one by one, and what came before the cut counts; a 200 cut at the
+//! limit is a message Discord saved, whose id may have been past the cut (Discord puts `id`
+//! after `content` and `embeds`): delivered, with no reference, never a failure that would
+//! post it again. Nothing in an answer is trusted: an `id` that is not a snowflake (a
+//! newline, a megabyte) is no reference.
 //!
 //! Sources: <https://discord.com/developers/docs/topics/opcodes-and-status-codes#json> (the
 //! codes), <https://discord.com/developers/docs/reference#error-messages> (the `errors`
@@ -11,7 +19,9 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use f2b_notify_core::SinkError;
-use f2b_notify_http::{classify_status, clean, describe, wait_from_secs, Answer};
+use f2b_notify_http::{classify_status, clean, describe, wait_from_secs, Answer, MAX_BODY};
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::Deserializer;
 use serde_json::Value;
 
 /// What to do about a token Discord refuses.
@@ -26,6 +36,7 @@ pub fn explain(code: i64) -> Option<&'static str> {
         50027 => BAD_TOKEN,
         10015 => UNKNOWN_WEBHOOK,
         10003 => "the channel or thread is gone: check `thread_id` (or, if the channel was deleted, create a webhook in another)",
+        10008 => "the message was deleted, or is not this webhook's",
         50001 | 50013 => "the webhook cannot post there: check `thread_id` (a thread of the webhook's own channel)",
         220001 => "the webhook's channel is a forum or media channel: set `thread_id` to the id of a post in it",
         50006 => "Discord found the message empty (please report this as a bug)",
@@ -99,24 +110,85 @@ pub fn first_form_error(errors: &Value) -> Option<String> {
     walk(errors, &mut Vec::new())
 }
 
-/// Classifies Discord's answer to a post with `?wait=true`: 200 with the saved message (an
-/// `id`) is success, as is any other 2xx (204 is Discord's answer without `wait`); every
-/// other answer is an error.
-pub fn classify(answer: &Answer, origin: &str) -> Result<(), SinkError> {
+/// A request Discord refused: its JSON error `code`, when it had one (the sink works around
+/// some refusals of an edit by it), and the error for the router.
+#[derive(Debug)]
+pub struct Refused {
+    /// Discord's JSON error code (`10008` Unknown Message, …).
+    pub code: Option<i64>,
+    /// The error the router gets when the sink does not work around it.
+    pub error: SinkError,
+}
+
+impl From<SinkError> for Refused {
+    fn from(error: SinkError) -> Self {
+        Self { code: None, error }
+    }
+}
+
+/// Whether `text` is a snowflake as Discord writes one: a 64-bit number in decimal.
+pub fn snowflake(text: &str) -> bool {
+    (1..=20).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u64>().is_ok()
+}
+
+/// Reads Discord's answer to a post with `?wait=true` or to an edit: 200 with the saved
+/// message is success, with its id when that is a snowflake (see the module docs for a cut
+/// answer); any other 2xx is success without one (204 is Discord's answer without `wait`);
+/// every other answer is refused.
+pub fn read(answer: &Answer, origin: &str) -> Result<Option<String>, Refused> {
     match answer.status {
         200 => {
-            let saved: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
-            if saved["id"].is_string() {
-                Ok(())
-            } else {
-                Err(SinkError::permanent(format!(
+            let (id, complete) = saved_id(&answer.body);
+            // A body that is not one JSON object counts only when the limit cut it.
+            let cut = !complete && answer.body.len() >= MAX_BODY;
+            match id {
+                Some(id) if complete || cut => Ok(Some(id).filter(|id| snowflake(id))),
+                None if cut => Ok(None),
+                _ => Err(SinkError::permanent(format!(
                     "unexpected answer to a post with ?wait=true (HTTP 200 without the saved message's id): {}",
                     answer.body_line()
-                )))
+                ))
+                .into()),
             }
         }
-        s if (200..300).contains(&s) => Ok(()),
-        _ => Err(failure(answer, origin)),
+        s if (200..300).contains(&s) => Ok(None),
+        _ => {
+            let code = serde_json::from_str::<Value>(&answer.body).ok().and_then(|v| v["code"].as_i64());
+            Err(Refused { code, error: failure(answer, origin) })
+        }
+    }
+}
+
+/// The message's `id` (when it is a string) from the fields read before anything
+/// unreadable, and whether the whole body was one JSON object.
+fn saved_id(body: &str) -> (Option<String>, bool) {
+    let mut id = None;
+    let mut de = serde_json::Deserializer::from_str(body);
+    let complete = de.deserialize_map(Collect(&mut id)).is_ok() && de.end().is_ok();
+    (id, complete)
+}
+
+/// Collects a top-level `id` string into a place that outlives a failed parse.
+struct Collect<'a>(&'a mut Option<String>);
+
+impl<'de> Visitor<'de> for Collect<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "id" {
+                if let Value::String(s) = map.next_value::<Value>()? {
+                    *self.0 = Some(s);
+                }
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -160,4 +232,41 @@ fn failure(answer: &Answer, origin: &str) -> SinkError {
     }
     let meaning = code.and_then(explain).or_else(|| status_meaning(answer.status));
     classify_status(answer.status, answer.retry_after(), describe(&error, Some(answer.status), meaning))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer { status, headers: Default::default(), body: body.to_owned() }
+    }
+
+    #[test]
+    fn the_saved_messages_id_or_none() {
+        let ok = |body: &str| read(&answer(200, body), "o").map_err(|r| r.error.to_string());
+        assert_eq!(
+            ok(r#"{"id":"1200000000000000001","channel_id":"1"}"#).unwrap().as_deref(),
+            Some("1200000000000000001")
+        );
+        // Hostile ids: delivered, no reference.
+        for id in [r#""1\n2""#, &format!(r#""{}""#, "1".repeat(300)), r#""../x""#, r#""99999999999999999999""#] {
+            assert_eq!(ok(&format!(r#"{{"id":{id}}}"#)).unwrap(), None, "{id}");
+        }
+        // No id at all, or not JSON: not Discord's saved message.
+        assert!(ok(r#"{"id":7}"#).unwrap_err().contains("without the saved message's id"));
+        assert!(ok("<html>portal</html>").is_err());
+        // Cut at the HTTP layer's limit: saved; the id counts when it came before the cut.
+        let head = r#"{"type":0,"content":""#;
+        let cut = format!("{head}{}", "x".repeat(MAX_BODY - head.len()));
+        assert_eq!(ok(&cut).unwrap(), None);
+        let head = r#"{"id":"42","content":""#;
+        let cut = format!("{head}{}", "x".repeat(MAX_BODY - head.len()));
+        assert_eq!(ok(&cut).unwrap().as_deref(), Some("42"));
+        assert!(ok(&cut[..1000]).is_err(), "short and broken is no cut answer");
+        assert_eq!(read(&answer(204, ""), "o").unwrap(), None);
+        let refused = read(&answer(404, r#"{"message":"Unknown Message","code":10008}"#), "o").unwrap_err();
+        assert_eq!(refused.code, Some(10008));
+        assert!(refused.error.is_permanent() && refused.error.to_string().starts_with("Unknown Message, code 10008"));
+    }
 }

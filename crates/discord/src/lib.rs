@@ -9,15 +9,39 @@
 //! for a message it did not save. Every message carries `allowed_mentions = {"parse": []}`.
 //! Discord's answers are classified for the router in [`answer`]; the layout, escaping and
 //! limits are in [`message`].
+//!
+//! **References.** The answer to `?wait=true` is the saved message; its `id` (a snowflake) is
+//! the [`MessageRef`] the router keeps. Only the id: an edit goes through the same webhook
+//! (and `thread_id`) as the post, which name the channel.
+//!
+//! **Storms.** [`Sink::post_digest`] with a reference edits that message (Edit Webhook
+//! Message, `PATCH …/webhooks/{id}/{token}/messages/{message_id}`, with `thread_id` when
+//! configured) to hold the digest, and returns the same reference. The edit sends `content`
+//! and `embeds` (both replace the message's: a ban's embed becomes the storm's list) and
+//! `allowed_mentions = {"parse": []}` again: without it Discord parses the edited content
+//! with the default allowances. It sends no `username` or `avatar_url`, which the edit route
+//! does not take (the message keeps its poster). An edit Discord refuses for that message's
+//! sake ([`EDIT_REFUSALS`]: deleted, not this webhook's, in an archived thread, too many edits
+//! of an old message) posts the digest as a new message and returns that one.
+//!
+//! **Unbans.** A webhook cannot reply: Execute Webhook takes no `message_reference` (only a
+//! bot's Create Message does). An unban is posted as a message of its own, like any event,
+//! and names its ban only by the address and jail it shows; it links to nothing (a message
+//! link needs the server's id, which the webhook's answer does not carry) and mentions
+//! nobody. Its reference is returned all the same, so a storm that follows edits it.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use f2b_notify_core::{
-    async_trait, Alert, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates,
+    async_trait, Alert, ConfigError, Digest, Event, MessageRef, Renderer, Secret, SecretSource, Sink, SinkError,
+    Templates,
 };
-use f2b_notify_http::{exchange, parse_url, Timeout, UrlKind};
+use f2b_notify_http::{exchange, parse_url, Method, Timeout, Url, UrlKind};
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use answer::Refused;
 
 pub mod answer;
 pub mod message;
@@ -38,6 +62,14 @@ pub const USER_AGENT: &str = concat!("DiscordBot (f2b-notify, ", env!("CARGO_PKG
 /// channel's limit after 12 s and then wait out 429s. A storm loses nothing by it: what piles
 /// up meanwhile goes out as one digest.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Discord's refusals of an edit that are about that one message (JSON error codes,
+/// <https://discord.com/developers/docs/topics/opcodes-and-status-codes#json>): the digest
+/// is posted as a new message instead. 10008 Unknown Message (deleted, or the webhook's URL
+/// now names another webhook); 50005 a message authored by another; 50083 a message in an
+/// archived thread (a new post unarchives it); 30046 too many edits of a message older than
+/// an hour; 20022 an announcement channel's edit limit.
+pub const EDIT_REFUSALS: &[i64] = &[10008, 50005, 50083, 30046, 20022];
 
 /// Configuration of a `type = "discord"` sink.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
@@ -117,6 +149,9 @@ pub struct DiscordSink {
     source: SecretSource,
     /// The URL posted to: the configured one with `wait=true` (and `thread_id`) in its query.
     endpoint: Secret,
+    /// The URL of the webhook's messages, `…/webhooks/ID/TOKEN/messages` (with `thread_id`
+    /// and the configured query, without `wait`), to which an edit adds the message's id.
+    messages: Secret,
     /// `scheme://host:port` of the webhook, the scope of a global rate limit (not a secret).
     origin: String,
     thread_id: Option<String>,
@@ -132,10 +167,17 @@ pub struct DiscordSink {
 /// Where a webhook URL's path must end, in words, for the errors.
 const WEBHOOK_PATH: &str = "its path must end in /webhooks/ID/TOKEN: copy it with Copy Webhook URL in the channel's settings (Integrations → Webhooks)";
 
+/// Where a sink sends: the URL to post to, the URL of its messages (for edits), the origin.
+struct Endpoints {
+    post: Secret,
+    messages: Secret,
+    origin: String,
+}
+
 /// Checks that the secret is a Discord webhook URL, never quoting it; returns the URL to post
-/// to (`wait=true`, and `thread_id` when configured, replacing any the URL had), its origin
-/// and `check`'s warning for plain http:// to another machine.
-fn endpoint(url: &Secret, thread_id: Option<&str>) -> Result<(Secret, String, Option<String>), ConfigError> {
+/// to (`wait=true`, and `thread_id` when configured, replacing any the URL had), the URL of
+/// its messages, its origin and `check`'s warning for plain http:// to another machine.
+fn endpoint(url: &Secret, thread_id: Option<&str>) -> Result<(Endpoints, Option<String>), ConfigError> {
     let (mut parsed, warning) =
         parse_url(url.expose(), "url", UrlKind::Secret, "the webhook URL, which is the secret,")?;
     let segments: Vec<&str> = parsed.path_segments().map(|s| s.filter(|s| !s.is_empty()).collect()).unwrap_or_default();
@@ -161,6 +203,7 @@ fn endpoint(url: &Secret, thread_id: Option<&str>) -> Result<(Secret, String, Op
         .filter(|(k, _)| k != "wait" && !(thread_id.is_some() && k == "thread_id"))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
+    let mut messages = parsed.clone();
     {
         let mut query = parsed.query_pairs_mut();
         query.clear();
@@ -172,7 +215,23 @@ fn endpoint(url: &Secret, thread_id: Option<&str>) -> Result<(Secret, String, Op
             query.append_pair("thread_id", id);
         }
     }
-    Ok((Secret::new(String::from(parsed)), origin, warning))
+    // Edits: the same webhook, thread and query; `wait` is Execute Webhook's alone.
+    messages
+        .path_segments_mut()
+        .map_err(|()| ConfigError::new(format!("`url` is not a Discord webhook URL: {WEBHOOK_PATH} {hidden}")))?
+        .pop_if_empty()
+        .push("messages");
+    messages.set_query(None);
+    let mut pairs: Vec<(String, String)> = kept;
+    if let Some(id) = thread_id {
+        pairs.push(("thread_id".into(), id.to_owned()));
+    }
+    if !pairs.is_empty() {
+        messages.query_pairs_mut().extend_pairs(pairs);
+    }
+    let endpoints =
+        Endpoints { post: Secret::new(String::from(parsed)), messages: Secret::new(String::from(messages)), origin };
+    Ok((endpoints, warning))
 }
 
 /// Builds the sink: reads the URL (from the file, if so configured), checks it and the other
@@ -180,7 +239,7 @@ fn endpoint(url: &Secret, thread_id: Option<&str>) -> Result<(Secret, String, Op
 pub fn new(name: impl Into<String>, config: Config) -> Result<DiscordSink, ConfigError> {
     let source = SecretSource::from_pair("url", config.url, config.url_file)?;
     let url = source.load("url")?;
-    let (endpoint, origin, cleartext) = endpoint(&url, config.thread_id.as_deref())?;
+    let (Endpoints { post: endpoint, messages, origin }, cleartext) = endpoint(&url, config.thread_id.as_deref())?;
     let mut warnings: Vec<String> = cleartext.into_iter().collect();
     if let Some(name) = &config.username {
         let n = name.trim().chars().count();
@@ -208,6 +267,7 @@ pub fn new(name: impl Into<String>, config: Config) -> Result<DiscordSink, Confi
         name: name.into(),
         source,
         endpoint,
+        messages,
         origin,
         thread_id: config.thread_id,
         client: f2b_notify_http::client(timeout)?,
@@ -219,9 +279,10 @@ pub fn new(name: impl Into<String>, config: Config) -> Result<DiscordSink, Confi
 }
 
 impl DiscordSink {
-    /// Posts one body; success is 200 with the saved message (or 204), anything else is
-    /// classified by [`answer::classify`].
-    async fn post(&self, body: &serde_json::Value) -> Result<(), SinkError> {
+    /// Sends one body (a post, or with `message` an edit of it): the saved message's id, if
+    /// Discord's answer names it sanely; anything but success is classified by
+    /// [`answer::read`].
+    async fn call(&self, body: &Value, message: Option<&str>) -> Result<Option<String>, Refused> {
         if let Some(wait) = answer::global_wait(&self.origin) {
             return Err(SinkError::retry_after(
                 format!(
@@ -229,15 +290,53 @@ impl DiscordSink {
                     wait.as_secs_f64()
                 ),
                 wait,
-            ));
+            )
+            .into());
         }
-        let request =
-            self.client.post(self.endpoint.expose()).header(reqwest::header::USER_AGENT, USER_AGENT).json(body);
+        let request = match message {
+            None => self.client.post(self.endpoint.expose()),
+            Some(id) => {
+                // Never quotes the URL: it holds the token.
+                let mut url = Url::parse(self.messages.expose())
+                    .map_err(|_| SinkError::permanent("cannot build the edit's URL from the webhook URL"))?;
+                url.path_segments_mut()
+                    .map_err(|()| SinkError::permanent("cannot build the edit's URL from the webhook URL"))?
+                    .push(id);
+                self.client.request(Method::PATCH, url)
+            }
+        };
+        let request = request.header(reqwest::header::USER_AGENT, USER_AGENT).json(body);
         let answer = exchange(request, self.timeout).await?;
-        answer::classify(&answer, &self.origin)
+        answer::read(&answer, &self.origin)
     }
 
-    fn render(&self, event: &Event) -> Result<serde_json::Value, SinkError> {
+    /// Posts `body` as a new message; its reference, if Discord named it sanely.
+    async fn post_new(&self, body: &Value) -> Result<Option<MessageRef>, SinkError> {
+        let id = self.call(body, None).await.map_err(|r| r.error)?;
+        Ok(id.and_then(MessageRef::new))
+    }
+
+    /// Edits message `id` to show `body`; `Ok(false)` when Discord refuses the edit for that
+    /// message's sake ([`EDIT_REFUSALS`]) and a new message is the way.
+    async fn edit(&self, body: &Value, id: &str) -> Result<bool, SinkError> {
+        let mut edit = body.clone();
+        if let Some(obj) = edit.as_object_mut() {
+            // Not Edit Webhook Message's fields: the message keeps its poster.
+            obj.remove("username");
+            obj.remove("avatar_url");
+            // Both replace the message's own: a field left out would be kept (the ban's
+            // text above the storm's list), `null` clears it.
+            obj.entry("content").or_insert(Value::Null);
+            obj.entry("embeds").or_insert_with(|| Value::Array(Vec::new()));
+        }
+        match self.call(&edit, Some(id)).await {
+            Ok(_) => Ok(true),
+            Err(Refused { code: Some(code), .. }) if EDIT_REFUSALS.contains(&code) => Ok(false),
+            Err(refused) => Err(refused.error),
+        }
+    }
+
+    fn render(&self, event: &Event) -> Result<Value, SinkError> {
         build(event, &self.renderer, &self.options).map_err(|e| SinkError::permanent(e.to_string()))
     }
 }
@@ -253,14 +352,31 @@ impl Sink for DiscordSink {
     }
 
     async fn send(&self, event: &Event) -> Result<(), SinkError> {
-        self.post(&self.render(event)?).await
+        self.post_new(&self.render(event)?).await.map(drop)
     }
 
     async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
-        self.post(&build_digest(digest, &self.options)).await
+        self.post_new(&build_digest(digest, &self.options)).await.map(drop)
     }
 
-    /// See [`MIN_INTERVAL`].
+    /// A webhook cannot reply (see the module docs): an unban is a message of its own.
+    async fn post(&self, event: &Event, reply_to: Option<&MessageRef>) -> Result<Option<MessageRef>, SinkError> {
+        let _ = reply_to;
+        self.post_new(&self.render(event)?).await
+    }
+
+    async fn post_digest(&self, digest: &Digest, update: Option<&MessageRef>) -> Result<Option<MessageRef>, SinkError> {
+        let body = build_digest(digest, &self.options);
+        // A reference of another shape (an older version's, a hand-edited spool) is no message.
+        if let Some(target) = update.filter(|r| answer::snowflake(r.as_str())) {
+            if self.edit(&body, target.as_str()).await? {
+                return Ok(Some(target.clone()));
+            }
+        }
+        self.post_new(&body).await
+    }
+
+    /// See [`MIN_INTERVAL`]; an edit counts as a message.
     fn min_interval(&self) -> Duration {
         MIN_INTERVAL
     }
@@ -270,7 +386,7 @@ impl Sink for DiscordSink {
     }
 
     async fn send_alert(&self, alert: &Alert) -> Result<(), SinkError> {
-        self.post(&build_alert(alert, &self.options)).await
+        self.post_new(&build_alert(alert, &self.options)).await.map(drop)
     }
 
     fn carries_alerts(&self) -> bool {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
+use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, MessageRef, Secret, Sink, SinkError, Templates};
 use f2b_notify_standins::discord::{self as standin, Service};
 use f2b_notify_standins::{Reply, StandIn};
 use serde_json::{json, Value};
@@ -866,4 +866,231 @@ fn check_warns_about_a_readable_file_plain_http_and_a_name_discord_refuses() {
     assert!(warn(format!("http://127.0.0.1:9/api/webhooks/{ID}/{TOKEN}"), None).is_empty());
     let named = warn(format!("https://discord.com/api/webhooks/{ID}/{TOKEN}"), Some("Discord Bot"));
     assert!(named.len() == 1 && named[0].contains("\"discord\" or \"clyde\""), "{named:?}");
+}
+
+// --- Conversation: references, storms edited in place, unbans on their own. ---
+
+fn unban() -> Event {
+    Event::target_event(EventKind::Unban, "sshd", "203.0.113.7", "host.example")
+}
+
+fn storm(n: usize) -> Digest {
+    Digest::new(
+        (0..n)
+            .map(|i| Event::target_event(EventKind::Ban, "sshd", format!("198.18.{}.{}", i / 256, i % 256), "h"))
+            .collect(),
+    )
+}
+
+fn reference(id: &str) -> MessageRef {
+    MessageRef::new(id).unwrap()
+}
+
+#[tokio::test]
+async fn a_ban_returns_its_reference_and_its_unban_is_a_message_of_its_own() {
+    let hook = Hook::new();
+    let sink = hook.sink();
+    let ban_ref = sink.post(&ban(), None).await.unwrap().expect("a reference");
+    let posted = hook.service.messages();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(ban_ref.as_str(), posted[0].id, "the reference is the saved message's id");
+    // Execute Webhook takes no message_reference: the unban is posted as any event is, and
+    // its body is exactly what `send` posts, linking to and mentioning nothing.
+    let unban_ref = sink.post(&unban(), Some(&ban_ref)).await.unwrap().expect("the unban's reference");
+    assert_ne!(unban_ref, ban_ref);
+    sink.send(&unban()).await.unwrap();
+    let bodies = hook.service.accepted();
+    assert_eq!(bodies[1], bodies[2], "a reply is an ordinary post");
+    assert!(bodies[1].get("message_reference").is_none());
+    assert_eq!(bodies[1]["content"], "Fail2Ban (sshd) unbanned IP 203.0.113.7");
+    assert_eq!(bodies[1]["allowed_mentions"], json!({ "parse": [] }));
+    assert!(!bodies[1].to_string().contains(ban_ref.as_str()), "{}", bodies[1]);
+    assert_eq!(hook.service.counts(), (3, 0));
+}
+
+/// A storm is one message: posted once, then edited twice to hold every event so far.
+#[tokio::test]
+async fn a_storm_is_one_message_edited_in_place() {
+    let hook = Hook::new();
+    let sink = sink_with(Config {
+        url: Some(Secret::new(hook.url())),
+        username: Some("fail2ban".into()),
+        avatar_url: Some("https://example.com/f2b.png".into()),
+        ..Config::default()
+    });
+    let first = sink.post_digest(&storm(10), None).await.unwrap().expect("a reference");
+    let second = sink.post_digest(&storm(60), Some(&first)).await.unwrap();
+    let third = sink.post_digest(&storm(150), second.as_ref()).await.unwrap();
+    assert_eq!((second.as_ref(), third.as_ref()), (Some(&first), Some(&first)));
+    assert_eq!(hook.service.counts(), (1, 2));
+    let shown = hook.service.messages();
+    assert_eq!(shown.len(), 1);
+    let m = &shown[0];
+    assert_eq!((m.id.as_str(), m.edits), (first.as_str(), 2));
+    assert_eq!(m.body["content"], "Fail2Ban on h: 150 bans in 1 jail");
+    // Every address of the storm, once each, in what the channel finally shows.
+    let expected: Vec<String> = (0..150).map(|i| format!("198.18.{}.{}", i / 256, i % 256)).collect();
+    assert_eq!(listed(&m.body), expected);
+    // The poster stays as posted; the edits carried neither name nor avatar, and mentions
+    // stayed off.
+    assert_eq!(m.body["username"], "fail2ban");
+    let requests = hook.service.accepted_requests();
+    for edit in &requests[1..] {
+        assert_eq!(edit.method, "PATCH");
+        assert_eq!(edit.path, format!("/api/webhooks/{ID}/{TOKEN}/messages/{}", first.as_str()));
+        assert_eq!(edit.header("user-agent"), Some(super::USER_AGENT));
+        let body = edit.json();
+        assert_eq!(body["allowed_mentions"], json!({ "parse": [] }));
+        assert!(body.get("username").is_none() && body.get("avatar_url").is_none(), "{body}");
+    }
+}
+
+/// The storm's message may be a single ban's: its embed, fields and matched lines give way to
+/// the digest (content and embeds both replaced, nothing of the ban left over).
+#[tokio::test]
+async fn a_bans_message_becomes_the_storms() {
+    let hook = Hook::new();
+    let sink = hook.sink();
+    let r = sink.post(&ban(), None).await.unwrap().unwrap();
+    let mut events = vec![ban()];
+    events.extend(storm(3).events);
+    assert_eq!(sink.post_digest(&Digest::new(events), Some(&r)).await.unwrap(), Some(r.clone()));
+    let m = hook.service.message(r.as_str()).unwrap();
+    let text = m.text();
+    assert!(m.body["content"].as_str().unwrap().starts_with("Fail2Ban on "), "{text}");
+    assert!(!text.contains("Matched log lines") && !text.contains("Banned\n"), "{text}");
+    assert_eq!(listed(&m.body), ["203.0.113.7", "198.18.0.0", "198.18.0.1", "198.18.0.2"]);
+}
+
+#[tokio::test]
+async fn edits_go_to_the_configured_thread() {
+    let hook = Hook::new();
+    let sink =
+        sink_with(Config { url: Some(Secret::new(hook.url())), thread_id: Some("777".into()), ..Config::default() });
+    let r = sink.post_digest(&storm(2), None).await.unwrap().unwrap();
+    assert_eq!(sink.post_digest(&storm(3), Some(&r)).await.unwrap(), Some(r.clone()));
+    let edit = hook.service.accepted_requests().pop().unwrap();
+    assert_eq!(edit.path, format!("/api/webhooks/{ID}/{TOKEN}/messages/{}?thread_id=777", r.as_str()));
+    assert_eq!(hook.service.message(r.as_str()).unwrap().edits, 1);
+    // The same message from a sink without the thread: Discord looks for it in the channel,
+    // finds nothing, and the digest is posted anew there.
+    let anew = hook.sink().post_digest(&storm(4), Some(&r)).await.unwrap().unwrap();
+    assert_ne!(anew, r);
+    assert_eq!(hook.service.counts(), (2, 1));
+}
+
+#[tokio::test]
+async fn an_edit_refused_for_that_messages_sake_posts_a_new_message() {
+    let hook = Hook::new();
+    let sink = hook.sink();
+    let first = sink.post_digest(&storm(10), None).await.unwrap().unwrap();
+    // Deleted in Discord: 404 Unknown Message.
+    hook.service.delete_message(first.as_str());
+    let second = sink.post_digest(&storm(20), Some(&first)).await.unwrap().expect("a new message");
+    assert_ne!(second, first);
+    let m = hook.service.message(second.as_str()).unwrap();
+    assert_eq!((m.edits, listed(&m.body).len()), (0, 20));
+    assert_eq!(hook.service.counts(), (2, 0));
+    for code in [50083, 30046, 50005] {
+        hook.service.force([standin::error(400, code, "refused")]);
+        let next = sink.post_digest(&storm(30), Some(&second)).await.unwrap().expect("a new message");
+        assert_ne!(next, second, "{code}");
+        assert_eq!(hook.service.message(next.as_str()).unwrap().edits, 0);
+    }
+    assert_eq!(hook.service.counts(), (5, 0));
+    // A reference of another shape (an older version's, a hand-edited spool) is no message:
+    // posted anew without trying an edit.
+    let before = hook.requests();
+    for bad in ["C1:1.2", "12ab", "123456789012345678901"] {
+        sink.post_digest(&storm(1), Some(&reference(bad))).await.unwrap().unwrap();
+    }
+    assert_eq!(hook.requests(), before + 3);
+    assert_eq!(hook.service.counts(), (8, 0));
+}
+
+#[tokio::test]
+async fn other_edit_failures_are_classified_as_usual() {
+    let hook = Hook::new();
+    let sink = hook.sink();
+    let r = sink.post_digest(&storm(10), None).await.unwrap().unwrap();
+    for (reply, transient, text) in [
+        (standin::rate_limited(1.5, false), true, "HTTP 429"),
+        (standin::error(401, 50027, "Invalid Webhook Token"), false, "copy the webhook's URL again"),
+        (standin::error(404, 10015, "Unknown Webhook"), false, "create a webhook again"),
+        (Reply::new(502, "<html>bad gateway</html>"), true, "HTTP 502"),
+    ] {
+        hook.service.force([reply]);
+        let err = sink.post_digest(&storm(20), Some(&r)).await.unwrap_err();
+        assert_eq!(err.is_transient(), transient, "{err}");
+        assert!(err.to_string().contains(text), "{err}");
+        assert_error_has_no_secret(&err);
+    }
+    // None of them posted a new message in the edit's place.
+    assert_eq!(hook.service.counts(), (1, 0));
+    // A dead server: the edit's URL (which holds the token) is in no error.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = sink_with(Config {
+        url: Some(Secret::new(format!("http://127.0.0.1:{port}/api/webhooks/{ID}/{TOKEN}"))),
+        ..Config::default()
+    });
+    let err = dead.post_digest(&storm(2), Some(&r)).await.unwrap_err();
+    assert!(err.is_transient() && err.to_string().contains("cannot connect"), "{err}");
+    assert_error_has_no_secret(&err);
+}
+
+/// A server's answer is not trusted: an id with a newline, a huge one, one that is no
+/// snowflake is no reference, and the message, which Discord saved, is no failure.
+#[tokio::test]
+async fn hostile_answers_give_no_reference_not_a_failure() {
+    let hook = Hook::new();
+    let sink = hook.sink();
+    let huge = "9".repeat(100_000);
+    for id in [
+        json!("1200000000000000001\nX-Injected: 1"),
+        json!(huge),
+        json!("../../messages"),
+        json!("-5"),
+        json!("18446744073709551616"),
+    ] {
+        let body = json!({ "id": id, "channel_id": "1", "content": "x" }).to_string();
+        hook.service.force([Reply::new(200, &body)]);
+        assert_eq!(sink.post(&ban(), None).await.unwrap(), None, "{:.60}", body);
+        hook.service.force([Reply::new(200, &body)]);
+        assert_eq!(sink.post_digest(&storm(2), None).await.unwrap(), None, "{:.60}", body);
+    }
+    // An answer past the HTTP layer's limit was saved: delivered, its id past the cut.
+    let cut = format!(r#"{{"type":0,"content":"{}","id":"1"}}"#, "x".repeat(2 * f2b_notify_http::MAX_BODY));
+    hook.service.force([Reply::new(200, &cut)]);
+    assert_eq!(sink.post(&ban(), None).await.unwrap(), None);
+    // An edit's answer is not read for the reference: the one handed in stays.
+    let r = sink.post_digest(&storm(2), None).await.unwrap().unwrap();
+    hook.service.force([Reply::new(200, r#"{"id":"7\n8"}"#)]);
+    assert_eq!(sink.post_digest(&storm(3), Some(&r)).await.unwrap(), Some(r));
+}
+
+#[tokio::test]
+async fn the_token_shows_in_no_conversation_error_debug_or_preview() {
+    let hook = Hook::new();
+    let sink = hook.sink();
+    let r = sink.post_digest(&storm(2), None).await.unwrap().unwrap();
+    let wrong = sink_with(Config {
+        url: Some(Secret::new(hook.server.url(&format!("/api/webhooks/{ID}/SECRETwrongtoken")))),
+        ..Config::default()
+    });
+    let errors = [
+        wrong.post(&ban(), None).await.unwrap_err(),
+        wrong.post(&unban(), Some(&r)).await.unwrap_err(),
+        wrong.post_digest(&storm(3), Some(&r)).await.unwrap_err(),
+    ];
+    for e in &errors {
+        assert!(e.to_string().contains("code 50027"), "{e}");
+        assert_error_has_no_secret(e);
+    }
+    for text in [format!("{sink:?}"), format!("{wrong:?}"), sink.preview(&unban()).unwrap(), sink.check().join("\n")] {
+        assert_no_secret(&text);
+    }
+    // Every request carried the token in its path only, never in a body.
+    for req in hook.server.requests() {
+        assert!(!req.body.contains("SECRET"), "{}", req.body);
+    }
 }

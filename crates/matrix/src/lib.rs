@@ -12,12 +12,31 @@
 //! sensitive) and never appears in errors, logs, `check` or `Debug`; the homeserver's URL is
 //! no secret and is shown.
 //! Source: <https://spec.matrix.org/latest/client-server-api/#put_matrixclientv3roomsroomidsendeventtypetxnid>.
+//!
+//! **References.** The answer's `event_id` is the [`MessageRef`] the router keeps (when it has
+//! an event id's shape: `$`, then at most 254 printable ASCII characters).
+//!
+//! **Threads.** [`Sink::post`] with a reference posts the unban in its ban's thread
+//! (CS#threading, MSC3440): `m.relates_to = {"rel_type": "m.thread", "event_id": BAN,
+//! "is_falling_back": true, "m.in_reply_to": {"event_id": BAN}}`, the reply fallback for
+//! clients without threads. A homeserver that refuses the relation for the ban's sake (400
+//! `M_UNKNOWN`: an event it does not know, after a purge or a move to another room; one in
+//! another room; a root that is itself in a relation) gets the unban again on its own.
+//!
+//! **Edits.** [`Sink::post_digest`] with a reference edits that message (CS#event-replacements):
+//! a new event whose `m.new_content` is the digest and whose `m.relates_to` is `m.replace` of
+//! the original ([`message::build_edit`]), and returns the original's reference, since every
+//! edit names the original. The edit is a send of its own, with its own transaction id, as
+//! deterministic as a message's ([`txn`]): a retry of the same edit is recognised, and it
+//! differs from the original's and from any other edit's. A refusal of the relation (as
+//! above) posts the digest as a new message. An edit counts as a message for the pace.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use f2b_notify_core::{
-    async_trait, flatten, Alert, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates,
+    async_trait, flatten, Alert, ConfigError, Digest, Event, MessageRef, Renderer, Secret, SecretSource, Sink,
+    SinkError, Templates,
 };
 use f2b_notify_http::{
     classify_status, describe, exchange, header, parse_url, secret_header, wait_from_millis, Answer, Client, Timeout,
@@ -25,7 +44,7 @@ use f2b_notify_http::{
 };
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub mod message;
 #[cfg(test)]
@@ -164,6 +183,35 @@ fn check_room_id(room_id: Option<String>) -> Result<String, ConfigError> {
     Ok(room_id)
 }
 
+/// A send the homeserver refused: the status and `errcode` (the sink works around a refused
+/// relation by them), and the error for the router.
+#[derive(Debug)]
+struct Refused {
+    status: u16,
+    errcode: Option<String>,
+    error: SinkError,
+}
+
+impl Refused {
+    /// Whether the homeserver refused the event's relation to another (Synapse's checks: 400
+    /// with the spec's `M_UNKNOWN`, CS#threading), not the event: sent without it instead.
+    fn relation(&self) -> bool {
+        self.status == 400 && self.errcode.as_deref() == Some("M_UNKNOWN")
+    }
+}
+
+impl From<SinkError> for Refused {
+    fn from(error: SinkError) -> Self {
+        Self { status: 0, errcode: None, error }
+    }
+}
+
+/// Whether `id` has an event id's shape: `$`, then printable ASCII without spaces, 255 bytes
+/// at most (CS#event-ids and the appendices' identifier grammar).
+pub fn event_id_shaped(id: &str) -> bool {
+    (2..=255).contains(&id.len()) && id.starts_with('$') && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// The standard error body: `{"errcode": "M_…", "error": "…"}`, and what some codes add.
 #[derive(Debug, Default, Deserialize)]
 struct ErrorBody {
@@ -264,8 +312,9 @@ impl MatrixSink {
         )
     }
 
-    /// Sends one content with `txn_id`; success is 200 with an `event_id`.
-    async fn put(&self, txn_id: &str, content: &Value) -> Result<(), SinkError> {
+    /// Sends one content with `txn_id`; success is 200 with an `event_id`, which is the
+    /// message's reference when it has an event id's shape.
+    async fn put(&self, txn_id: &str, content: &Value) -> Result<Option<MessageRef>, Refused> {
         let url = Url::parse(&self.endpoint(&self.base, txn_id))
             .map_err(|e| SinkError::permanent(format!("cannot build the request URL: {e}")))?;
         let request = self.client.put(url).header(header::AUTHORIZATION, self.auth.clone()).json(content);
@@ -275,15 +324,19 @@ impl MatrixSink {
                 .ok()
                 .and_then(|v| v.get("event_id").and_then(Value::as_str).map(str::to_owned));
             return match event_id {
-                Some(_) => Ok(()),
+                Some(id) => Ok(Some(id).filter(|id| event_id_shaped(id)).and_then(MessageRef::new)),
+                // Cut at the HTTP layer's limit: stored (a 200), its id past the cut.
+                None if answer.body.len() >= f2b_notify_http::MAX_BODY => Ok(None),
                 None => Err(SinkError::permanent(format!(
                     "{}: unexpected answer (HTTP 200 without an event_id): {}: check that `homeserver` is the client API's base URL",
                     self.shown,
                     answer.body_line()
-                ))),
+                ))
+                .into()),
             };
         }
-        Err(self.at_homeserver(classify(&answer)))
+        let errcode = serde_json::from_str::<ErrorBody>(&answer.body).ok().and_then(|b| b.errcode);
+        Err(Refused { status: answer.status, errcode, error: self.at_homeserver(classify(&answer)) })
     }
 
     /// The error with the homeserver it came from in front (the URL is no secret; the
@@ -296,12 +349,13 @@ impl MatrixSink {
         }
     }
 
-    /// Sends the content for `events` with their transaction id.
-    async fn send_events(&self, what: &str, events: &[&Event], content: &Value) -> Result<(), SinkError> {
+    /// Sends the content for `events` with their transaction id (`what` keeps apart sends of
+    /// equal events that are different messages: an event, a digest, an edit of a message).
+    async fn send_events(&self, what: &str, events: &[&Event], content: &Value) -> Result<Option<MessageRef>, Refused> {
         let txn_id = self.txns.id(what, events);
-        self.put(&txn_id, content).await?;
+        let posted = self.put(&txn_id, content).await?;
         self.txns.delivered(&txn_id);
-        Ok(())
+        Ok(posted)
     }
 
     /// The content [`Sink::send`] posts for `event`.
@@ -321,15 +375,49 @@ impl Sink for MatrixSink {
     }
 
     async fn send(&self, event: &Event) -> Result<(), SinkError> {
-        let content = self.content(event)?;
-        self.send_events("event", &[event], &content).await
+        self.post(event, None).await.map(drop)
     }
 
     async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
-        let events: Vec<&Event> = digest.events.iter().collect();
-        self.send_events("digest", &events, &message::build_digest(digest)).await
+        self.post_digest(digest, None).await.map(drop)
     }
 
+    /// The transaction id is the event's whether it replies or not: a retry after a lost
+    /// answer is the same message either way.
+    async fn post(&self, event: &Event, reply_to: Option<&MessageRef>) -> Result<Option<MessageRef>, SinkError> {
+        let content = self.content(event)?;
+        if let Some(parent) = reply_to.map(MessageRef::as_str).filter(|id| event_id_shaped(id)) {
+            let mut threaded = content.clone();
+            threaded["m.relates_to"] = json!({
+                "rel_type": "m.thread",
+                "event_id": parent,
+                "is_falling_back": true,
+                "m.in_reply_to": { "event_id": parent },
+            });
+            match self.send_events("event", &[event], &threaded).await {
+                Err(refused) if refused.relation() => {}
+                other => return other.map_err(|r| r.error),
+            }
+        }
+        self.send_events("event", &[event], &content).await.map_err(|r| r.error)
+    }
+
+    async fn post_digest(&self, digest: &Digest, update: Option<&MessageRef>) -> Result<Option<MessageRef>, SinkError> {
+        let events: Vec<&Event> = digest.events.iter().collect();
+        let content = message::build_digest(digest);
+        if let Some(target) = update.filter(|r| event_id_shaped(r.as_str())) {
+            let within = message::build_digest_within(digest, message::MAX_CONTENT - message::EDIT_ROOM);
+            let edit = message::build_edit(within, target.as_str());
+            match self.send_events(&format!("edit {}", target.as_str()), &events, &edit).await {
+                Ok(_) => return Ok(Some(target.clone())),
+                Err(refused) if refused.relation() => {}
+                Err(refused) => return Err(refused.error),
+            }
+        }
+        self.send_events("digest", &events, &content).await.map_err(|r| r.error)
+    }
+
+    /// See [`MIN_INTERVAL`]; an edit counts as a message.
     fn min_interval(&self) -> Duration {
         MIN_INTERVAL
     }
@@ -340,7 +428,7 @@ impl Sink for MatrixSink {
 
     async fn send_alert(&self, alert: &Alert) -> Result<(), SinkError> {
         // An alert is not retried as such (a later one says what is new): a unique id.
-        self.put(&Transactions::unique("alert"), &message::build_alert(alert)).await
+        self.put(&Transactions::unique("alert"), &message::build_alert(alert)).await.map(drop).map_err(|r| r.error)
     }
 
     fn carries_alerts(&self) -> bool {

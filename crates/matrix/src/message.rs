@@ -43,6 +43,12 @@ const MAX_ALERT_LINES: usize = 50;
 const MAX_ALERT_LINE: usize = 1_000;
 /// Bytes kept free for what closes a cut text: the closing tags and the "not listed" note.
 const RESERVE: usize = 400;
+/// Bytes an edit adds around the content it carries as `m.new_content` at most: the keys,
+/// the original's event id (255 bytes at most), and a fallback of one line of at most
+/// [`MAX_EDIT_FALLBACK`] characters in both bodies (4 bytes a character, 6 escaped).
+pub const EDIT_ROOM: usize = 3_000;
+/// Characters of the short fallback of an edit at most.
+const MAX_EDIT_FALLBACK: usize = 200;
 
 /// Escapes text for HTML: `&`, `<`, `>`, `"` and `'` become entities. Applied once, to values,
 /// never to the markup around them.
@@ -102,8 +108,13 @@ struct Out {
 
 impl Out {
     fn new() -> Self {
+        Self::within(MAX_CONTENT)
+    }
+
+    /// Both bodies within `max` bytes of content.
+    fn within(max: usize) -> Self {
         let overhead = json_size(&content("", ""));
-        Self { plain: String::new(), html: String::new(), used: overhead, limit: MAX_CONTENT - RESERVE }
+        Self { plain: String::new(), html: String::new(), used: overhead, limit: max - RESERVE }
     }
 
     fn cost(plain: &str, html: &str) -> usize {
@@ -244,10 +255,16 @@ pub fn build(event: &Event, renderer: &Renderer) -> Result<Value, TemplateError>
 /// it), then per jail what happened and every address, as many as fit in one event; past
 /// that, how many more (exactly) were not listed.
 pub fn build_digest(digest: &Digest) -> Value {
+    build_digest_within(digest, MAX_CONTENT)
+}
+
+/// [`build_digest`] within `max` bytes of content: an edit's `m.new_content` leaves
+/// [`EDIT_ROOM`] for the edit around it.
+pub fn build_digest_within(digest: &Digest, max: usize) -> Value {
     let jails = digest.jails();
     let total: usize = jails.iter().map(|j| j.banned.len() + j.unbanned.len()).sum();
     let title = value(&digest.title(), MAX_LEAD);
-    let mut out = Out::new();
+    let mut out = Out::within(max);
     out.push(&format!("{title}\n"), &format!("<p><b>{}</b></p>", escape_html(&title)));
     // Where the bans come from: networks and countries from third-party databases, escaped.
     if let Some(origins) = digest.origins() {
@@ -310,6 +327,36 @@ pub fn build_digest(digest: &Digest) -> Value {
         out.push(&format!("\n{note}\n"), &format!("<p>{}</p>", escape_html(&note)));
     }
     out.finish()
+}
+
+/// The content of an edit (CS#event-replacements) that makes `target` show `new` (a content
+/// from [`build`] or [`build_digest`]): `m.new_content` is `new` whole, `m.relates_to` is
+/// `m.replace` of `target`, and the event's own `body` and `formatted_body` are the fallback
+/// for clients that do not know edits, `new`'s prefixed with `* ` as the spec shows it. When
+/// that doubles the content past [`MAX_CONTENT`] (a storm's digest near the limit), the
+/// fallback is `new`'s first line alone (cut to 200 characters), so that the list keeps its
+/// room in `m.new_content`; `new` is to be built within `MAX_CONTENT - EDIT_ROOM` for the
+/// whole to fit. The edit mentions nobody, like every message.
+pub fn build_edit(new: Value, target: &str) -> Value {
+    let text = |key: &str| new.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+    let (body, html) = (text("body"), text("formatted_body"));
+    let edit = |fallback: &str, fallback_html: &str| {
+        json!({
+            "msgtype": "m.notice",
+            "body": format!("* {fallback}"),
+            "format": "org.matrix.custom.html",
+            "formatted_body": format!("* {fallback_html}"),
+            "m.new_content": new,
+            "m.relates_to": { "rel_type": "m.replace", "event_id": target },
+            "m.mentions": {},
+        })
+    };
+    let full = edit(&body, &html);
+    if json_size(&full) <= MAX_CONTENT {
+        return full;
+    }
+    let first = value(body.lines().next().unwrap_or(""), MAX_EDIT_FALLBACK);
+    edit(&first, &escape_html(&first))
 }
 
 /// The content for an alert about f2b-notify itself. Its text quotes remote error messages:

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
+use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, MessageRef, Secret, Sink, SinkError, Templates};
 use f2b_notify_standins::matrix::{Forced, Service};
 use f2b_notify_standins::{Reply, StandIn};
 use serde_json::{json, Value};
@@ -884,4 +884,243 @@ fn pacing_follows_synapse_s_default_rate() {
     assert_eq!(sink.min_interval(), Duration::from_secs(5));
     assert_eq!(sink.kind(), "matrix");
     assert_eq!(sink.name(), "ops");
+}
+
+// --- Conversation: references, unbans in their ban's thread, storms edited in place. ---
+
+fn unban() -> Event {
+    unban_at(1_700_000_600.25)
+}
+
+/// An unban at `time`: Fail2Ban's time tells two unbans apart (and their transaction ids).
+fn unban_at(time: f64) -> Event {
+    let mut e = Event::target_event(EventKind::Unban, "sshd", "203.0.113.7", "host.example");
+    e.time = Some(time);
+    e
+}
+
+fn storm(n: usize) -> Digest {
+    Digest::new(
+        (0..n)
+            .map(|i| {
+                let mut e = Event::target_event(EventKind::Ban, "sshd", format!("198.18.{}.{}", i / 256, i % 256), "h");
+                e.time = Some(1_700_000_000.0 + i as f64);
+                e
+            })
+            .collect(),
+    )
+}
+
+/// Whether `text` names `ip` on its own (198.18.0.1 is not in 198.18.0.10).
+fn names(text: &str, ip: &str) -> usize {
+    text.match_indices(ip).filter(|(at, _)| !text[at + ip.len()..].starts_with(|c: char| c.is_ascii_digit())).count()
+}
+
+#[tokio::test]
+async fn a_ban_returns_its_event_id_and_its_unban_is_in_its_thread() {
+    let (service, standin) = homeserver();
+    let sink = sink_for(&standin);
+    let ban_ref = sink.post(&ban(), None).await.unwrap().expect("a reference");
+    assert_eq!(ban_ref.as_str(), service.messages()[0].event_id);
+    let reply_ref = sink.post(&unban(), Some(&ban_ref)).await.unwrap().expect("the reply's reference");
+    assert_ne!(reply_ref, ban_ref);
+    let reply = service.shown_event(reply_ref.as_str()).unwrap();
+    assert_eq!(reply.thread_root.as_deref(), Some(ban_ref.as_str()));
+    assert_eq!(reply.in_reply_to.as_deref(), Some(ban_ref.as_str()));
+    assert_eq!(
+        reply.content["m.relates_to"],
+        json!({
+            "rel_type": "m.thread",
+            "event_id": ban_ref.as_str(),
+            "is_falling_back": true,
+            "m.in_reply_to": { "event_id": ban_ref.as_str() },
+        })
+    );
+    // Otherwise the unban's own content: a notice that mentions nobody.
+    assert_eq!((reply.content["msgtype"].as_str(), &reply.content["m.mentions"]), (Some("m.notice"), &json!({})));
+    assert!(reply.body().starts_with("Fail2Ban (sshd) unbanned IP 203.0.113.7"), "{}", reply.body());
+    assert_eq!(service.counts(), (2, 0));
+}
+
+#[tokio::test]
+async fn an_unban_whose_ban_the_homeserver_forgot_is_posted_on_its_own() {
+    let (service, standin) = homeserver();
+    let sink = sink_for(&standin);
+    let ban_ref = sink.post(&ban(), None).await.unwrap().unwrap();
+    service.purge(ban_ref.as_str());
+    let r = sink.post(&unban(), Some(&ban_ref)).await.unwrap().expect("posted on its own");
+    let shown = service.shown_event(r.as_str()).unwrap();
+    assert!(shown.thread_root.is_none() && shown.content.get("m.relates_to").is_none(), "{:?}", shown.content);
+    assert_eq!(standin.requests().len(), 3, "the ban, the refused reply, the unban on its own");
+    // A reference that is no event id is no thread: posted at once, on its own.
+    for (i, bad) in ["C1:1.2", "$a b", "$"].into_iter().enumerate() {
+        let r = sink.post(&unban_at(1_700_001_000.0 + i as f64), MessageRef::new(bad).as_ref()).await.unwrap().unwrap();
+        assert!(service.shown_event(r.as_str()).unwrap().thread_root.is_none(), "{bad}");
+    }
+    // Other refusals of a reply are what they always were: not sent again without it.
+    let ban_ref = sink.post(&ban(), None).await.unwrap().unwrap();
+    service.leave(ROOM);
+    let before = standin.requests().len();
+    let err = sink.post(&unban_at(1_700_002_000.0), Some(&ban_ref)).await.unwrap_err();
+    assert!(err.is_permanent() && err.to_string().contains("M_FORBIDDEN"), "{err}");
+    assert_eq!(standin.requests().len(), before + 1);
+}
+
+/// A storm is one message: posted once, then edited twice; every edit a new event replacing
+/// the original, with its own transaction id.
+#[tokio::test]
+async fn a_storm_is_one_message_edited_in_place() {
+    let (service, standin) = homeserver();
+    let sink = sink_for(&standin);
+    let first = sink.post_digest(&storm(10), None).await.unwrap().expect("a reference");
+    let second = sink.post_digest(&storm(60), Some(&first)).await.unwrap();
+    let third = sink.post_digest(&storm(150), second.as_ref()).await.unwrap();
+    assert_eq!((second.as_ref(), third.as_ref()), (Some(&first), Some(&first)), "edits name the original");
+    assert_eq!(service.counts(), (1, 2));
+    let shown = service.shown();
+    assert_eq!(shown.len(), 1);
+    assert_eq!((shown[0].event_id.as_str(), shown[0].edits), (first.as_str(), 2));
+    let body = shown[0].body();
+    assert!(body.starts_with("Fail2Ban on h: 150 bans in 1 jail"), "{body}");
+    for i in 0..150 {
+        let ip = format!("198.18.{}.{}", i / 256, i % 256);
+        assert_eq!(names(body, &ip), 1, "{ip}");
+        let html = shown[0].content["formatted_body"].as_str().unwrap();
+        assert_eq!(names(html, &ip), 1, "{ip}");
+    }
+    // The edits as the spec has them: the fallback `* ` and the new content, which holds no
+    // relation of its own; mentions off in both.
+    let messages = service.messages();
+    for edit in &messages[1..] {
+        let c = &edit.content;
+        assert_eq!(c["m.relates_to"], json!({ "rel_type": "m.replace", "event_id": first.as_str() }));
+        assert_eq!(c["body"].as_str().unwrap(), format!("* {}", c["m.new_content"]["body"].as_str().unwrap()));
+        assert!(c["formatted_body"].as_str().unwrap().starts_with("* <p><b>Fail2Ban on h: "));
+        assert!(c["m.new_content"].get("m.relates_to").is_none());
+        assert_eq!((&c["m.mentions"], &c["m.new_content"]["m.mentions"]), (&json!({}), &json!({})));
+        assert_eq!(c["msgtype"], "m.notice");
+    }
+    // Three sends, three transaction ids.
+    let txns: Vec<String> = standin.requests().iter().map(|r| txn_of(&r.path).to_owned()).collect();
+    assert_eq!(txns.len(), 3);
+    assert!(txns[0] != txns[1] && txns[1] != txns[2] && txns[0] != txns[2], "{txns:?}");
+}
+
+/// The edit's transaction id comes from what it holds, like a message's: a retry after a
+/// lost answer is recognised; the same events edited into another message are another edit.
+#[tokio::test]
+async fn an_edit_whose_answer_was_lost_is_in_the_room_once() {
+    let (service, standin) = homeserver();
+    let sink = sink_for(&standin);
+    let first = sink.post_digest(&storm(5), None).await.unwrap().unwrap();
+    service.force([Forced::Lose]);
+    assert!(sink.post_digest(&storm(8), Some(&first)).await.unwrap_err().is_transient());
+    assert_eq!(service.counts(), (1, 1), "the homeserver stored the edit");
+    // Retried by a new process (a worker restarted): the same transaction.
+    assert_eq!(sink_for(&standin).post_digest(&storm(8), Some(&first)).await.unwrap(), Some(first.clone()));
+    assert_eq!(service.counts(), (1, 1));
+    let requests = standin.requests();
+    assert_eq!(requests[1].path, requests[2].path);
+    // The same events into another storm's message: another edit, another id.
+    let other = sink.post_digest(&storm(2), None).await.unwrap().unwrap();
+    sink.post_digest(&storm(8), Some(&other)).await.unwrap();
+    assert_eq!(service.counts(), (2, 2));
+    let last = standin.requests().pop().unwrap();
+    assert_ne!(txn_of(&last.path), txn_of(&requests[1].path));
+    assert_eq!(service.shown_event(other.as_str()).unwrap().edits, 1);
+    assert_eq!(service.shown_event(first.as_str()).unwrap().edits, 1);
+}
+
+#[tokio::test]
+async fn an_edit_of_a_message_the_homeserver_forgot_posts_a_new_one() {
+    let (service, standin) = homeserver();
+    let sink = sink_for(&standin);
+    let first = sink.post_digest(&storm(10), None).await.unwrap().unwrap();
+    service.purge(first.as_str());
+    let second = sink.post_digest(&storm(20), Some(&first)).await.unwrap().expect("a new message");
+    assert_ne!(second, first);
+    let shown = service.shown_event(second.as_str()).unwrap();
+    assert_eq!((shown.edits, names(shown.body(), "198.18.0.19")), (0, 1));
+    assert!(shown.content.get("m.relates_to").is_none());
+    // Other failures are what they always were: no new message in the edit's place.
+    for (reply, transient) in [
+        (Reply::json(429, &json!({"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 2000})), true),
+        (Reply::json(403, &json!({"errcode": "M_FORBIDDEN", "error": "not in room"})), false),
+        (Reply::json(400, &json!({"errcode": "M_BAD_JSON", "error": "bad"})), false),
+        (Reply::new(502, "<html>Bad Gateway</html>"), true),
+    ] {
+        service.force([Forced::Reply(reply)]);
+        let err = sink.post_digest(&storm(30), Some(&second)).await.unwrap_err();
+        assert_eq!(err.is_transient(), transient, "{err}");
+        assert_error_clean(&err);
+    }
+    // The purged message went with the purge: the new one is all the room holds.
+    assert_eq!(service.counts(), (1, 0));
+    // A reference that is no event id: a new message, no edit tried.
+    let before = standin.requests().len();
+    let r = sink.post_digest(&storm(3), MessageRef::new("C1:1.2").as_ref()).await.unwrap().unwrap();
+    assert_eq!((standin.requests().len(), service.shown_event(r.as_str()).unwrap().edits), (before + 1, 0));
+}
+
+/// An edit holds the digest twice (the fallback and the new content): a storm near the event
+/// limit keeps its whole list in the new content and a short fallback, within the limit.
+#[tokio::test]
+async fn a_large_storm_edit_stays_within_the_event_limit() {
+    let (service, standin) = homeserver();
+    let sink = sink_for(&standin);
+    let first = sink.post_digest(&storm(100), None).await.unwrap().unwrap();
+    sink.post_digest(&storm(5000), Some(&first)).await.unwrap();
+    let edit = service.messages().pop().unwrap();
+    assert!(edit.is_edit());
+    assert!(json_size(&edit.content) <= MAX_CONTENT, "{}", json_size(&edit.content));
+    assert_eq!(edit.content["body"], "* Fail2Ban on h: 5000 bans in 1 jail");
+    let shown = service.shown_event(first.as_str()).unwrap();
+    assert_eq!(shown.content, edit.content["m.new_content"]);
+    assert!(shown.body().contains("more address(es) not listed here"), "{:.200}", shown.body());
+    // The first ones are listed (about 2000 fit), and the rest counted exactly.
+    let listed = (0..5000).filter(|i| names(shown.body(), &format!("198.18.{}.{}", i / 256, i % 256)) == 1).count();
+    assert!(listed > 1500, "{listed}");
+    assert!(shown.body().contains(&format!("… and {} more address(es) not listed here", 5000 - listed)));
+}
+
+/// A server's answer is not trusted: an event id of the wrong shape is no reference, and the
+/// message, which the homeserver stored, is no failure.
+#[tokio::test]
+async fn hostile_answers_give_no_reference_not_a_failure() {
+    let (service, standin) = homeserver();
+    let sink = sink_for(&standin);
+    let huge = format!("${}", "A".repeat(100_000));
+    for id in [json!("$abc\nX-Injected: 1"), json!(huge), json!("no-dollar"), json!("$a b"), json!(7)] {
+        service.force([Forced::Reply(Reply::json(200, &json!({ "event_id": id })))]);
+        let got = sink.post(&ban(), None).await;
+        if id.is_string() {
+            assert_eq!(got.unwrap(), None, "{:.60}", id.to_string());
+        } else {
+            assert!(got.is_err(), "an event_id that is no string is no homeserver's answer");
+        }
+    }
+    // An edit's answer names a new event: the reference stays the original's.
+    let first = sink.post_digest(&storm(2), None).await.unwrap().unwrap();
+    service.force([Forced::Reply(Reply::json(200, &json!({ "event_id": "$x\ny" })))]);
+    assert_eq!(sink.post_digest(&storm(3), Some(&first)).await.unwrap(), Some(first));
+}
+
+#[tokio::test]
+async fn the_token_shows_in_no_conversation_error() {
+    let (_service, standin) = homeserver();
+    let sink = sink_for(&standin);
+    let r = sink.post_digest(&storm(2), None).await.unwrap().unwrap();
+    let wrong =
+        super::new("ops", Config { token: Some(Secret::new("syt_SECRET_but_wrong")), ..config(&standin) }).unwrap();
+    let errors =
+        [wrong.post(&unban(), Some(&r)).await.unwrap_err(), wrong.post_digest(&storm(3), Some(&r)).await.unwrap_err()];
+    for e in &errors {
+        assert!(e.to_string().contains("M_UNKNOWN_TOKEN"), "{e}");
+        assert_error_clean(e);
+    }
+    assert_no_secret(&format!("{wrong:?}"));
+    // The token travels in the header only.
+    for req in standin.requests() {
+        assert!(!req.path.contains("SECRET") && !req.body.contains("SECRET"), "{}", req.path);
+    }
 }

@@ -13,8 +13,10 @@
 //! 1. A forced reply ([`Service::force`]) answers before anything else.
 //! 2. `User-Agent` must be `DiscordBot (…)` [F §User Agent]; else 403, code 40333 [C]. (The
 //!    body of that refusal is not documented; the code is.)
-//! 3. The path is `/api[/vN]/webhooks/{id}/{token}` [W, F]; another path gets Discord's
-//!    generic `404: Not Found`, code 0. Only POST [W]; another method gets 405, code 0.
+//! 3. The path is `/api[/vN]/webhooks/{id}/{token}` [W, F], or
+//!    `…/{token}/messages/{message_id}` (Edit Webhook Message [W]); another path gets
+//!    Discord's generic `404: Not Found`, code 0. Only POST on the first and PATCH on the
+//!    second (the only calls modelled); another method gets 405, code 0.
 //! 4. An unknown (or [deleted](Service::delete)) webhook id: 404 `Unknown Webhook`, code 10015;
 //!    the right id with another token: 401 `Invalid Webhook Token`, code 50027 [C; bodies as
 //!    observed in discord.js#10798 and client tests].
@@ -27,6 +29,8 @@
 //!    bucket, `shared` with "The resource is being rate limited." for the channel's) [R].
 //!    Every other answer from here on carries the `X-RateLimit-*` headers of the webhook's
 //!    bucket. [`Service::limits`] changes the numbers (tests that must not wait a minute).
+//!    Edits count in the same buckets as posts: Discord gives the edit route a bucket of its
+//!    own and does not publish its numbers, so the stand-in takes the stricter reading.
 //! 6. `Content-Type: application/json` [F §Content Type]; else 400, code 50035 with a
 //!    request-level `CONTENT_TYPE_INVALID` form error (the shape of F §Error Messages).
 //! 7. A body that is not JSON: 400, code 50109 "The request body contains invalid JSON." [C].
@@ -47,8 +51,24 @@
 //! 10. Nothing to show (no `content`, `embeds`, `components`, `attachments`, `poll`): 400
 //!     "Cannot send an empty message", code 50006 [C; body as in discord-api-docs#5424].
 //! 11. Success: with `wait=true` (or `1`), 200 and the message object (`id` a snowflake
-//!     string, `channel_id`, `webhook_id`, `content`, `embeds`, `timestamp`, …); without it,
-//!     204 and no body [W].
+//!     string, unique and increasing, `channel_id`, `webhook_id`, `content`, `embeds`,
+//!     `timestamp`, …); without it, 204 and no body [W].
+//!
+//! An edit (PATCH …/messages/{message_id}) meets rules 1 to 9 too (its form is Edit Webhook
+//! Message's: `content`, `embeds`, `flags`, `allowed_mentions`, … [W]; `username` and
+//! `avatar_url` are not among them, which Discord ignores and the stand-in refuses with a
+//! `STAND_IN_POLICY` form error, so that a sink believing it changes them is noticed; and
+//! `allowed_mentions` is required as on a post: without it Discord parses the edited content
+//! with the default allowances [W]). Then:
+//! 12. A message this webhook did not post, one [deleted](Service::delete_message), or one
+//!     in another thread than the `thread_id` query names (none: the webhook's channel):
+//!     404 `Unknown Message`, code 10008 [C].
+//! 13. The fields given replace the message's (`null` clears one; the rest are kept [W]); a
+//!     message left with nothing to show is 400, code 50006. Success: 200 and the message
+//!     object, with `edited_timestamp` [W].
+//!
+//! Webhooks cannot reply: Execute Webhook takes no `message_reference` [W], and Discord
+//! ignores fields it does not know, so the stand-in records none.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -73,6 +93,45 @@ pub struct Service {
     state: Mutex<State>,
 }
 
+/// A message the webhook posted, as the channel shows it now.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Its id, a snowflake as Discord answers it.
+    pub id: String,
+    /// The thread it was posted in (the `thread_id` query), if any.
+    pub thread_id: Option<String>,
+    /// The body as posted, with every accepted edit's fields applied: what the channel shows.
+    pub body: Value,
+    /// How many edits it took.
+    pub edits: usize,
+    /// When it was posted.
+    pub at: Instant,
+    /// When it was last written (posted or edited).
+    pub changed: Instant,
+}
+
+impl Message {
+    /// Every text a reader sees: the content, then each embed's title, description and
+    /// fields, one per line.
+    pub fn text(&self) -> String {
+        let mut out = Vec::new();
+        if let Some(c) = self.body["content"].as_str() {
+            out.push(c.to_owned());
+        }
+        for e in self.body["embeds"].as_array().into_iter().flatten() {
+            for key in ["title", "description"] {
+                if let Some(t) = e[key].as_str() {
+                    out.push(t.to_owned());
+                }
+            }
+            for f in e["fields"].as_array().into_iter().flatten() {
+                out.push(format!("{}: {}", f["name"].as_str().unwrap_or(""), f["value"].as_str().unwrap_or("")));
+            }
+        }
+        out.join("\n")
+    }
+}
+
 struct State {
     webhook_limit: (usize, Duration),
     channel_limit: (usize, Duration),
@@ -82,6 +141,10 @@ struct State {
     accepted: Vec<Request>,
     deleted: bool,
     next_message: u64,
+    /// Every message posted, deleted ones too (marked by `gone`).
+    messages: Vec<(Message, bool)>,
+    posts: usize,
+    edits: usize,
 }
 
 /// Discord's JSON error body.
@@ -152,6 +215,9 @@ impl Service {
                 accepted: Vec::new(),
                 deleted: false,
                 next_message: 1_200_000_000_000_000_001,
+                messages: Vec::new(),
+                posts: 0,
+                edits: 0,
             }),
         })
     }
@@ -167,14 +233,40 @@ impl Service {
         Arc::new(move |req: &Request, _| me.answer(req))
     }
 
-    /// The bodies of the messages accepted, in order.
+    /// The bodies of the requests accepted (posts and edits), in order.
     pub fn accepted(&self) -> Vec<Value> {
         self.lock().accepted.iter().map(Request::json).collect()
     }
 
-    /// The requests whose messages were accepted, in order (headers, query and all).
+    /// The requests accepted (posts and edits), in order (headers, query and all).
     pub fn accepted_requests(&self) -> Vec<Request> {
         self.lock().accepted.clone()
+    }
+
+    /// The messages the channel shows, in the order they were posted, each with its edits
+    /// applied (deleted ones left out).
+    pub fn messages(&self) -> Vec<Message> {
+        self.lock().messages.iter().filter(|(_, gone)| !gone).map(|(m, _)| m.clone()).collect()
+    }
+
+    /// The message with this id, as the channel shows it (none once deleted).
+    pub fn message(&self, id: &str) -> Option<Message> {
+        self.messages().into_iter().find(|m| m.id == id)
+    }
+
+    /// How many messages were posted and how many edits were accepted.
+    pub fn counts(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.posts, s.edits)
+    }
+
+    /// Somebody deleted this message in Discord: edits of it get 404 `Unknown Message`.
+    pub fn delete_message(&self, id: &str) {
+        for (m, gone) in &mut self.lock().messages {
+            if m.id == id {
+                *gone = true;
+            }
+        }
     }
 
     /// The next requests get these replies, in order, whatever they hold.
@@ -210,14 +302,18 @@ impl Service {
         }
         // 3. The route and the method.
         let segments: Vec<&str> = req.route().split('/').filter(|s| !s.is_empty()).collect();
-        let (id, token) = match segments.as_slice() {
-            ["api", "webhooks", id, token] => (*id, *token),
-            ["api", v, "webhooks", id, token] if v.strip_prefix('v').is_some_and(|n| n.parse::<u8>().is_ok()) => {
-                (*id, *token)
-            }
+        let rest = match segments.as_slice() {
+            ["api", "webhooks", rest @ ..] => rest,
+            ["api", v, "webhooks", rest @ ..] if v.strip_prefix('v').is_some_and(|n| n.parse::<u8>().is_ok()) => rest,
             _ => return error(404, 0, "404: Not Found"),
         };
-        if req.method != "POST" {
+        let (id, token, edit) = match rest {
+            [id, token] => (*id, *token, None),
+            [id, token, "messages", message] => (*id, *token, Some(*message)),
+            _ => return error(404, 0, "404: Not Found"),
+        };
+        let allowed = if edit.is_some() { "PATCH" } else { "POST" };
+        if req.method != allowed {
             return error(405, 0, "405: Method Not Allowed");
         }
         // 4. The webhook and its token.
@@ -248,19 +344,76 @@ impl Service {
                 .header("X-RateLimit-Reset", &format!("{:.3}", now_epoch() + reset.as_secs_f64()))
                 .header("X-RateLimit-Bucket", "f2b0standin0webhook")
         };
-        match Self::validate(req) {
+        if let Some(message_id) = edit {
+            return headers(self.edit(&mut s, req, message_id));
+        }
+        match Self::validate(req, false) {
             Err(reply) => headers(reply),
             Ok(body) => {
                 s.accepted.push(req.clone());
+                s.posts += 1;
+                // The id is made whether or not the answer carries it: the message exists.
+                let message_id = s.next_message.to_string();
+                s.next_message += 1;
+                let message = Message {
+                    id: message_id.clone(),
+                    thread_id: req.query("thread_id"),
+                    body: body.clone(),
+                    edits: 0,
+                    at: req.at,
+                    changed: req.at,
+                };
+                s.messages.push((message, false));
                 let wait = req.query("wait").is_some_and(|w| w == "true" || w == "1");
                 if !wait {
                     return headers(Reply::new(204, ""));
                 }
-                let message_id = s.next_message.to_string();
-                s.next_message += 1;
-                headers(Reply::json(200, &self.message(&message_id, &body)))
+                headers(Reply::json(200, &self.message_object(&message_id, &body, false)))
             }
         }
+    }
+
+    /// Rules 12 and 13: an edit of `message_id`, after the rules every request meets.
+    fn edit(&self, s: &mut State, req: &Request, message_id: &str) -> Reply {
+        let body = match Self::validate(req, true) {
+            Ok(body) => body,
+            Err(reply) => return reply,
+        };
+        let thread = req.query("thread_id");
+        let Some((message, _)) =
+            s.messages.iter_mut().find(|(m, gone)| !gone && m.id == message_id && m.thread_id == thread)
+        else {
+            return error(404, 10008, "Unknown Message");
+        };
+        let mut merged = message.body.clone();
+        for (key, value) in body.as_object().into_iter().flatten() {
+            match value {
+                Value::Null => {
+                    merged.as_object_mut().map(|m| m.remove(key));
+                }
+                v => merged[key] = v.clone(),
+            }
+        }
+        if !Self::shows_something(&merged) {
+            return error(400, 50006, "Cannot send an empty message");
+        }
+        message.body = merged.clone();
+        message.edits += 1;
+        message.changed = req.at;
+        s.edits += 1;
+        s.accepted.push(req.clone());
+        Reply::json(200, &self.message_object(message_id, &merged, true))
+    }
+
+    /// Whether a message body has anything to show (rule 10).
+    fn shows_something(body: &Value) -> bool {
+        let has = |key: &str| match body.get(key) {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) => !s.trim().is_empty(),
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(_) => true,
+        };
+        ["content", "embeds", "components", "attachments", "poll", "file"].iter().any(|k| has(k))
     }
 
     /// A 429 for a full bucket.
@@ -277,8 +430,8 @@ impl Service {
             .header("X-RateLimit-Scope", scope)
     }
 
-    /// The message object a `wait=true` post returns.
-    fn message(&self, id: &str, body: &Value) -> Value {
+    /// The message object a `wait=true` post or an edit returns.
+    fn message_object(&self, id: &str, body: &Value, edited: bool) -> Value {
         json!({
             "id": id,
             "type": 0,
@@ -299,13 +452,14 @@ impl Service {
             "pinned": false,
             "tts": false,
             "timestamp": "2024-05-01T12:00:00.000000+00:00",
-            "edited_timestamp": null,
+            "edited_timestamp": if edited { json!("2024-05-01T12:00:05.000000+00:00") } else { Value::Null },
             "flags": body.get("flags").cloned().unwrap_or(json!(0)),
         })
     }
 
-    /// Rules 6 to 10: the body as JSON, or the error reply.
-    fn validate(req: &Request) -> Result<Value, Reply> {
+    /// Rules 6 to 10 (for an edit, 6 to 9: what it leaves to show is checked once merged):
+    /// the body as JSON, or the error reply.
+    fn validate(req: &Request, edit: bool) -> Result<Value, Reply> {
         let content_type = req.header("content-type").unwrap_or("");
         let media = content_type.split(';').next().unwrap_or("").trim();
         if !media.eq_ignore_ascii_case("application/json") {
@@ -320,7 +474,7 @@ impl Service {
         let Some(obj) = body.as_object() else {
             return Err(form_error(&[], "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType"));
         };
-        if let Some(w) = req.query("wait") {
+        if let Some(w) = req.query("wait").filter(|_| !edit) {
             if !matches!(w.as_str(), "true" | "false" | "1" | "0" | "True" | "False") {
                 return Err(form_error(&["wait"], "BOOLEAN_TYPE_CONVERT", "Must be either true or false."));
             }
@@ -343,13 +497,19 @@ impl Service {
                 "f2b-notify must send allowed_mentions = {\"parse\": []} (this rule is the stand-in's, not Discord's)",
             ));
         }
-        let has = |key: &str| match obj.get(key) {
-            None | Some(Value::Null) => false,
-            Some(Value::String(s)) => !s.trim().is_empty(),
-            Some(Value::Array(a)) => !a.is_empty(),
-            Some(_) => true,
-        };
-        if !["content", "embeds", "components", "attachments", "poll", "file"].iter().any(|k| has(k)) {
+        if edit {
+            // Not Edit Webhook Message's fields: Discord ignores them, the sink must not
+            // believe it changes them.
+            if let Some(key) = ["username", "avatar_url", "tts", "thread_name"].iter().find(|k| obj.contains_key(**k)) {
+                return Err(form_error(
+                    &[key],
+                    "STAND_IN_POLICY",
+                    "not a field of Edit Webhook Message (this rule is the stand-in's: Discord ignores it)",
+                ));
+            }
+            return Ok(body);
+        }
+        if !Self::shows_something(&body) {
             return Err(error(400, 50006, "Cannot send an empty message"));
         }
         Ok(body)
@@ -454,9 +614,13 @@ mod tests {
     use super::*;
 
     fn req(path: &str, body: Value) -> Request {
+        call("POST", path, body)
+    }
+
+    fn call(method: &str, path: &str, body: Value) -> Request {
         Request {
             at: Instant::now(),
-            method: "POST".into(),
+            method: method.into(),
             path: path.into(),
             headers: vec![
                 ("content-type".into(), "application/json".into()),
@@ -535,5 +699,52 @@ mod tests {
         let r = s.answer(&req(&p, ok_body()));
         assert_eq!(r.status, 429);
         assert!(r.headers.iter().any(|(k, v)| *k == "X-RateLimit-Scope" && v == "shared"));
+    }
+
+    #[test]
+    fn edits_replace_fields_of_the_webhooks_own_messages() {
+        let s = Service::new("1", "t");
+        s.limits((1000, Duration::from_secs(1)), (1000, Duration::from_secs(1)));
+        let p = s.path();
+        let posted = |body: Value| -> String {
+            let r = s.answer(&req(&format!("{p}?wait=true"), body));
+            assert_eq!(r.status, 200, "{}", r.body);
+            serde_json::from_str::<Value>(&r.body).unwrap()["id"].as_str().unwrap().to_owned()
+        };
+        let mut first = ok_body();
+        first["embeds"] = json!([{ "description": "old" }]);
+        let a = posted(first);
+        let b = posted(ok_body());
+        assert!(b > a && b.bytes().all(|c| c.is_ascii_digit()), "{a} {b}");
+        let patch = |id: &str, body: Value| s.answer(&call("PATCH", &format!("{p}/messages/{id}"), body));
+        let r = patch(&a, json!({ "content": "new", "allowed_mentions": { "parse": [] } }));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let answered: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!((answered["id"].as_str(), answered["content"].as_str()), (Some(a.as_str()), Some("new")));
+        assert!(answered["edited_timestamp"].is_string());
+        // The fields not given are kept: the embed is still there.
+        let m = s.message(&a).unwrap();
+        assert_eq!((m.edits, m.body["embeds"][0]["description"].as_str()), (1, Some("old")));
+        assert_eq!(m.text(), "new\nold");
+        // Unknown, deleted, or in another thread: Unknown Message.
+        let code = |r: Reply| serde_json::from_str::<Value>(&r.body).unwrap()["code"].as_u64();
+        assert_eq!(code(patch("999", ok_body())), Some(10008));
+        let r = s.answer(&call("PATCH", &format!("{p}/messages/{a}?thread_id=5"), ok_body()));
+        assert_eq!((r.status, code(r)), (404, Some(10008)));
+        s.delete_message(&b);
+        assert_eq!(code(patch(&b, ok_body())), Some(10008));
+        // The same form rules as a post, and the edit's own.
+        let b2: Value = serde_json::from_str(&patch(&a, json!({ "content": "x" })).body).unwrap();
+        assert_eq!(b2["errors"]["allowed_mentions"]["_errors"][0]["code"], "STAND_IN_POLICY");
+        let mut named = ok_body();
+        named["username"] = json!("x");
+        let b2: Value = serde_json::from_str(&patch(&a, named).body).unwrap();
+        assert_eq!(b2["errors"]["username"]["_errors"][0]["code"], "STAND_IN_POLICY");
+        let emptied = json!({ "content": null, "embeds": [], "allowed_mentions": { "parse": [] } });
+        assert_eq!(code(patch(&a, emptied)), Some(50006));
+        assert_eq!(s.answer(&call("POST", &format!("{p}/messages/{a}"), ok_body())).status, 405);
+        assert_eq!(s.answer(&call("PATCH", &p, ok_body())).status, 405);
+        assert_eq!(s.counts(), (2, 1));
+        assert_eq!(s.messages().len(), 1);
     }
 }

@@ -32,7 +32,21 @@
 //! - Size (CS#size-limits): the whole event (the content in the envelope the homeserver
 //!   signs) at most 65536 bytes of canonical JSON, else 413 `M_TOO_LARGE` (Synapse's
 //!   `EventSizeError`).
-//! - Success: 200 `{"event_id": "$…"}` (CS#put_matrixclientv3roomsroomidsendeventtypetxnid).
+//! - Relations (CS#forming-relationships-between-events), as Synapse checks them
+//!   (`_validate_event_relation` in `synapse/handlers/message.py`), each a 400 `M_UNKNOWN`:
+//!   an `m.relates_to.event_id` the homeserver does not know (never sent, or
+//!   [purged](Service::purge)) and that nothing stored relates to is "Can't send relation to
+//!   unknown event"; one in another room "Relations must be in the same room"; an `m.thread`
+//!   whose root itself has a `rel_type` "Cannot start threads from an event with a relation"
+//!   (CS#threading: servers should reject it with 400 `M_UNKNOWN`).
+//! - Success: 200 `{"event_id": "$…"}` (CS#put_matrixclientv3roomsroomidsendeventtypetxnid),
+//!   a new id per stored event.
+//!
+//! What the room shows ([`Service::shown`]) is what a client renders: every event that
+//! replaces nothing, with its latest *valid* replacement applied (CS#event-replacements: same
+//! room, same sender and type, a target that is no replacement itself, an `m.new_content`;
+//! an invalid one is ignored, as clients must, and Synapse stores it all the same), its
+//! thread root and its reply target.
 //!
 //! A test can force the next answers ([`Forced`]): any reply instead of the rules, or the
 //! rules followed and the message stored but the answer lost (the connection dropped, or a
@@ -65,7 +79,7 @@ pub enum Forced {
     LoseWith(Reply),
 }
 
-/// One message the homeserver stored.
+/// One message the homeserver stored (an edit too: it is an event of its own).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     /// The room it was posted to (decoded from the path).
@@ -80,6 +94,44 @@ pub struct Message {
     pub content: Value,
     /// When it was stored.
     pub at: Instant,
+}
+
+impl Message {
+    /// `m.relates_to`'s `rel_type` and `event_id`, when it has them.
+    pub fn relation(&self) -> Option<(&str, &str)> {
+        let r = self.content.get("m.relates_to")?;
+        Some((r.get("rel_type")?.as_str()?, r.get("event_id")?.as_str()?))
+    }
+
+    /// Whether it replaces another event (an edit).
+    pub fn is_edit(&self) -> bool {
+        self.relation().is_some_and(|(rel, _)| rel == "m.replace")
+    }
+}
+
+/// A message as the room shows it: an event that replaces nothing, with its latest valid
+/// replacement applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shown {
+    /// The original event's id (what edits and thread replies name).
+    pub event_id: String,
+    /// The thread it is in (`m.relates_to` with `rel_type: m.thread`): the root's id.
+    pub thread_root: Option<String>,
+    /// The event it replies to (`m.relates_to.m.in_reply_to`), fallback or not.
+    pub in_reply_to: Option<String>,
+    /// The content shown: the latest valid replacement's `m.new_content`, else the original.
+    pub content: Value,
+    /// How many valid replacements it had.
+    pub edits: usize,
+    /// When the original was stored.
+    pub at: Instant,
+}
+
+impl Shown {
+    /// The plain body shown.
+    pub fn body(&self) -> &str {
+        self.content.get("body").and_then(Value::as_str).unwrap_or("")
+    }
 }
 
 struct Bucket {
@@ -118,6 +170,8 @@ struct State {
     bucket: Option<Bucket>,
     delay: Duration,
     next_event: u64,
+    /// Events the homeserver no longer has (an admin's purge, a retention policy).
+    purged: std::collections::HashSet<String>,
 }
 
 /// The homeserver stand-in: one account, its token, the rooms it joined, what it stored.
@@ -187,6 +241,67 @@ impl Service {
     /// The contents of the messages stored, in order.
     pub fn contents(&self) -> Vec<Value> {
         self.messages().into_iter().map(|m| m.content).collect()
+    }
+
+    /// How many events were stored that replace nothing (posts), and how many replacements
+    /// (edits).
+    pub fn counts(&self) -> (usize, usize) {
+        let messages = self.messages();
+        let edits = messages.iter().filter(|m| m.is_edit()).count();
+        (messages.len() - edits, edits)
+    }
+
+    /// What the room shows, in order: see the module docs.
+    pub fn shown(&self) -> Vec<Shown> {
+        let messages = self.messages();
+        let mut out: Vec<Shown> = Vec::new();
+        for m in messages.iter().filter(|m| !m.is_edit()) {
+            let relates = m.content.get("m.relates_to");
+            let thread_root = m.relation().filter(|(rel, _)| *rel == "m.thread").map(|(_, id)| id.to_owned());
+            let in_reply_to = relates
+                .and_then(|r| r.get("m.in_reply_to"))
+                .and_then(|r| r.get("event_id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let mut shown = Shown {
+                event_id: m.event_id.clone(),
+                thread_root,
+                in_reply_to,
+                content: m.content.clone(),
+                edits: 0,
+                at: m.at,
+            };
+            for edit in messages.iter().filter(|e| e.relation() == Some(("m.replace", m.event_id.as_str()))) {
+                let valid = edit.room_id == m.room_id && edit.event_type == m.event_type;
+                if let (true, Some(new)) = (valid, edit.content.get("m.new_content").filter(|n| n.is_object())) {
+                    shown.content = new.clone();
+                    shown.edits += 1;
+                }
+            }
+            out.push(shown);
+        }
+        out
+    }
+
+    /// The message `event_id` as the room shows it.
+    pub fn shown_event(&self, event_id: &str) -> Option<Shown> {
+        self.shown().into_iter().find(|s| s.event_id == event_id)
+    }
+
+    /// The homeserver forgets `event_id` and what relates to it (an admin's purge of the
+    /// room's history, a retention policy): a relation to it is to an unknown event.
+    pub fn purge(&self, event_id: &str) {
+        let mut state = self.state();
+        state.purged.insert(event_id.to_owned());
+        let related: Vec<String> = state
+            .messages
+            .iter()
+            .filter(|m| m.relation().is_some_and(|(_, id)| id == event_id))
+            .map(|m| m.event_id.clone())
+            .collect();
+        state.purged.extend(related);
+        let purged = state.purged.clone();
+        state.messages.retain(|m| !purged.contains(&m.event_id));
     }
 
     /// The responder for a [`StandIn`].
@@ -269,6 +384,9 @@ impl Service {
                 return (error(400, "M_BAD_JSON", &why), false);
             }
         }
+        if let Err(why) = check_relation(&state.messages, &room, &content) {
+            return (error(400, "M_UNKNOWN", why), false);
+        }
         state.next_event += 1;
         let event_id = format!("${:0>43}", state.next_event);
         let pdu = json!({
@@ -299,6 +417,21 @@ impl Service {
             at: Instant::now(),
         });
         (Reply::json(200, &json!({ "event_id": event_id })), true)
+    }
+}
+
+/// Synapse's checks of a relation (see the module docs): the refusal's text, if any.
+fn check_relation(stored: &[Message], room: &str, content: &Value) -> Result<(), &'static str> {
+    let Some(relates) = content.get("m.relates_to") else { return Ok(()) };
+    let Some(parent) = relates.get("event_id").and_then(Value::as_str) else { return Ok(()) };
+    match stored.iter().find(|m| m.event_id == parent) {
+        Some(p) if p.room_id != room => Err("Relations must be in the same room"),
+        Some(p) if relates.get("rel_type").and_then(Value::as_str) == Some("m.thread") && p.relation().is_some() => {
+            Err("Cannot start threads from an event with a relation")
+        }
+        Some(_) => Ok(()),
+        None if stored.iter().any(|m| m.relation().is_some_and(|(_, id)| id == parent)) => Ok(()),
+        None => Err("Can't send relation to unknown event"),
     }
 }
 
@@ -483,5 +616,65 @@ mod tests {
         assert_eq!(service.messages().len(), 3, "stored while the answer waits");
         assert_eq!(waiting.join().unwrap().unwrap().0, 200);
         assert!(started.elapsed() >= Duration::from_millis(600));
+    }
+
+    #[test]
+    fn relations_threads_and_edits() {
+        let service = Service::new(TOKEN, ROOM);
+        service.join("!b:example.org");
+        let standin = service.start();
+        let put = |room: &str, txn: &str, content: Value| {
+            let path = format!(
+                "/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}",
+                room.replace('!', "%21").replace(':', "%3A")
+            );
+            call(standin.port, "PUT", &path, Some(TOKEN), &content.to_string()).unwrap()
+        };
+        let id = |a: &(u16, String, Value)| a.2["event_id"].as_str().unwrap().to_owned();
+        let root = id(&put(ROOM, "1", json!({"msgtype": "m.notice", "body": "ban"})));
+        let reply = put(
+            ROOM,
+            "2",
+            json!({"msgtype": "m.notice", "body": "unban", "m.relates_to": {
+            "rel_type": "m.thread", "event_id": root, "is_falling_back": true, "m.in_reply_to": {"event_id": root}}}),
+        );
+        assert_eq!(reply.0, 200);
+        assert_ne!(id(&reply), root, "every stored event has its own id");
+        let shown = service.shown_event(&id(&reply)).unwrap();
+        assert_eq!(
+            (shown.thread_root.as_deref(), shown.in_reply_to.as_deref()),
+            (Some(root.as_str()), Some(root.as_str()))
+        );
+        // A thread off the reply (itself in a relation) is refused; so is one in another room
+        // and one to an event nobody knows.
+        let refusal = |a: (u16, String, Value)| {
+            (a.0, a.2["errcode"].as_str().unwrap_or("").to_owned(), a.2["error"].as_str().unwrap_or("").to_owned())
+        };
+        let thread_of = |target: &str| json!({"msgtype": "m.notice", "body": "x", "m.relates_to": {"rel_type": "m.thread", "event_id": target}});
+        assert_eq!(
+            refusal(put(ROOM, "3", thread_of(&id(&reply)))),
+            (400, "M_UNKNOWN".into(), "Cannot start threads from an event with a relation".into())
+        );
+        assert_eq!(refusal(put("!b:example.org", "4", thread_of(&root))).2, "Relations must be in the same room");
+        assert_eq!(refusal(put(ROOM, "5", thread_of("$nothing"))).2, "Can't send relation to unknown event");
+        // Edits: the latest valid replacement is shown; one without m.new_content is not.
+        let edit = |txn: &str, body: &str, new: bool| {
+            let mut c = json!({"msgtype": "m.notice", "body": format!("* {body}"), "m.relates_to": {"rel_type": "m.replace", "event_id": root}});
+            if new {
+                c["m.new_content"] = json!({"msgtype": "m.notice", "body": body});
+            }
+            put(ROOM, txn, c)
+        };
+        assert_eq!(edit("6", "ban, ban", true).0, 200);
+        assert_eq!(edit("7", "ignored", false).0, 200);
+        assert_eq!(edit("8", "ban, ban, ban", true).0, 200);
+        let shown = service.shown_event(&root).unwrap();
+        assert_eq!((shown.body(), shown.edits), ("ban, ban, ban", 2));
+        assert_eq!(service.counts(), (2, 3));
+        assert_eq!(service.shown().len(), 2);
+        // Purged: the event and its edits are gone, and a new edit is to an unknown event.
+        service.purge(&root);
+        assert_eq!(refusal(edit("9", "late", true)).2, "Can't send relation to unknown event");
+        assert!(service.shown_event(&root).is_none());
     }
 }

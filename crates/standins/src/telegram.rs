@@ -1,4 +1,4 @@
-//! A loopback stand-in for the Telegram Bot API's `sendMessage`, following the documented
+//! A loopback stand-in for the Telegram Bot API's `sendMessage` and `editMessageText`, following the documented
 //! contract (and, where the documentation is silent, the Bot API server's own source, tdlib's
 //! `parse_html`), so that a sink that breaks the contract fails here as it would in production.
 //!
@@ -18,10 +18,33 @@
 //! - **The parameters** (<https://core.telegram.org/bots/api#sendmessage>): `chat_id` an
 //!   integer or a string (`@channelusername`, or the id as text), `text` a string,
 //!   `parse_mode`, `message_thread_id` an integer, `disable_notification` a boolean,
-//!   `link_preview_options` an object; the old `disable_web_page_preview` and
-//!   `reply_to_message_id` were replaced in Bot API 7.0
+//!   `link_preview_options` an object, `reply_parameters` an object; the old
+//!   `disable_web_page_preview` and `reply_to_message_id` were replaced in Bot API 7.0
 //!   (<https://core.telegram.org/bots/api-changelog#december-29-2023>) and, like any unknown
 //!   parameter, are refused here (Telegram ignores unknown ones; the stand-in catches typos).
+//! - **Message ids** are per chat, increasing from 1 (each chat has its own sequence), and
+//!   the answer is `{"ok":true,"result":{"message_id":N,"date":…,"chat":{"id":…,"type":…},
+//!   "text":…}}` (<https://core.telegram.org/bots/api#message>).
+//! - **Replies** (<https://core.telegram.org/bots/api#replyparameters>): `reply_parameters`
+//!   needs an integer `message_id`; `allow_sending_without_reply` a boolean. A message the
+//!   chat does not hold (never sent, or [deleted](Service::delete)) is
+//!   `400 "Bad Request: message to be replied not found"`, or, with
+//!   `allow_sending_without_reply: true`, sent as no reply at all. The reply's target is
+//!   recorded ([`Message::reply_to`]). A `chat_id` in it (a reply to another chat) is not
+//!   modelled and refused, as are `quote` and its kin.
+//! - **Edits** (<https://core.telegram.org/bots/api#editmessagetext>): `editMessageText`
+//!   takes `chat_id`, `message_id`, `text`, `parse_mode`, `entities`, `link_preview_options`,
+//!   `reply_markup` (and `business_connection_id`, `inline_message_id`); anything else is
+//!   refused like an unknown parameter. The chat must exist (as above); a message it does not
+//!   hold is `400 "Bad Request: message to edit not found"` (TelegramBotAPI/errors#7); one
+//!   that can no longer be edited ([`Service::freeze`]: a business message older than 48
+//!   hours, a message of another sender) `400 "Bad Request: message can't be edited"`; the
+//!   HTML and the limits are checked as for a new message; a text and entities equal to the
+//!   message's own are `400 "Bad Request: message is not modified: specified new message
+//!   content and reply markup are exactly the same as a current content and reply markup of
+//!   the message"` (rubenlagus/TelegramBots#431). Success is the edited message, with
+//!   `edit_date`. Edits count toward the rate limits below like messages: Telegram's flood
+//!   control counts them too and publishes no numbers of its own for them.
 //! - **The chat must exist**: an unknown `chat_id` is
 //!   `400 "Bad Request: chat not found"`; a `message_thread_id` the chat does not have is
 //!   `400 "Bad Request: message thread not found"`
@@ -47,7 +70,8 @@
 //!   with `-`); past them `429 {"ok":false,"error_code":429,"description":"Too Many Requests:
 //!   retry after N","parameters":{"retry_after":N}}` with no `Retry-After` header, N the whole
 //!   seconds until a message would be accepted (json/too-many-requests.json). Only accepted
-//!   messages count. [`Service::set_rate_limits`] turns them off for tests that send quickly.
+//!   messages (and edits) count. [`Service::set_rate_limits`] turns them off for tests that
+//!   send quickly.
 //! - [`Service::force`] makes the next requests get given replies whatever they hold (5xx
 //!   pages, 403s, …); they are recorded but not accepted.
 //!
@@ -95,10 +119,16 @@ pub struct Message {
     /// What Telegram would turn into mentions, hashtags, bot commands or links in the plain
     /// parts of the text (outside code and pre).
     pub auto: Vec<String>,
-    /// The `message_id` it was given.
+    /// The `message_id` it was given, unique in its chat.
     pub message_id: u64,
+    /// The message it replies to (`reply_parameters.message_id`, when the chat held it).
+    pub reply_to: Option<u64>,
+    /// How many edits it took (`body`, `text`, `entities` and `auto` are the latest's).
+    pub edits: usize,
     /// When the request arrived.
     pub at: std::time::Instant,
+    /// When it was last written (sent or edited).
+    pub changed: std::time::Instant,
 }
 
 impl Message {
@@ -123,7 +153,16 @@ struct State {
     last_sent: HashMap<String, Instant>,
     group_window: HashMap<String, VecDeque<Instant>>,
     rate_limits: bool,
-    next_id: u64,
+    /// The next `message_id` per chat.
+    next_ids: HashMap<String, u64>,
+    /// Messages deleted, and messages that can no longer be edited, by (chat, id).
+    deleted: HashSet<(String, u64)>,
+    frozen: HashSet<(String, u64)>,
+    edits: usize,
+    /// A public chat's `@username` by the number the stand-in gave it: both name one chat.
+    numbers: HashMap<String, String>,
+    /// When each message and each edit was accepted.
+    writes: Vec<Instant>,
 }
 
 /// The Bot API stand-in: make it with the token it accepts, add chats, and serve
@@ -155,13 +194,20 @@ pub fn too_many_requests(retry_after: u64) -> Reply {
 impl Service {
     /// A stand-in that accepts `token` and knows no chat yet; rate limits on.
     pub fn new(token: &str) -> Arc<Self> {
-        let state = State { rate_limits: true, next_id: 1, ..State::default() };
+        let state = State { rate_limits: true, ..State::default() };
         Arc::new(Self { token: token.to_owned(), state: Mutex::new(state) })
     }
 
-    /// Lets `chat_id` (`-1001234567890`, `42`, `@channel`) exist.
+    /// Lets `chat_id` (`-1001234567890`, `42`, `@channel`) exist. A `@channel` gets a number
+    /// too (`-1001000000001`, …), which names the same chat, as Telegram's answers show it.
     pub fn add_chat(&self, chat_id: &str) {
-        self.lock().chats.insert(chat_key_str(chat_id));
+        let key = chat_key_str(chat_id);
+        let mut s = self.lock();
+        if key.starts_with('@') && !s.numbers.values().any(|k| *k == key) {
+            let number = (-1_001_000_000_001i64 - s.numbers.len() as i64).to_string();
+            s.numbers.insert(number, key.clone());
+        }
+        s.chats.insert(key);
     }
 
     /// Lets the forum topic `thread` exist in `chat_id`.
@@ -186,9 +232,43 @@ impl Service {
         self.lock().forced.extend(replies);
     }
 
-    /// The messages accepted so far, in order.
+    /// The messages accepted so far, in the order they were sent, each as its chat shows it
+    /// now (after its edits; deleted ones left out).
     pub fn accepted(&self) -> Vec<Message> {
-        self.lock().accepted.clone()
+        let s = self.lock();
+        s.accepted.iter().filter(|m| !s.deleted.contains(&(m.chat.clone(), m.message_id))).cloned().collect()
+    }
+
+    /// The message `message_id` of `chat_id` (a number or a `@channel`), as the chat shows
+    /// it now.
+    pub fn message(&self, chat_id: &str, message_id: u64) -> Option<Message> {
+        let chat = canonical(&self.lock(), chat_key_str(chat_id));
+        self.accepted().into_iter().find(|m| m.chat == chat && m.message_id == message_id)
+    }
+
+    /// When each message and each edit was accepted, in order: what the rate limits count.
+    pub fn writes(&self) -> Vec<Instant> {
+        self.lock().writes.clone()
+    }
+
+    /// How many messages were sent and how many edits were accepted.
+    pub fn counts(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.accepted.len(), s.edits)
+    }
+
+    /// Somebody deleted this message: replies to it and edits of it find nothing.
+    pub fn delete(&self, chat_id: &str, message_id: u64) {
+        let mut s = self.lock();
+        let chat = canonical(&s, chat_key_str(chat_id));
+        s.deleted.insert((chat, message_id));
+    }
+
+    /// This message can no longer be edited (`message can't be edited`).
+    pub fn freeze(&self, chat_id: &str, message_id: u64) {
+        let mut s = self.lock();
+        let chat = canonical(&s, chat_key_str(chat_id));
+        s.frozen.insert((chat, message_id));
     }
 
     /// The responder to serve with [`crate::StandIn::start`].
@@ -214,7 +294,8 @@ impl Service {
         if token != self.token {
             return error(401, "Unauthorized");
         }
-        if !method.eq_ignore_ascii_case("sendMessage") {
+        let edit = method.eq_ignore_ascii_case("editMessageText");
+        if !edit && !method.eq_ignore_ascii_case("sendMessage") {
             return error(404, "Not Found");
         }
         if req.method != "POST" {
@@ -227,6 +308,9 @@ impl Service {
         let Ok(Value::Object(body)) = serde_json::from_str::<Value>(&req.body) else {
             return error(400, "Bad Request: stand-in: the body is not a JSON object");
         };
+        if edit {
+            return self.edit_message_text(Value::Object(body), req.at);
+        }
         self.send_message(Value::Object(body), req.at)
     }
 
@@ -244,6 +328,28 @@ impl Service {
         if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return error(400, &format!("Bad Request: stand-in: unknown or replaced parameter `{unknown}`"));
         }
+        let reply = match body.get("reply_parameters") {
+            None => None,
+            Some(Value::Object(p)) => {
+                if let Some(other) =
+                    p.keys().find(|k| !["message_id", "allow_sending_without_reply"].contains(&k.as_str()))
+                {
+                    return error(400, &format!("Bad Request: stand-in: reply_parameters.{other} is not modelled"));
+                }
+                let Some(id) = p.get("message_id").and_then(Value::as_u64) else {
+                    return error(400, "Bad Request: stand-in: reply_parameters.message_id must be an integer");
+                };
+                let anyway = match p.get("allow_sending_without_reply") {
+                    None => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => {
+                        return error(400, "Bad Request: stand-in: allow_sending_without_reply must be a boolean")
+                    }
+                };
+                Some((id, anyway))
+            }
+            Some(_) => return error(400, "Bad Request: stand-in: reply_parameters must be an object"),
+        };
         let chat = match body.get("chat_id") {
             Some(Value::Number(n)) if n.is_i64() => n.to_string(),
             Some(Value::String(s)) if !s.is_empty() => chat_key_str(s),
@@ -275,6 +381,7 @@ impl Service {
         };
 
         let mut state = self.lock();
+        let chat = canonical(&state, chat);
         if let Some(&to) = state.migrated.get(&chat) {
             return error_with(
                 400,
@@ -290,36 +397,28 @@ impl Service {
                 return error(400, "Bad Request: message thread not found");
             }
         }
-        let (visible, entities) = if html {
-            match parse_html(&text) {
-                Ok(parsed) => parsed,
-                Err(why) => return error(400, &format!("Bad Request: can't parse entities: {why}")),
-            }
-        } else {
-            (text.clone(), Vec::new())
+        let (visible, entities) = match parse_text(&text, html) {
+            Ok(parsed) => parsed,
+            Err(reply) => return reply,
         };
-        if visible.trim().is_empty() {
-            return error(400, "Bad Request: message text is empty");
-        }
-        if visible.encode_utf16().count() > MAX_TEXT {
-            return error(400, "Bad Request: message is too long");
-        }
-        let now = Instant::now();
-        if state.rate_limits {
-            if let Some(wait) = rate_limited(&state, &chat, now) {
-                return too_many_requests(wait);
+        let reply_to = match reply {
+            None => None,
+            Some((id, anyway)) => {
+                let held = state.accepted.iter().any(|m| m.chat == chat && m.message_id == id)
+                    && !state.deleted.contains(&(chat.clone(), id));
+                match (held, anyway) {
+                    (true, _) => Some(id),
+                    (false, true) => None,
+                    (false, false) => return error(400, "Bad Request: message to be replied not found"),
+                }
             }
+        };
+        if let Some(wait) = spend(&mut state, &chat) {
+            return too_many_requests(wait);
         }
-        state.last_sent.insert(chat.clone(), now);
-        if chat.starts_with('-') {
-            let window = state.group_window.entry(chat.clone()).or_default();
-            window.push_back(now);
-            while window.len() > GROUP_PER_MINUTE {
-                window.pop_front();
-            }
-        }
-        let message_id = state.next_id;
-        state.next_id += 1;
+        let next = state.next_ids.entry(chat.clone()).or_insert(1);
+        let message_id = *next;
+        *next += 1;
         let auto = auto_entities(&visible, &entities);
         let chat_type = if chat.starts_with("-100") || chat.starts_with('@') {
             "supergroup"
@@ -328,16 +427,163 @@ impl Service {
         } else {
             "private"
         };
-        let chat_id: Value =
-            chat.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(-1_001_000_000_001i64));
         let date = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let reply = json!({"ok": true, "result": {
             "message_id": message_id, "date": date,
-            "chat": {"id": chat_id, "type": chat_type}, "text": visible,
+            "chat": {"id": chat_number(&state, &chat), "type": chat_type}, "text": visible,
         }});
-        state.accepted.push(Message { chat, body, text: visible, entities, auto, message_id, at });
+        state.accepted.push(Message {
+            chat,
+            body,
+            text: visible,
+            entities,
+            auto,
+            message_id,
+            reply_to,
+            edits: 0,
+            at,
+            changed: at,
+        });
         Reply::json(200, &reply)
     }
+
+    fn edit_message_text(&self, body: Value, at: std::time::Instant) -> Reply {
+        const KNOWN: [&str; 9] = [
+            "chat_id",
+            "message_id",
+            "text",
+            "parse_mode",
+            "entities",
+            "link_preview_options",
+            "reply_markup",
+            "business_connection_id",
+            "inline_message_id",
+        ];
+        let fields = body.as_object().expect("an object");
+        if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return error(400, &format!("Bad Request: stand-in: `{unknown}` is not a parameter of editMessageText"));
+        }
+        let chat = match body.get("chat_id") {
+            Some(Value::Number(n)) if n.is_i64() => n.to_string(),
+            Some(Value::String(s)) if !s.is_empty() => chat_key_str(s),
+            None => return error(400, "Bad Request: stand-in: chat_id is missing (inline messages are not modelled)"),
+            Some(_) => return error(400, "Bad Request: stand-in: chat_id must be an integer or a string"),
+        };
+        let Some(message_id) = body.get("message_id").and_then(Value::as_u64) else {
+            return error(400, "Bad Request: stand-in: message_id must be an integer");
+        };
+        let Some(text) = body.get("text").and_then(Value::as_str) else {
+            return error(400, "Bad Request: message text is empty");
+        };
+        if body.get("link_preview_options").is_some_and(|v| !v.is_object()) {
+            return error(400, "Bad Request: stand-in: link_preview_options must be an object");
+        }
+        let html = match body.get("parse_mode") {
+            None => false,
+            Some(Value::String(m)) if m == "HTML" => true,
+            Some(_) => return error(400, "Bad Request: stand-in: parse_mode must be \"HTML\", the one it parses"),
+        };
+        let mut state = self.lock();
+        let chat = canonical(&state, chat);
+        if !state.chats.contains(&chat) {
+            return error(400, "Bad Request: chat not found");
+        }
+        let key = (chat.clone(), message_id);
+        let Some(index) = state
+            .accepted
+            .iter()
+            .position(|m| m.chat == chat && m.message_id == message_id)
+            .filter(|_| !state.deleted.contains(&key))
+        else {
+            return error(400, "Bad Request: message to edit not found");
+        };
+        if state.frozen.contains(&key) {
+            return error(400, "Bad Request: message can't be edited");
+        }
+        let (visible, entities) = match parse_text(text, html) {
+            Ok(parsed) => parsed,
+            Err(reply) => return reply,
+        };
+        let current = &state.accepted[index];
+        if current.text == visible && current.entities == entities {
+            return error(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
+            );
+        }
+        if let Some(wait) = spend(&mut state, &chat) {
+            return too_many_requests(wait);
+        }
+        state.edits += 1;
+        let auto = auto_entities(&visible, &entities);
+        let message = &mut state.accepted[index];
+        message.body = body;
+        message.text = visible.clone();
+        message.entities = entities;
+        message.auto = auto;
+        message.edits += 1;
+        message.changed = at;
+        let date = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        Reply::json(
+            200,
+            &json!({"ok": true, "result": {
+                "message_id": message_id, "date": date, "edit_date": date,
+                "chat": {"id": chat_number(&state, &chat), "type": "supergroup"}, "text": visible,
+            }}),
+        )
+    }
+}
+
+/// The visible text and entities of `text` (parsed as HTML when `html`), or the Bot API's
+/// refusal: can't parse, empty, too long.
+fn parse_text(text: &str, html: bool) -> Result<(String, Vec<Entity>), Reply> {
+    let (visible, entities) = if html {
+        parse_html(text).map_err(|why| error(400, &format!("Bad Request: can't parse entities: {why}")))?
+    } else {
+        (text.to_owned(), Vec::new())
+    };
+    if visible.trim().is_empty() {
+        return Err(error(400, "Bad Request: message text is empty"));
+    }
+    if visible.encode_utf16().count() > MAX_TEXT {
+        return Err(error(400, "Bad Request: message is too long"));
+    }
+    Ok((visible, entities))
+}
+
+/// Counts a message (or an edit) against `chat`'s rate limits; the whole seconds to wait
+/// instead, when over them (and the limits are on).
+fn spend(state: &mut State, chat: &str) -> Option<u64> {
+    let now = Instant::now();
+    if state.rate_limits {
+        if let Some(wait) = rate_limited(state, chat, now) {
+            return Some(wait);
+        }
+    }
+    state.last_sent.insert(chat.to_owned(), now);
+    state.writes.push(now);
+    if chat.starts_with('-') {
+        let window = state.group_window.entry(chat.to_owned()).or_default();
+        window.push_back(now);
+        while window.len() > GROUP_PER_MINUTE {
+            window.pop_front();
+        }
+    }
+    None
+}
+
+/// A chat's id as the answer gives it: its number (a `@name`'s is the one it was given).
+fn chat_number(state: &State, chat: &str) -> Value {
+    if let Ok(n) = chat.parse::<i64>() {
+        return Value::from(n);
+    }
+    let number = state.numbers.iter().find(|(_, name)| *name == chat).map(|(n, _)| n.as_str());
+    Value::from(number.and_then(|n| n.parse::<i64>().ok()).unwrap_or(-1_001_000_000_001))
+}
+
+/// The key a chat is kept by: a `@name`'s number stands for the name.
+fn canonical(state: &State, chat: String) -> String {
+    state.numbers.get(&chat).cloned().unwrap_or(chat)
 }
 
 /// Messages a bot may send one group in a minute.
@@ -773,5 +1019,76 @@ mod tests {
         // The 21st message in a minute waits until the first leaves the window.
         assert_eq!(rate_limited(&state, "-1", now + Duration::from_millis(20_500)), Some(40));
         assert_eq!(rate_limited(&state, "-1", now + Duration::from_secs(60)), None);
+    }
+
+    fn call(service: &Service, method: &str, body: Value) -> (u16, Value) {
+        let req = Request {
+            at: Instant::now(),
+            method: "POST".into(),
+            path: format!("/bot1:tok/{method}"),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string(),
+            authorization: None,
+        };
+        let r = service.handle(&req);
+        (r.status, serde_json::from_str(&r.body).unwrap())
+    }
+
+    #[test]
+    fn ids_per_chat_replies_and_edits() {
+        let service = Service::new("1:tok");
+        service.set_rate_limits(false);
+        service.add_chat("-100");
+        service.add_chat("42");
+        let send = |chat: i64, text: &str, extra: Value| {
+            let mut body = json!({ "chat_id": chat, "text": text, "parse_mode": "HTML" });
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            call(&service, "sendMessage", body)
+        };
+        let id = |answer: &(u16, Value)| answer.1["result"]["message_id"].as_u64().unwrap();
+        let (a, b, c) = (send(-100, "a", json!({})), send(-100, "b", json!({})), send(42, "c", json!({})));
+        assert_eq!((id(&a), id(&b), id(&c)), (1, 2, 1), "each chat counts on its own");
+        assert_eq!(a.1["result"]["chat"]["id"], -100);
+        // A reply to a message the chat holds; to one it does not, refused unless allowed.
+        let r = send(-100, "r", json!({ "reply_parameters": { "message_id": 1 } }));
+        assert_eq!(service.message("-100", id(&r)).unwrap().reply_to, Some(1));
+        let lost = json!({ "reply_parameters": { "message_id": 99 } });
+        assert_eq!(send(-100, "x", lost).1["description"], "Bad Request: message to be replied not found");
+        let anyway = json!({ "reply_parameters": { "message_id": 99, "allow_sending_without_reply": true } });
+        let r = send(-100, "y", anyway);
+        assert_eq!((r.0, service.message("-100", id(&r)).unwrap().reply_to), (200, None));
+        // Edits: the text and entities replace the message's; the same again is refused.
+        let edit = |chat: i64, message_id: u64, text: &str| {
+            call(
+                &service,
+                "editMessageText",
+                json!({ "chat_id": chat, "message_id": message_id, "text": text, "parse_mode": "HTML" }),
+            )
+        };
+        let e = edit(-100, 1, "<b>new</b>");
+        assert_eq!((e.0, e.1["result"]["message_id"].as_u64()), (200, Some(1)));
+        assert!(e.1["result"]["edit_date"].is_u64());
+        let m = service.message("-100", 1).unwrap();
+        assert_eq!((m.text.as_str(), m.edits, m.entity_texts("bold")), ("new", 1, vec!["new"]));
+        assert!(edit(-100, 1, "<b>new</b>").1["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bad Request: message is not modified"));
+        assert_eq!(
+            edit(-100, 1, "<p>x</p>").1["description"],
+            "Bad Request: can't parse entities: Unsupported start tag \"p\" at byte offset 0"
+        );
+        assert_eq!(edit(-100, 7, "x").1["description"], "Bad Request: message to edit not found");
+        assert_eq!(edit(42, 2, "x").1["description"], "Bad Request: message to edit not found");
+        service.delete("-100", 2);
+        assert_eq!(edit(-100, 2, "x").1["description"], "Bad Request: message to edit not found");
+        service.freeze("-100", 1);
+        assert_eq!(edit(-100, 1, "z").1["description"], "Bad Request: message can't be edited");
+        let extra = json!({ "chat_id": -100, "message_id": 3, "text": "t", "disable_notification": true });
+        assert_eq!(call(&service, "editMessageText", extra).0, 400);
+        assert_eq!(service.counts(), (5, 1));
+        assert_eq!(service.accepted().len(), 4, "the deleted one is not shown");
     }
 }

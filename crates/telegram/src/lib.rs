@@ -12,13 +12,38 @@
 //! Telegram's answers are classified for the router: 429 waits `parameters.retry_after`,
 //! 5xx are transient, a bad token, an unknown chat, a blocked or removed bot and a group that
 //! became a supergroup are permanent, each with what to do about it.
+//!
+//! **References.** A message this sink sent is `CHAT:MESSAGE_ID` ([`MessageRef`]): the chat's
+//! number as Telegram answered it (a configured `@username` is answered as a number) and the
+//! message's id, which is unique within its chat only. So a reference is used only in the
+//! chat the sink now posts to: its number is known from the config when it is a number, else
+//! from Telegram's latest answer (until then, after a start with an `@username`, an unban is
+//! posted on its own and a storm's digest as a new message).
+//!
+//! **Replies.** [`Sink::post`] with a reference replies to that message with
+//! `reply_parameters = {"message_id": N, "allow_sending_without_reply": true}` (Bot API 7.0's
+//! replacement of `reply_to_message_id`): an unban shows under its ban. A ban's message that
+//! was deleted meanwhile makes Telegram send the unban as no reply, rather than refuse it; a
+//! refusal that names the replied message all the same (a ban in another forum topic, where
+//! `allow_sending_without_reply` does not apply) sends it again on its own.
+//!
+//! **Edits.** [`Sink::post_digest`] with a reference edits that message with
+//! `editMessageText` (the chat, the id, the digest's text in HTML, link previews off) and
+//! returns the same reference; an edit counts as a message for the pace. `message is not
+//! modified` (the text is already that) is success. `message to edit not found` (deleted),
+//! `message can't be edited` (Telegram refuses edits of some messages, among them business
+//! messages older than 48 hours) and `MESSAGE_ID_INVALID` post the digest as a new message and
+//! return that one. If Telegram cannot parse the HTML, the edit (like a new message) is sent
+//! once more as plain text.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use f2b_notify_core::{
-    async_trait, Alert, ConfigError, Digest, Event, Renderer, Secret, SecretSource, Sink, SinkError, Templates,
+    async_trait, Alert, ConfigError, Digest, Event, MessageRef, Renderer, Secret, SecretSource, Sink, SinkError,
+    Templates,
 };
 use f2b_notify_http::{
     classify_status, clean, describe, exchange, parse_url, wait_from_secs, Answer, Timeout, UrlKind,
@@ -26,12 +51,31 @@ use f2b_notify_http::{
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
+pub mod answer;
 mod html;
 pub mod message;
 #[cfg(test)]
 mod tests;
 
 pub use html::{escape, visible};
+
+use answer::{Fields, Posted};
+
+/// `sendMessage`, a new message.
+const SEND: &str = "sendMessage";
+/// `editMessageText`, an edit of a message's text.
+const EDIT: &str = "editMessageText";
+
+/// Refusals of an edit that are about that one message (Telegram's descriptions, in lower
+/// case): the digest is sent as a new message instead.
+/// (<https://github.com/TelegramBotAPI/errors/issues/7>; the Bot API's editMessageText.)
+const EDIT_REFUSALS: &[&str] = &["message to edit not found", "message can't be edited", "message_id_invalid"];
+
+/// The refusal of an edit whose text the message already has: the edit is done.
+const NOT_MODIFIED: &str = "message is not modified";
+
+/// Refusals of a reply that are about the replied message: sent on its own instead.
+const REPLY_REFUSALS: &[&str] = &["message to be replied not found", "replied message not found"];
 
 /// The Bot API's address.
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
@@ -218,11 +262,13 @@ pub struct TelegramSink {
     source: SecretSource,
     /// The token, only to find it in what a server answers.
     token: Secret,
-    /// `{api_url}/bot{token}/sendMessage`: as secret as the token.
-    endpoint: Secret,
-    /// The same with `<token>` in the token's place, for previews.
+    /// `{api_url}/bot{token}/`, to which a method's name is added: as secret as the token.
+    base: Secret,
+    /// `{api_url}/bot<token>/sendMessage`, for previews.
     shown: String,
     chat_id: ChatId,
+    /// The chat's number: from the config when it is one, else from Telegram's latest answer.
+    chat_number: Mutex<Option<i64>>,
     thread: Option<i64>,
     silent: bool,
     client: f2b_notify_http::Client,
@@ -274,21 +320,26 @@ pub fn new(name: &str, config: Config) -> Result<TelegramSink, ConfigError> {
         )));
     }
     let base = url.as_str().trim_end_matches('/');
-    let endpoint = Secret::new(format!("{base}/bot{}/sendMessage", token.expose()));
+    let endpoint = Secret::new(format!("{base}/bot{}/", token.expose()));
     let mut public = url.clone();
     let _ = public.set_username("");
     let _ = public.set_password(None);
     let shown = format!("{}/bot<token>/sendMessage", public.as_str().trim_end_matches('/'));
     let timeout = Timeout::from_config(config.timeout)?;
     let renderer = Renderer::new(&config.templates).map_err(|e| ConfigError::new(e.to_string()))?;
+    let chat_number = match chat_id {
+        ChatId::Id(n) => Some(n),
+        ChatId::Username(_) => None,
+    };
     Ok(TelegramSink {
         name: name.to_owned(),
         renderer,
         source,
         token,
-        endpoint,
+        base: endpoint,
         shown,
         chat_id,
+        chat_number: Mutex::new(chat_number),
         thread: config.message_thread_id,
         silent: config.disable_notification,
         client: f2b_notify_http::client(timeout)?,
@@ -299,9 +350,31 @@ pub fn new(name: &str, config: Config) -> Result<TelegramSink, ConfigError> {
 
 /// How one request went, short of an error.
 enum Outcome {
-    Sent,
+    /// Done: what the answer said of the message.
+    Sent(Fields),
     /// Telegram could not parse the HTML: its words after "can't parse entities: ".
     CantParse(String),
+}
+
+/// A request the Bot API refused: its description, in lower case (the sink recognises the
+/// refusals it works around by it), and the error the router gets otherwise.
+#[derive(Debug)]
+struct Refused {
+    description: String,
+    error: SinkError,
+}
+
+impl Refused {
+    /// Whether the description holds one of `words`.
+    fn says(&self, words: &[&str]) -> bool {
+        words.iter().any(|w| self.description.contains(w))
+    }
+}
+
+impl From<SinkError> for Refused {
+    fn from(error: SinkError) -> Self {
+        Self { description: String::new(), error }
+    }
 }
 
 impl TelegramSink {
@@ -323,29 +396,85 @@ impl TelegramSink {
         body
     }
 
-    /// Sends `html`; if Telegram cannot parse it, sends its text once more as plain text,
-    /// with a line saying why, in the same call.
-    async fn deliver(&self, html: &str) -> Result<(), SinkError> {
-        let why = match self.post(&self.body(html, true)).await? {
-            Outcome::Sent => return Ok(()),
+    /// The body of `sendMessage` replying to `parent`: sent even if `parent` is gone.
+    fn reply_body(&self, text: &str, html: bool, parent: Posted) -> Value {
+        let mut body = self.body(text, html);
+        body["reply_parameters"] = json!({"message_id": parent.message_id, "allow_sending_without_reply": true});
+        body
+    }
+
+    /// The body of `editMessageText` putting `text` in `target`. It takes no
+    /// `disable_notification` (an edit notifies nobody) and no topic (the message has one).
+    fn edit_body(&self, text: &str, html: bool, target: Posted) -> Value {
+        let mut body = json!({
+            "chat_id": target.chat,
+            "message_id": target.message_id,
+            "text": text,
+            "link_preview_options": {"is_disabled": true},
+        });
+        if html {
+            body["parse_mode"] = Value::from("HTML");
+        }
+        body
+    }
+
+    /// The chat's number, if known yet.
+    fn chat_number(&self) -> Option<i64> {
+        *self.chat_number.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A reference handed back by the router, if it names a message of the chat this sink
+    /// posts to (see the module docs).
+    fn ours(&self, r: Option<&MessageRef>) -> Option<Posted> {
+        let posted = Posted::from_ref(r?)?;
+        (Some(posted.chat) == self.chat_number()).then_some(posted)
+    }
+
+    /// The message an answer names; its chat is the configured one's number.
+    fn learn(&self, fields: &Fields) -> Option<MessageRef> {
+        let posted = fields.message()?;
+        *self.chat_number.lock().unwrap_or_else(PoisonError::into_inner) = Some(posted.chat);
+        posted.to_ref()
+    }
+
+    /// Sends `html` with `method` in the body `body` makes of it; if Telegram cannot parse
+    /// it, sends its text once more as plain text, with a line saying why, in the same call.
+    async fn deliver(&self, method: &str, html: &str, body: impl Fn(&str, bool) -> Value) -> Result<Fields, Refused> {
+        let why = match self.call(method, &body(html, true)).await? {
+            Outcome::Sent(fields) => return Ok(fields),
             Outcome::CantParse(why) => why,
         };
         let note = format!("\n\n(sent as plain text: Telegram could not parse its HTML: {why})");
         let room = message::MAX_TEXT.saturating_sub(html::len(&note));
         let plain = format!("{}{note}", html::cut(&visible(html), room));
-        match self.post(&self.body(&plain, false)).await? {
-            Outcome::Sent => Ok(()),
+        match self.call(method, &body(&plain, false)).await? {
+            Outcome::Sent(fields) => Ok(fields),
             Outcome::CantParse(why) => Err(SinkError::permanent(describe(
                 &format!("Bad Request: can't parse entities: {why}"),
                 Some(400),
                 Some("Telegram refused even the plain text (please report this as a bug)"),
-            ))),
+            ))
+            .into()),
         }
     }
 
+    /// Sends a new message: in the chat, replying to `parent` when given (see the module
+    /// docs); its reference.
+    async fn send_new(&self, html: &str, parent: Option<Posted>) -> Result<Option<MessageRef>, SinkError> {
+        let sent = match parent {
+            Some(p) => match self.deliver(SEND, html, |t, h| self.reply_body(t, h, p)).await {
+                Err(refused) if refused.says(REPLY_REFUSALS) => self.deliver(SEND, html, |t, h| self.body(t, h)).await,
+                other => other,
+            },
+            None => self.deliver(SEND, html, |t, h| self.body(t, h)).await,
+        };
+        Ok(self.learn(&sent.map_err(|r| r.error)?))
+    }
+
     /// One request and its classified answer.
-    async fn post(&self, body: &Value) -> Result<Outcome, SinkError> {
-        let request = self.client.post(self.endpoint.expose()).json(body);
+    async fn call(&self, method: &str, body: &Value) -> Result<Outcome, Refused> {
+        let url = format!("{}{method}", self.base.expose());
+        let request = self.client.post(url).json(body);
         let answer = exchange(request, self.timeout).await.map_err(|e| self.redact_error(e))?;
         self.classify(&answer)
     }
@@ -370,20 +499,22 @@ impl TelegramSink {
         }
     }
 
-    /// Reads the Bot API's answer: `{"ok":true,…}` is sent; otherwise its `description`
-    /// (or, for a page that is not the Bot API's JSON, its text) with what it means.
-    fn classify(&self, answer: &Answer) -> Result<Outcome, SinkError> {
-        let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+    /// Reads the Bot API's answer: `{"ok":true,…}` is sent (see [`answer::read`]); otherwise
+    /// its `description` (or, for a page that is not the Bot API's JSON, its text) with what
+    /// it means.
+    fn classify(&self, answer: &Answer) -> Result<Outcome, Refused> {
         let status = answer.status;
         if answer.is_success() {
-            if body.get("ok") == Some(&Value::Bool(true)) {
-                return Ok(Outcome::Sent);
+            if let Some(fields) = answer::read(&answer.body) {
+                return Ok(Outcome::Sent(fields));
             }
             return Err(SinkError::permanent(format!(
                 "unexpected answer (HTTP {status}), not the Bot API's JSON: {}",
                 clean(&self.redact(&answer.body))
-            )));
+            ))
+            .into());
         }
+        let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
         let description = match body.get("description").and_then(Value::as_str) {
             Some(d) => d.to_owned(),
             None => page_text(&answer.body),
@@ -394,12 +525,14 @@ impl TelegramSink {
                 return Ok(Outcome::CantParse(clean(why.trim_start_matches(':').trim())));
             }
         }
+        let lower = description.to_lowercase();
         let parameters = body.get("parameters");
         if let Some(to) = parameters.and_then(|p| p.get("migrate_to_chat_id")).and_then(Value::as_i64) {
             let meaning = format!(
                 "the group became a supergroup, whose chat_id is {to}: set `chat_id = {to}` in this sink's config (f2b-notify does not switch chats by itself)"
             );
-            return Err(SinkError::permanent(describe(&description, Some(status), Some(&meaning))));
+            let error = SinkError::permanent(describe(&description, Some(status), Some(&meaning)));
+            return Err(Refused { description: lower, error });
         }
         let wait = parameters
             .and_then(|p| p.get("retry_after"))
@@ -408,7 +541,8 @@ impl TelegramSink {
             .or_else(|| retry_after_in(&description))
             .or_else(|| answer.retry_after());
         let meaning = meaning(status, &description);
-        Err(classify_status(status, wait, describe(&description, Some(status), meaning)))
+        let error = classify_status(status, wait, describe(&description, Some(status), meaning));
+        Err(Refused { description: lower, error })
     }
 }
 
@@ -482,16 +616,34 @@ impl Sink for TelegramSink {
     }
 
     async fn send(&self, event: &Event) -> Result<(), SinkError> {
-        let html = message::event(event, &self.renderer).map_err(|e| SinkError::permanent(e.to_string()))?;
-        self.deliver(&html).await
+        self.post(event, None).await.map(drop)
     }
 
     /// One message, whatever the storm: every address that fits, and the exact count of the
     /// rest.
     async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
-        self.deliver(&message::digest(digest)).await
+        self.post_digest(digest, None).await.map(drop)
     }
 
+    async fn post(&self, event: &Event, reply_to: Option<&MessageRef>) -> Result<Option<MessageRef>, SinkError> {
+        let html = message::event(event, &self.renderer).map_err(|e| SinkError::permanent(e.to_string()))?;
+        self.send_new(&html, self.ours(reply_to)).await
+    }
+
+    async fn post_digest(&self, digest: &Digest, update: Option<&MessageRef>) -> Result<Option<MessageRef>, SinkError> {
+        let html = message::digest(digest);
+        if let Some(target) = self.ours(update) {
+            match self.deliver(EDIT, &html, |t, h| self.edit_body(t, h, target)).await {
+                Ok(_) => return Ok(target.to_ref()),
+                Err(refused) if refused.says(&[NOT_MODIFIED]) => return Ok(target.to_ref()),
+                Err(refused) if refused.says(EDIT_REFUSALS) => {}
+                Err(refused) => return Err(refused.error),
+            }
+        }
+        self.send_new(&html, None).await
+    }
+
+    /// See [`MIN_INTERVAL`]; an edit counts as a message.
     fn min_interval(&self) -> Duration {
         MIN_INTERVAL
     }
@@ -501,7 +653,7 @@ impl Sink for TelegramSink {
     }
 
     async fn send_alert(&self, alert: &Alert) -> Result<(), SinkError> {
-        self.deliver(&message::alert(alert)).await
+        self.send_new(&message::alert(alert), None).await.map(drop)
     }
 
     fn carries_alerts(&self) -> bool {

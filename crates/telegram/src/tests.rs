@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, Secret, Sink, SinkError, Templates};
+use f2b_notify_core::{Alert, Context, Digest, Event, EventKind, MessageRef, Secret, Sink, SinkError, Templates};
 use f2b_notify_standins::telegram::{self as tg, Message, Service};
 use f2b_notify_standins::{Reply, Request, StandIn};
 use serde_json::{json, Value};
@@ -820,4 +820,275 @@ fn config_reads_from_toml_like_values() {
     assert!(e.starts_with("`token` must be a string") && !e.contains("123456789"), "{e}");
     let e = read(json!({"chat": 1})).unwrap_err().to_string();
     assert!(e.contains("unknown field `chat`"), "{e}");
+}
+
+// --- Conversation: references, replies under the ban, storms edited in place. ---
+
+fn unban() -> Event {
+    Event::target_event(EventKind::Unban, "sshd", "203.0.113.7", "web1.example")
+}
+
+fn storm(n: usize) -> Digest {
+    Digest::new(
+        (0..n)
+            .map(|i| Event::target_event(EventKind::Ban, "sshd", format!("198.18.{}.{}", i / 256, i % 256), "h"))
+            .collect(),
+    )
+}
+
+impl Bot {
+    /// The message a reference names, as the chat shows it now.
+    fn message(&self, r: &MessageRef) -> Message {
+        let (chat, id) = r.as_str().split_once(':').unwrap();
+        self.service.message(chat, id.parse().unwrap()).unwrap_or_else(|| panic!("no message {r:?}"))
+    }
+}
+
+#[tokio::test]
+async fn a_ban_returns_its_reference_and_its_unban_replies_to_it() {
+    let bot = bot();
+    let sink = bot.sink();
+    let ban_ref = sink.post(&ban(), None).await.unwrap().expect("a reference");
+    assert_eq!(ban_ref.as_str(), format!("{CHAT}:1"));
+    let reply_ref = sink.post(&unban(), Some(&ban_ref)).await.unwrap().expect("the reply's reference");
+    assert_eq!(reply_ref.as_str(), format!("{CHAT}:2"));
+    let reply = bot.message(&reply_ref);
+    assert_eq!(reply.reply_to, Some(1));
+    assert_eq!(reply.body["reply_parameters"], json!({"message_id": 1, "allow_sending_without_reply": true}));
+    assert!(reply.text.starts_with("Fail2Ban (sshd) unbanned IP 203.0.113.7"), "{}", reply.text);
+    assert!(bot.message(&ban_ref).reply_to.is_none());
+    // `send` is the same post, its reference dropped.
+    sink.send(&unban()).await.unwrap();
+    assert_eq!(bot.service.counts(), (3, 0));
+}
+
+#[tokio::test]
+async fn an_unban_whose_ban_is_gone_is_sent_on_its_own() {
+    let bot = bot();
+    let sink = bot.sink();
+    let ban_ref = sink.post(&ban(), None).await.unwrap().unwrap();
+    // Deleted in Telegram: sent without a reply, in one request.
+    bot.service.delete(&CHAT.to_string(), 1);
+    let before = bot.server.requests().len();
+    let r = sink.post(&unban(), Some(&ban_ref)).await.unwrap().unwrap();
+    assert_eq!((bot.message(&r).reply_to, bot.server.requests().len()), (None, before + 1));
+    // Refused for the replied message's sake all the same (another forum topic): sent again,
+    // on its own.
+    bot.service.force([tg::error(400, "Bad Request: message to be replied not found")]);
+    let r = sink.post(&unban(), Some(&ban_ref)).await.unwrap().unwrap();
+    let m = bot.message(&r);
+    assert!(m.reply_to.is_none() && m.body.get("reply_parameters").is_none(), "{:?}", m.body);
+    // Other refusals of a reply are what they always were.
+    bot.service.force([tg::error(403, "Forbidden: bot was kicked from the supergroup chat")]);
+    let err = sink.post(&unban(), Some(&ban_ref)).await.unwrap_err();
+    assert!(err.is_permanent() && err.to_string().contains("bot was kicked"), "{err}");
+}
+
+/// A reference from another chat (the config moved the sink) names some other message here:
+/// no reply, no edit. A sink configured by `@username` knows its chat's number once Telegram
+/// answered.
+#[tokio::test]
+async fn references_are_used_only_in_their_own_chat() {
+    let bot = bot();
+    bot.service.add_chat("@f2bchannel");
+    let old = super::new("tg", Config { chat_id: Some((-100_777).into()), ..bot.config() }).unwrap();
+    bot.service.add_chat("-100777");
+    let elsewhere = old.post(&ban(), None).await.unwrap().unwrap();
+    assert_eq!(elsewhere.as_str(), "-100777:1");
+    let sink = bot.sink();
+    sink.post(&ban(), None).await.unwrap().unwrap();
+    let r = sink.post(&unban(), Some(&elsewhere)).await.unwrap().unwrap();
+    assert!(bot.message(&r).body.get("reply_parameters").is_none());
+    let d = sink.post_digest(&storm(2), Some(&elsewhere)).await.unwrap().unwrap();
+    assert_ne!(d, elsewhere);
+    assert_eq!(bot.message(&elsewhere).edits, 0);
+
+    let named = super::new("tg", Config { chat_id: Some("@f2bchannel".into()), ..bot.config() }).unwrap();
+    let first = named.post(&ban(), None).await.unwrap().unwrap();
+    // Answered as the channel's number.
+    assert!(first.as_str().starts_with("-100") && first.as_str().ends_with(":1"), "{first:?}");
+    // A sink just started with the name does not know that number yet: on its own.
+    let fresh = super::new("tg", Config { chat_id: Some("@f2bchannel".into()), ..bot.config() }).unwrap();
+    let r = fresh.post(&unban(), Some(&first)).await.unwrap().unwrap();
+    assert!(bot.message(&r).reply_to.is_none());
+    // Now it does.
+    let r = fresh.post(&unban(), Some(&first)).await.unwrap().unwrap();
+    assert_eq!(bot.message(&r).reply_to, Some(1));
+}
+
+/// A storm is one message: sent once, then edited twice with every event so far.
+#[tokio::test]
+async fn a_storm_is_one_message_edited_in_place() {
+    let bot = bot();
+    bot.service.add_thread(&CHAT.to_string(), 42);
+    let sink =
+        super::new("tg", Config { message_thread_id: Some(42), disable_notification: true, ..bot.config() }).unwrap();
+    let first = sink.post_digest(&storm(10), None).await.unwrap().expect("a reference");
+    let second = sink.post_digest(&storm(60), Some(&first)).await.unwrap();
+    let third = sink.post_digest(&storm(150), second.as_ref()).await.unwrap();
+    assert_eq!((second.as_ref(), third.as_ref()), (Some(&first), Some(&first)));
+    assert_eq!(bot.service.counts(), (1, 2));
+    let m = bot.message(&first);
+    assert_eq!(m.edits, 2);
+    assert!(m.text.starts_with("Fail2Ban on h: 150 bans in 1 jail"), "{}", m.text);
+    // Every address of the storm, once each, in what the chat finally shows.
+    for i in 0..150 {
+        let ip = format!("198.18.{}.{}", i / 256, i % 256);
+        let named = m
+            .text
+            .match_indices(&ip)
+            .filter(|(at, _)| !m.text[at + ip.len()..].starts_with(|c: char| c.is_ascii_digit()))
+            .count();
+        assert_eq!(named, 1, "{ip}: {}", m.text);
+    }
+    // editMessageText's own parameters: the message, the text in HTML, previews off; no
+    // topic and no notification setting, which it does not take.
+    let edit = bot.server.requests().pop().unwrap();
+    assert_eq!(edit.path, format!("/bot{TOKEN}/editMessageText"));
+    let body = edit.json();
+    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["chat_id", "link_preview_options", "message_id", "parse_mode", "text"]);
+    assert_eq!((body["chat_id"].as_i64(), body["message_id"].as_i64()), (Some(CHAT), Some(1)));
+    assert_eq!(body["parse_mode"], "HTML");
+}
+
+/// The message may be a single ban's: its fields and matched lines give way to the digest.
+#[tokio::test]
+async fn a_bans_message_becomes_the_storms() {
+    let bot = bot();
+    let sink = bot.sink();
+    let r = sink.post(&ban(), None).await.unwrap().unwrap();
+    let mut events = vec![ban()];
+    events.extend(storm(2).events);
+    assert_eq!(sink.post_digest(&Digest::new(events), Some(&r)).await.unwrap(), Some(r.clone()));
+    let m = bot.message(&r);
+    assert!(m.text.starts_with("Fail2Ban on "), "{}", m.text);
+    assert!(!m.text.contains("Matched log lines") && m.text.contains("198.18.0.1"), "{}", m.text);
+}
+
+#[tokio::test]
+async fn an_edit_with_nothing_new_is_done() {
+    let bot = bot();
+    let sink = bot.sink();
+    let r = sink.post_digest(&storm(5), None).await.unwrap().unwrap();
+    // The same digest again (a retry after a lost answer): `message is not modified`.
+    assert_eq!(sink.post_digest(&storm(5), Some(&r)).await.unwrap(), Some(r.clone()));
+    assert_eq!(bot.service.counts(), (1, 0));
+    assert_eq!(bot.server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn an_edit_refused_for_that_messages_sake_sends_a_new_message() {
+    let bot = bot();
+    let sink = bot.sink();
+    let chat = CHAT.to_string();
+    let first = sink.post_digest(&storm(10), None).await.unwrap().unwrap();
+    // Deleted: `message to edit not found`.
+    bot.service.delete(&chat, 1);
+    let second = sink.post_digest(&storm(20), Some(&first)).await.unwrap().expect("a new message");
+    assert_eq!(second.as_str(), format!("{CHAT}:2"));
+    assert!(bot.message(&second).text.contains("198.18.0.19"));
+    // Too old to edit: `message can't be edited`.
+    bot.service.freeze(&chat, 2);
+    let third = sink.post_digest(&storm(30), Some(&second)).await.unwrap().unwrap();
+    assert_eq!(third.as_str(), format!("{CHAT}:3"));
+    // An id Telegram does not take.
+    bot.service.force([tg::error(400, "Bad Request: MESSAGE_ID_INVALID")]);
+    let fourth = sink.post_digest(&storm(40), Some(&third)).await.unwrap().unwrap();
+    assert_eq!(fourth.as_str(), format!("{CHAT}:4"));
+    assert_eq!(bot.service.counts(), (4, 0));
+    // A reference of another shape is no message: a new one, no edit tried.
+    for bad in ["C1:1.2", "-100:0", "nothing"] {
+        let r = sink.post_digest(&storm(1), MessageRef::new(bad).as_ref()).await.unwrap().unwrap();
+        assert_eq!(bot.message(&r).edits, 0, "{bad}");
+    }
+    assert!(bot.server.requests().iter().filter(|r| r.path.ends_with("/editMessageText")).count() == 3);
+}
+
+#[tokio::test]
+async fn an_edit_telegram_cannot_parse_goes_again_as_plain_text() {
+    let bot = bot();
+    let sink = bot.sink();
+    let r = sink.post_digest(&storm(3), None).await.unwrap().unwrap();
+    bot.service
+        .force([tg::error(400, "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0")]);
+    assert_eq!(sink.post_digest(&storm(4), Some(&r)).await.unwrap(), Some(r.clone()));
+    let m = bot.message(&r);
+    assert_eq!((m.edits, m.entities.len()), (1, 0));
+    assert!(
+        m.text.contains("198.18.0.3")
+            && m.text.ends_with(
+                "(sent as plain text: Telegram could not parse its HTML: Unsupported start tag \"x\" at byte offset 0)"
+            ),
+        "{}",
+        m.text
+    );
+    assert_eq!(bot.service.counts(), (1, 1));
+}
+
+#[tokio::test]
+async fn other_edit_failures_are_classified_as_usual() {
+    let bot = bot();
+    let sink = bot.sink();
+    let r = sink.post_digest(&storm(3), None).await.unwrap().unwrap();
+    let page = format!("<html><title>502 Bad Gateway</title>/bot{TOKEN}/editMessageText</html>");
+    for (reply, transient, wait) in [
+        (tg::too_many_requests(7), true, Some(Duration::from_secs(7))),
+        (tg::error(401, "Unauthorized"), false, None),
+        (tg::error(400, "Bad Request: chat not found"), false, None),
+        (Reply::new(502, &page), true, None),
+    ] {
+        bot.service.force([reply]);
+        let err = sink.post_digest(&storm(4), Some(&r)).await.unwrap_err();
+        assert_eq!((err.is_transient(), err.retry_after_hint()), (transient, wait), "{err}");
+        assert_error_has_no_secret(&err);
+    }
+    // None of them sent a new message in the edit's place.
+    assert_eq!(bot.service.counts(), (1, 0));
+}
+
+/// A server's answer is not trusted: ids that are not integers of the Bot API's range are no
+/// reference, and the message, which Telegram took, is no failure.
+#[tokio::test]
+async fn hostile_answers_give_no_reference_not_a_failure() {
+    let bot = bot();
+    let sink = bot.sink();
+    let answer = |result: &str| Reply::new(200, &format!(r#"{{"ok":true,"result":{result}}}"#));
+    let huge = "9".repeat(100_000);
+    for result in [
+        r#"{"message_id":"7\nX-Injected: 1","chat":{"id":-1001234567890}}"#.to_owned(),
+        format!(r#"{{"message_id":{huge},"chat":{{"id":-1001234567890}}}}"#),
+        r#"{"message_id":7,"chat":{"id":"-1001234567890"}}"#.to_owned(),
+        r#"{"message_id":-7,"chat":{"id":-1001234567890}}"#.to_owned(),
+        "true".to_owned(),
+    ] {
+        bot.service.force([answer(&result)]);
+        assert_eq!(sink.post(&ban(), None).await.unwrap(), None, "{:.80}", result);
+    }
+    // An answer cut at the HTTP layer's limit: sent, its reference from what came first.
+    let text = "x".repeat(2 * f2b_notify_http::MAX_BODY);
+    bot.service.force([answer(&format!(r#"{{"message_id":9,"chat":{{"id":{CHAT}}},"text":"{text}"}}"#))]);
+    assert_eq!(sink.post(&ban(), None).await.unwrap().unwrap().as_str(), format!("{CHAT}:9"));
+    // Nothing insane was learnt: references of this chat still work.
+    let r = sink.post(&ban(), None).await.unwrap().unwrap();
+    assert_eq!(bot.message(&sink.post(&unban(), Some(&r)).await.unwrap().unwrap()).reply_to, Some(1));
+}
+
+#[tokio::test]
+async fn the_token_shows_in_no_conversation_error() {
+    let bot = bot();
+    let sink = bot.sink();
+    let r = sink.post_digest(&storm(2), None).await.unwrap().unwrap();
+    let wrong =
+        super::new("tg", Config { token: Some(Secret::new("123456789:AAsecretTOKENbutWRONG")), ..bot.config() })
+            .unwrap();
+    let errors =
+        [wrong.post(&unban(), Some(&r)).await.unwrap_err(), wrong.post_digest(&storm(3), Some(&r)).await.unwrap_err()];
+    for e in &errors {
+        assert!(e.to_string().contains("Unauthorized"), "{e}");
+        assert!(!e.to_string().contains("AAsecretTOKEN"), "{e}");
+    }
+    for text in [format!("{sink:?}"), sink.preview(&unban()).unwrap()] {
+        assert_no_secret(&text);
+    }
 }
