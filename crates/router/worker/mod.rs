@@ -140,6 +140,10 @@ pub type ConfigWatch<'a> = Box<dyn FnMut() -> Option<Result<Settings<'a>, String
 struct Suspect {
     files: Vec<PathBuf>,
     crashes: u32,
+    /// How it was planned when its send failed: it is retried the same way (the same edit
+    /// of the same storm message, the same reply), so that a send whose answer was lost is
+    /// repeated, not turned into a second message when the retry comes after the storm gap.
+    plan: Option<conversation::Plan>,
 }
 
 /// One sink's lane.
@@ -1052,7 +1056,7 @@ impl<'a> Worker<'a> {
                 files.len(),
                 times(CRASHES_TO_BURY - crashes)
             );
-            lane.suspect = Some(Suspect { files, crashes });
+            lane.suspect = Some(Suspect { files, crashes, plan: None });
             return Ok(());
         }
         let reason = format!(
@@ -1134,6 +1138,7 @@ impl<'a> Worker<'a> {
         // needs: a backlog of 100 000 costs no more than one of 500.
         let mut crashes = 0;
         let mut alone = None;
+        let mut replan = None;
         if let Some(suspect) = &lane.suspect {
             let present: Vec<PathBuf> = suspect
                 .files
@@ -1149,6 +1154,7 @@ impl<'a> Worker<'a> {
                 lane.suspect = None;
             } else {
                 crashes = suspect.crashes;
+                replan = suspect.plan.clone();
                 alone = Some(present);
             }
         }
@@ -1200,7 +1206,7 @@ impl<'a> Worker<'a> {
         }
         lane.in_flight = Some((files, crashes));
         // An unban replies to its ban's message; a storm's batches edit its message.
-        let plan = lane.conversation.plan(&events, Instant::now(), lane.min_interval);
+        let plan = replan.unwrap_or_else(|| lane.conversation.plan(&events, Instant::now(), lane.min_interval));
         let all = plan.events(events.clone());
         lane.sending = Some(conversation::Sending { plan: plan.clone(), batch: events });
         let task = self.tasks.spawn(async move {
@@ -1326,7 +1332,8 @@ impl<'a> Worker<'a> {
                 // batch grown by newer events would be a second message. A suspect batch
                 // stays suspect (alone, with its count).
                 if lane.suspect.is_none() {
-                    lane.suspect = Some(Suspect { files: files.clone(), crashes: 0 });
+                    let plan = sending.map(|s| s.plan);
+                    lane.suspect = Some(Suspect { files: files.clone(), crashes: 0, plan });
                 }
                 lane.state.attempts += 1;
                 // After a timeout the server may have the message: trying again soon would

@@ -966,3 +966,147 @@ async fn events_given_up_are_told_at_once_then_at_most_once_per_alert_after() {
     assert!(alerts[1].1.text.contains("3 event(s) moved to the dead letters"), "{alerts:?}");
     assert_eq!(b.dead("api").len(), 4);
 }
+
+/// One post of a sink that converses: when (ms), which ids, the message it replied to or
+/// edited, and the message it answered with.
+#[derive(Debug, Clone, PartialEq)]
+struct Said {
+    at: u64,
+    ids: Vec<String>,
+    reply_to: Option<String>,
+    update: Option<String>,
+}
+
+/// An in-memory sink that answers message references, like the Slack Web API: a new
+/// message gets `mN`, an edit keeps the edited message's reference. Its n-th call fails when
+/// `fail` says so (the call is recorded either way).
+#[derive(Clone)]
+struct Talk {
+    t0: Instant,
+    said: Arc<Mutex<Vec<Said>>>,
+    fail: Arc<dyn Fn(usize) -> Option<SinkError> + Send + Sync>,
+}
+
+impl Talk {
+    fn new(t0: Instant, fail: impl Fn(usize) -> Option<SinkError> + Send + Sync + 'static) -> Self {
+        Self { t0, said: Arc::default(), fail: Arc::new(fail) }
+    }
+
+    fn said(&self) -> Vec<Said> {
+        self.said.lock().unwrap().clone()
+    }
+
+    fn record(
+        &self,
+        ids: Vec<String>,
+        reply_to: Option<&MessageRef>,
+        update: Option<&MessageRef>,
+    ) -> Result<Option<MessageRef>, SinkError> {
+        let mut said = self.said.lock().unwrap();
+        let n = said.len();
+        said.push(Said {
+            at: ms(self.t0),
+            ids,
+            reply_to: reply_to.map(|r| r.as_str().to_owned()),
+            update: update.map(|r| r.as_str().to_owned()),
+        });
+        if let Some(e) = (self.fail)(n) {
+            return Err(e);
+        }
+        Ok(Some(update.cloned().unwrap_or_else(|| MessageRef::new(format!("m{n}")).unwrap())))
+    }
+}
+
+#[async_trait]
+impl Sink for Talk {
+    fn name(&self) -> &str {
+        "talk"
+    }
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+    async fn send(&self, _: &Event) -> Result<(), SinkError> {
+        unreachable!("the worker posts")
+    }
+    async fn post(&self, event: &Event, reply_to: Option<&MessageRef>) -> Result<Option<MessageRef>, SinkError> {
+        self.record(vec![event.id.clone().unwrap_or_default()], reply_to, None)
+    }
+    async fn post_digest(&self, digest: &Digest, update: Option<&MessageRef>) -> Result<Option<MessageRef>, SinkError> {
+        self.record(digest.events.iter().map(|e| e.id.clone().unwrap_or_default()).collect(), None, update)
+    }
+    fn min_interval(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+fn talking_worker(b: &Bench, talk: &Talk) -> Worker<'static> {
+    let talk = talk.clone();
+    Worker::new(
+        b.delivery.clone(),
+        Box::new(move |name| (name == "talk").then(|| Ok(Arc::new(talk.clone()) as Arc<dyn Sink>))),
+    )
+}
+
+fn unban(b: &Bench, ip: &str) {
+    let entry = Entry::new(Event::target_event(EventKind::Unban, "sshd", ip, "h"), vec!["talk".into()]);
+    b.spool.enqueue(&entry).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_storm_is_one_message_edited_at_the_pace_and_an_unban_replies_to_its_ban() {
+    let b = Bench::new();
+    let talk = Talk::new(b.t0, |_| None);
+    b.ban("192.0.2.1", &["talk"]);
+    with_worker(talking_worker(&b, &talk), async {
+        wait("the first ban", || talk.said().len() == 1).await;
+        b.until(100).await;
+        b.ban("192.0.2.2", &["talk"]);
+        b.ban("192.0.2.3", &["talk"]);
+        wait("the first edit", || talk.said().len() == 2).await;
+        b.until(1_100).await;
+        b.ban("192.0.2.4", &["talk"]);
+        wait("the second edit", || talk.said().len() == 3).await;
+        // Long after the storm: the unban replies to its ban's message.
+        b.until(60_000).await;
+        unban(&b, "192.0.2.3");
+        wait("the unban", || talk.said().len() == 4).await;
+        // And a ban after the storm is a new message.
+        b.until(120_000).await;
+        b.ban("198.51.100.1", &["talk"]);
+        wait("the new ban", || talk.said().len() == 5).await;
+    })
+    .await;
+    let said = talk.said();
+    let s = |at: u64, list: &[&str], reply_to: Option<&str>, update: Option<&str>| Said {
+        at,
+        ids: ids(list),
+        reply_to: reply_to.map(Into::into),
+        update: update.map(Into::into),
+    };
+    assert_eq!(said[0], s(0, &["192.0.2.1"], None, None));
+    // Each edit holds the whole storm so far, one pacing interval after the last message.
+    assert_eq!(said[1], s(1_000, &["192.0.2.1", "192.0.2.2", "192.0.2.3"], None, Some("m0")));
+    assert_eq!(said[2], s(2_000, &["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"], None, Some("m0")));
+    assert_eq!((said[3].ids.clone(), said[3].reply_to.as_deref()), (ids(&["192.0.2.3"]), Some("m0")));
+    assert_eq!((said[4].reply_to.clone(), said[4].update.clone()), (None, None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edit_whose_answer_was_lost_is_retried_as_the_same_edit_even_after_the_storm_gap() {
+    let b = Bench::new();
+    // The first edit times out: the service may have it, so the retry waits 30 s, past the
+    // storm gap, and must edit the same message again rather than post the storm anew.
+    let talk = Talk::new(b.t0, |n| (n == 1).then(|| SinkError::transient("no answer within 10.0 s")));
+    b.ban("192.0.2.1", &["talk"]);
+    with_worker(talking_worker(&b, &talk), async {
+        wait("the first ban", || talk.said().len() == 1).await;
+        b.until(100).await;
+        b.ban("192.0.2.2", &["talk"]);
+        wait("the retried edit", || talk.said().len() == 3).await;
+    })
+    .await;
+    let said = talk.said();
+    assert_eq!(said[1].update.as_deref(), Some("m0"));
+    assert!(said[2].at >= 30_000, "{said:?}");
+    assert_eq!((said[2].ids.clone(), said[2].update.as_deref()), (ids(&["192.0.2.1", "192.0.2.2"]), Some("m0")));
+}
