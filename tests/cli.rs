@@ -65,6 +65,8 @@ fn fields_and_hostile_values_arrive_intact() {
         "-1",
         "--restored",
         "0",
+        "--bancount",
+        "4",
         // Both spellings Fail2Ban might produce: a separate value that looks like an option,
         // and the `=` form the action file uses.
         "--user",
@@ -84,6 +86,8 @@ fn fields_and_hostile_values_arrive_intact() {
     assert_eq!(e["time"], 1_700_000_000.25);
     assert_eq!(e["bantime"], -1);
     assert_eq!(e["restored"], false);
+    assert_eq!(e["bancount"], 4);
+    assert_eq!(e["message"], "Fail2Ban (sshd) banned IP 2001:db8::7 for 3 failure(s), the 4th time");
     assert_eq!(e["user"], "--help");
     assert_eq!(e["matches"], hostile);
     assert_eq!(e["host"], "test.example");
@@ -118,12 +122,14 @@ fn empty_tags_count_as_not_given() {
         "--restored=",
         "--user=",
         "--matches=",
+        "--bancount=",
     ]);
     let r = run(c);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let e = &json_lines(&dir.path().join("events.jsonl"))[0];
     assert_eq!(e["failures"], 0);
     assert!(e.get("user").is_none() && e.get("matches").is_none() && e.get("time").is_none());
+    assert!(e.get("bancount").is_none(), "{e}");
     assert_eq!(e["message"], "Fail2Ban (sshd) banned IP 192.0.2.9");
 }
 
@@ -164,6 +170,7 @@ fn a_bad_value_is_set_aside_and_the_event_still_goes_out() {
         ("--time=-5", "--time `-5`"),
         ("--bantime=1.5", "--bantime `1.5` is not a whole number of seconds"),
         ("--restored=2", "--restored `2` must be 0 or 1"),
+        ("--bancount=many", "--bancount `many` is not a whole number: the event is sent without it"),
     ] {
         let mut c = dir.cmd();
         c.args(["notify", "ban", "--jail=sshd", "--ip=203.0.113.9", arg]);

@@ -230,3 +230,69 @@ action = {a2}
         }
     }
 }
+
+/// Fail2Ban's `<bancount>` (how often it banned the address in this jail, this ban included),
+/// passed by the action as `--bancount`: with `bantime.increment`, an address banned again
+/// after its ban ran out carries 2 and the default text says so; `unbanip` makes Fail2Ban
+/// forget the address (it is deleted from Fail2Ban's database), so the next ban is a 1st again.
+#[test]
+fn a_repeat_ban_carries_fail2bans_bancount() {
+    let dir = Dir::new();
+    let out = dir.path().join("events.jsonl");
+    let notify_cfg = dir.write(
+        "notify.toml",
+        &format!(
+            "host = \"e2e.example\"\n[delivery]\nmode = \"direct\"\n[sinks.file]\ntype = \"stdout\"\nformat = \"json\"\npath = \"{}\"\n[jails.\"*\"]\nsinks = [\"file\"]\n",
+            out.display()
+        ),
+    );
+    let log = dir.write("auth.log", "");
+    // The firewall action first, as `setup` wires it: Fail2Ban raises the count in another
+    // thread (its observer) while the actions run, and only an action that runs after the
+    // firewall's sees the raised count (see the README).
+    let jail_local = format!(
+        "[repeat]\nenabled = true\nbackend = polling\nfilter = sshd\nlogpath = {log}\nusedns = no\nbantime = 2\nbantime.increment = true\naction = dummy[target=\"{d}/dummy\"]\n         f2b-notify[bin=\"{bin}\", args=\"--config {cfg}\"]\n",
+        log = log.display(),
+        d = dir.path().display(),
+        bin = bin().display(),
+        cfg = notify_cfg.display(),
+    );
+    let mut f2b = Fail2Ban::start(dir.path(), &jail_local);
+    let ip = "203.0.113.20";
+    // The `n`th event of `kind` for the address, once it is there.
+    let nth = |kind: &str, n: usize| {
+        wait_for(&format!("{kind} number {n}"), WAIT, || {
+            json_lines(&out).into_iter().filter(|e| e["kind"] == kind && e["id"] == ip).nth(n - 1)
+        })
+    };
+
+    f2b.client(&["set", "repeat", "banip", ip]);
+    let first = nth("ban", 1);
+    assert_eq!(first["bancount"], 1, "{first}");
+    assert_eq!(first["message"], format!("Fail2Ban (repeat) banned IP {ip}"), "{first}");
+    // The 2 s ban runs out by itself: Fail2Ban keeps the address in its database.
+    assert_eq!(nth("unban", 1)["bancount"], 1);
+
+    f2b.client(&["set", "repeat", "banip", ip]);
+    let second = nth("ban", 2);
+    assert_eq!(second["bancount"], 2, "{second}\n{}", f2b.log());
+    assert_eq!(second["message"], format!("Fail2Ban (repeat) banned IP {ip}, the 2nd time"), "{second}");
+
+    // Taken back by hand: the unban still counts 2, and then the address is forgotten.
+    f2b.client(&["set", "repeat", "unbanip", ip]);
+    assert_eq!(nth("unban", 2)["bancount"], 2);
+    f2b.client(&["set", "repeat", "banip", ip]);
+    let third = nth("ban", 3);
+    assert_eq!(third["bancount"], 1, "{third}");
+    assert_eq!(third["message"], format!("Fail2Ban (repeat) banned IP {ip}"), "{third}");
+
+    // At stop, Fail2Ban unbans what is left; start and stop have no count.
+    f2b.stop();
+    let events = json_lines(&out);
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap_or("?")).collect();
+    assert_eq!(kinds, ["start", "ban", "unban", "ban", "unban", "ban", "unban", "stop"]);
+    let counts: Vec<Option<u64>> = events.iter().map(|e| e["bancount"].as_u64()).collect();
+    assert_eq!(counts, [None, Some(1), Some(1), Some(2), Some(2), Some(1), Some(1), None]);
+    let log = f2b.log();
+    assert!(!log.contains("ERROR"), "Fail2Ban logged an error:\n{log}");
+}

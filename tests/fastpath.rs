@@ -127,6 +127,7 @@ fn fast_path_spools_exactly_what_f2b_notify_spools() {
             "--restored=0",
             &user,
             &matches,
+            "--bancount=2",
         ],
         vec![
             "notify",
@@ -149,9 +150,10 @@ fn fast_path_spools_exactly_what_f2b_notify_spools() {
             "--time=",
             "--bantime=",
             "--user=",
+            "--bancount=",
         ],
         vec!["notify", "ban", "--jail=web-1", "--ip=192.0.2.1", "--time=1700000000", "--restored=YES"],
-        vec!["notify", "ban", "--jail", " sshd ", "--ip", "192.0.2.9", "--user", "-x"],
+        vec!["notify", "ban", "--jail", " sshd ", "--ip", "192.0.2.9", "--user", "-x", "--bancount", " 7 "],
     ];
     for case in &cases {
         let full = with_args(dir.cmd(), &config, case);
@@ -185,6 +187,8 @@ fn fast_path_spools_exactly_what_f2b_notify_spools() {
     let bad_utf8 = OsStr::from_bytes(b"--user=\xff").to_owned();
     let mut odd: Vec<Vec<std::ffi::OsString>> = [
         &["notify", "ban", "--jail=sshd", "--ip=192.0.2.3", "--failures=many"][..],
+        &["notify", "ban", "--jail=sshd", "--ip=192.0.2.3", "--bancount=-2"],
+        &["notify", "unban", "--jail=sshd", "--ip=192.0.2.3", "--bancount=<bancount>"],
         &["notify", "ban", "--jail=sshd"],
         &["notify", "ban", "--jail=nowhere", "--ip=192.0.2.3"],
         &["notify", "ban", "--jail=local", "--ip=192.0.2.3", "--user=eve"],
@@ -456,6 +460,8 @@ fn random_vector(rng: &mut Rng, long: &str) -> Vec<String> {
         "NaN",
     ];
     let restored = ["0", "1", "", "YES", "no", "True", " 1 ", "|", "maybe", "2", "-1"];
+    let bancounts =
+        ["1", "2", "0", "", " 3 ", "18446744073709551615", "|", "-1", "x", "1.5", "18446744073709551616", "<bancount>"];
     let text = [
         "root",
         "",
@@ -489,6 +495,7 @@ fn random_vector(rng: &mut Rng, long: &str) -> Vec<String> {
         ("restored", &restored[..]),
         ("user", &text[..]),
         ("matches", &text[..]),
+        ("bancount", &bancounts[..]),
     ] {
         if rng.below(4) != 0 || (name == "ip" && rng.below(20) != 0) {
             let value = if (name == "matches" || name == "user") && rng.below(20) == 0 {

@@ -257,6 +257,10 @@ pub struct NotifyArgs {
     /// The matched log lines (`<matches>`).
     #[arg(long, allow_hyphen_values = true, value_name = "TEXT")]
     pub matches: Option<String>,
+    /// How often Fail2Ban has banned the address in this jail, this ban included
+    /// (`<bancount>`; above 1 only with `bantime.increment`).
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
+    pub bancount: Option<String>,
 }
 
 /// `test`'s arguments.

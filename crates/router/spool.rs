@@ -883,6 +883,37 @@ mod tests {
     }
 
     #[test]
+    fn every_field_reads_back_bancount_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        let mut event = Event::target_event(EventKind::Ban, "sshd", "2001:db8::7", "h");
+        (event.failures, event.time, event.bantime, event.restored) = (Some(3), Some(1.7e9), Some(1200), true);
+        (event.user, event.matches, event.bancount) = (Some("root".into()), Some("a\nb".into()), Some(2));
+        let written = spool.enqueue(&Entry::new(event.clone(), vec!["hook".into()])).unwrap();
+        let read = Spool::load(&written).unwrap();
+        assert_eq!(read.event, event);
+        assert_eq!(read.event.repeat().as_deref(), Some("2nd"));
+        assert_eq!(read.sinks, ["hook"]);
+    }
+
+    #[test]
+    fn an_entry_of_the_version_before_bancount_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        // Byte for byte what the previous version's writer made of a ban.
+        let old = r#"{"version":1,"enqueued_at":1764000000.5,"sinks":["hook"],"event":{"kind":"ban","jail":"sshd","id":"192.0.2.1","ip":"192.0.2.1","failures":5,"time":1700000000.25,"bantime":600,"restored":false,"user":"root","host":"h"}}"#;
+        let path = dir.path().join("old.json");
+        fs::write(&path, old).unwrap();
+        let entry = Spool::load(&path).unwrap();
+        assert_eq!(entry.event.bancount, None);
+        assert_eq!(entry.event.repeat(), None);
+        assert_eq!((entry.event.failures, entry.event.bantime), (Some(5), Some(600)));
+        assert_eq!(entry.event.user.as_deref(), Some("root"));
+        // The same event written now is the same text: nothing new appears without a bancount.
+        let now = f2b_notify_fastpath::entry::json(&entry.event.to_notify(), &entry.sinks, "h", entry.enqueued_at);
+        assert_eq!(now, old);
+    }
+
+    #[test]
     fn corrupt_files_are_moved_aside_with_a_reason() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(dir.path());

@@ -80,9 +80,9 @@ TOML
 # younger than 2 s.
 export F2B_NOTIFY_RUN_DIR="$work/run"
 sleep 2.1
-args=(notify ban --jail=sshd --ip=203.0.113.7 --failures=5 --time=1700000000.5 --bantime=600 --restored=0 --user=root "--matches=sshd: Failed password for root from 203.0.113.7")
+args=(notify ban --jail=sshd --ip=203.0.113.7 --failures=5 --time=1700000000.5 --bantime=600 --bancount=1 --restored=0 --user=root "--matches=sshd: Failed password for root from 203.0.113.7")
 # The same, as one string for hyperfine (which splits it like a shell).
-args_str="notify ban --jail=sshd --ip=203.0.113.7 --failures=5 --time=1700000000.5 --bantime=600 --restored=0 --user=root '--matches=sshd: Failed password for root from 203.0.113.7'"
+args_str="notify ban --jail=sshd --ip=203.0.113.7 --failures=5 --time=1700000000.5 --bantime=600 --bancount=1 --restored=0 --user=root '--matches=sshd: Failed password for root from 203.0.113.7'"
 enq=target/release/f2b-notify-enqueue
 "$full" --config "$work/spooled.toml" "${args[@]}"
 F2B_NOTIFY_LOG=debug "$enq" --config "$work/spooled.toml" "${args[@]}" 2>&1 | grep -q "(fast path)" \

@@ -11,7 +11,7 @@ Four actions are compared, each beside the dummy firewall action:
               since Fail2Ban pays a shell and a process per action
   f2b-notify  this project's action file, queue mode, one Slack webhook sink (the action runs
               f2b-notify-enqueue, the front end beside --bin)
-  also, for the breakdown: tags (the no-op with f2b-notify's eight tags, builtin `true`),
+  also, for the breakdown: tags (the no-op with f2b-notify's nine tags, builtin `true`),
   noop-tags (the same run by `exec true`, a glibc program), f2b-notify-filtered (a route that
   sends nothing), f2b-notify-full (the action without the front end: f2b-notify every time)
   curl        the classic action: one curl POST per address to the stand-in (N <= --curl-max)
@@ -194,14 +194,14 @@ def run_one(args, kind, n, sink=None, spool_size=None):
             f.write(
                 '[Definition]\nactionstart =\nactionstop =\nactioncheck =\n'
                 'actionban = exec true notify ban --jail="<name>" --ip="<ip>" --failures="<failures>" --time="<time>" '
-                '--bantime="<bantime>" --restored="<restored>" --user="<F-USER>" --matches="<matches>"\nactionunban = true\n'
+                '--bantime="<bantime>" --bancount="<bancount>" --restored="<restored>" --user="<F-USER>" --matches="<matches>"\nactionunban = true\n'
             )
         with open(os.path.join(conf, "action.d/tags.conf"), "w") as f:
             # The same, but the shell's builtin `true`: Fail2Ban's tag handling without any exec.
             f.write(
                 '[Definition]\nactionstart =\nactionstop =\nactioncheck =\n'
                 'actionban = true notify ban --jail="<name>" --ip="<ip>" --failures="<failures>" --time="<time>" '
-                '--bantime="<bantime>" --restored="<restored>" --user="<F-USER>" --matches="<matches>"\nactionunban = true\n'
+                '--bantime="<bantime>" --bancount="<bancount>" --restored="<restored>" --user="<F-USER>" --matches="<matches>"\nactionunban = true\n'
             )
         with open(os.path.join(conf, "action.d/curl.conf"), "w") as f:
             f.write(

@@ -221,7 +221,7 @@ impl Event {
             user: n.user,
             matches: n.matches,
             host: host.into(),
-            bancount: None,
+            bancount: n.bancount,
             context: Context::default(),
         }
     }
@@ -239,6 +239,7 @@ impl Event {
             restored: self.restored,
             user: self.user.clone(),
             matches: self.matches.clone(),
+            bancount: self.bancount,
         }
     }
 }

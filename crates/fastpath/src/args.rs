@@ -83,6 +83,8 @@ pub enum ArgError {
     Bantime(String),
     /// `--restored` is not 0 or 1 (or true/false, yes/no).
     Restored(String),
+    /// `--bancount` is not a whole number.
+    Bancount(String),
 }
 
 impl core::fmt::Display for ArgError {
@@ -96,6 +98,7 @@ impl core::fmt::Display for ArgError {
             ArgError::Time(v) => write!(f, "--time `{v}` is not a number of seconds since the epoch"),
             ArgError::Bantime(v) => write!(f, "--bantime `{v}` is not a whole number of seconds"),
             ArgError::Restored(v) => write!(f, "--restored `{v}` must be 0 or 1"),
+            ArgError::Bancount(v) => write!(f, "--bancount `{v}` is not a whole number"),
         }
     }
 }
@@ -123,6 +126,8 @@ pub struct Notify {
     pub user: Option<String>,
     /// `--matches`, as given (attacker-controlled).
     pub matches: Option<String>,
+    /// `--bancount`: how often Fail2Ban has banned the id in this jail, this ban included.
+    pub bancount: Option<u64>,
 }
 
 /// A whole `[--config FILE]... notify KIND --name=value...` command line.
@@ -134,8 +139,9 @@ pub struct Invocation<'a> {
     pub notify: Notify,
 }
 
-/// The value options of `notify`, in the order `check` takes their values.
-pub const OPTIONS: [&str; 8] = ["jail", "ip", "failures", "time", "bantime", "restored", "user", "matches"];
+/// The value options of `notify`, in the order `check` takes their values (`bancount` last:
+/// it came last, and the others keep their places).
+pub const OPTIONS: [&str; 9] = ["jail", "ip", "failures", "time", "bantime", "restored", "user", "matches", "bancount"];
 
 /// Parses the arguments after the program name. `None` when they are not a well-formed
 /// `notify` command line of the forms the action file uses, or when the full binary would
@@ -162,7 +168,7 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Option<Invocation<'a>> {
     i += 2;
     // Every option takes a value, even one that starts with `-` (clap's
     // `allow_hyphen_values`): `--user --help` is a user named `--help`.
-    let mut values: [Option<&str>; 8] = [None; 8];
+    let mut values: [Option<&str>; OPTIONS.len()] = [None; OPTIONS.len()];
     while i < args.len() {
         let rest = args[i].strip_prefix(b"--")?;
         let (name, value, step) = match rest.iter().position(|&b| b == b'=') {
@@ -193,7 +199,7 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Option<Invocation<'a>> {
 /// Without a jail, or a ban without an id, there is no event: an error. A malformed number or
 /// `--restored` does not lose the event: that value is set aside (the event goes out without
 /// it) and returned with the event, for the caller to say so.
-pub fn check(kind: Kind, v: &[Option<&str>; 8]) -> Result<(Notify, Vec<ArgError>), ArgError> {
+pub fn check(kind: Kind, v: &[Option<&str>; OPTIONS.len()]) -> Result<(Notify, Vec<ArgError>), ArgError> {
     let mut set_aside = Vec::new();
     fn nonempty(s: Option<&str>) -> Option<&str> {
         s.filter(|s| !s.trim().is_empty())
@@ -246,6 +252,13 @@ pub fn check(kind: Kind, v: &[Option<&str>; 8]) -> Result<(Notify, Vec<ArgError>
             }
         }
     };
+    let bancount = nonempty(v[8]).and_then(|s| match s.trim().parse::<u64>() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            set_aside.push(ArgError::Bancount(String::from(s)));
+            None
+        }
+    });
     let notify = Notify {
         kind,
         jail: String::from(jail),
@@ -257,6 +270,7 @@ pub fn check(kind: Kind, v: &[Option<&str>; 8]) -> Result<(Notify, Vec<ArgError>
         restored,
         user: nonempty(v[6]).map(String::from),
         matches: nonempty(v[7]).map(String::from),
+        bancount,
     };
     Ok((notify, set_aside))
 }
@@ -298,6 +312,7 @@ mod tests {
             "--restored=0",
             "--user=--help",
             "--matches=",
+            "--bancount=3",
         ])
         .unwrap();
         assert_eq!(inv.configs, [&b"/a.toml"[..], b"/b.toml"]);
@@ -305,9 +320,22 @@ mod tests {
         assert_eq!((n.kind, n.jail.as_str(), n.id.as_deref()), (Kind::Ban, "sshd", Some("2001:db8::1")));
         assert!(n.ip.is_some_and(|ip| ip.is_ipv6()));
         assert_eq!((n.failures, n.time, n.bantime, n.restored), (Some(5), Some(1_700_000_000.25), Some(-1), false));
-        assert_eq!((n.user.as_deref(), n.matches), (Some("--help"), None));
+        assert_eq!((n.user.as_deref(), n.matches, n.bancount), (Some("--help"), None, Some(3)));
         let start = p(&["notify", "start", "--jail", "nginx-x"]).unwrap().notify;
-        assert_eq!((start.kind, start.id), (Kind::Start, None));
+        assert_eq!((start.kind, start.id, start.bancount), (Kind::Start, None, None));
+        // Both forms; empty is not given.
+        for (arg, want) in [
+            (&["--bancount", " 2 "][..], Some(2)),
+            (&["--bancount=0"], Some(0)),
+            (&["--bancount=18446744073709551615"], Some(u64::MAX)),
+            (&["--bancount="], None),
+            (&["--bancount", " "], None),
+            (&[], None),
+        ] {
+            let mut args = alloc::vec!["notify", "ban", "--jail=j", "--ip=192.0.2.1"];
+            args.extend_from_slice(arg);
+            assert_eq!(p(&args).map(|i| i.notify.bancount), Some(want), "{arg:?}");
+        }
         let other = p(&["notify", "unban", "--jail=j", "--ip", "user@host", "--restored=YES"]).unwrap().notify;
         assert_eq!((other.ip, other.restored), (None, true));
     }
@@ -329,6 +357,14 @@ mod tests {
             &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--time=inf"],
             &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--bantime=1.5"],
             &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--restored=maybe"],
+            &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--bancount=-1"],
+            &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--bancount=2.0"],
+            &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--bancount=18446744073709551616"],
+            // A Fail2Ban without the tag (before 0.10) leaves it as it is, like `<restored>`.
+            &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--bancount=<bancount>"],
+            &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--bancount=1", "--bancount=2"],
+            // No value.
+            &["notify", "ban", "--jail=j", "--ip=1.2.3.4", "--bancount"],
             &["-c", "/a.toml", "notify", "start", "--jail=j"], // left to clap
             &["check"],
             &[],
@@ -340,7 +376,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_argument_and_value() {
-        let mut v: [Option<&str>; 8] = [Some("j"), None, None, None, None, None, None, None];
+        let mut v: [Option<&str>; OPTIONS.len()] = [Some("j"), None, None, None, None, None, None, None, None];
         assert_eq!(
             check(Kind::Ban, &v).unwrap_err().to_string(),
             "`notify ban` needs --ip ADDR (a non-empty address or id)"
@@ -352,12 +388,13 @@ mod tests {
             (3, " nan", "--time ` nan` is not a number of seconds since the epoch"),
             (4, "1.5", "--bantime `1.5` is not a whole number of seconds"),
             (5, "maybe", "--restored `maybe` must be 0 or 1"),
+            (8, "twice", "--bancount `twice` is not a whole number"),
         ] {
             let mut w = v;
             w[slot] = Some(value);
             let (n, set_aside) = check(Kind::Ban, &w).unwrap();
             assert_eq!(set_aside.iter().map(ToString::to_string).collect::<Vec<_>>(), [text]);
-            assert_eq!((n.failures, n.time, n.bantime, n.restored), (None, None, None, false));
+            assert_eq!((n.failures, n.time, n.bantime, n.restored, n.bancount), (None, None, None, false, None));
             assert_eq!(n.id.as_deref(), Some("192.0.2.1"));
             assert!(
                 p(&["notify", "ban", "--jail=j", "--ip=192.0.2.1", &alloc::format!("--{}={value}", OPTIONS[slot])])

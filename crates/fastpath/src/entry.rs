@@ -59,6 +59,11 @@ fn write(notify: &Notify, sinks: &[String], unrouted: Option<&str>, host: &str, 
     if let Some(b) = notify.bantime {
         let _ = write!(s, ",\"bantime\":{b}");
     }
+    // Left out when not given, as entries before it had none: a worker of the version before
+    // (an upgrade) reads the entry as it always did.
+    if let Some(n) = notify.bancount {
+        let _ = write!(s, ",\"bancount\":{n}");
+    }
     let _ = write!(s, ",\"restored\":{}", notify.restored);
     if let Some(user) = &notify.user {
         s.push_str(",\"user\":");
@@ -131,6 +136,7 @@ mod tests {
             restored: true,
             user: Some(String::from(nasty)),
             matches: Some(String::from(nasty)),
+            bancount: Some(u64::MAX),
         };
         let text = json(&n, &[String::from("ops"), String::from("mail")], "h\"ost", 1_764_000_000.5);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -141,6 +147,7 @@ mod tests {
         assert_eq!(v["event"]["time"].as_f64(), Some(1_700_000_000.123_456_7));
         assert_eq!(v["event"]["bantime"], -1);
         assert_eq!(v["event"]["restored"], true);
+        assert_eq!(v["event"]["bancount"].as_u64(), Some(u64::MAX), "a whole number, exactly");
         assert_eq!(v["enqueued_at"].as_f64(), Some(1_764_000_000.5));
         assert_eq!(v["sinks"], serde_json::json!(["ops", "mail"]));
         assert_eq!(v["event"]["host"], "h\"ost");
@@ -159,6 +166,7 @@ mod tests {
             restored: false,
             user: None,
             matches: None,
+            bancount: None,
         }
     }
 

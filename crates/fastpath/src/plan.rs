@@ -408,6 +408,7 @@ mod tests {
             restored,
             user: None,
             matches: None,
+            bancount: None,
         };
         assert_eq!(plan.decide(&n(Kind::Ban, "sshd", false)), Decision::Spool(&plan.jails[0].sinks));
         assert_eq!(plan.decide(&n(Kind::Start, "sshd", false)), Decision::Quiet);

@@ -31,6 +31,7 @@ pub fn event_from_args(a: NotifyArgs, host: String) -> anyhow::Result<(Event, Ve
         a.restored.as_deref(),
         a.user.as_deref(),
         a.matches.as_deref(),
+        a.bancount.as_deref(),
     ];
     let (notify, set_aside) = args::check(a.event.into(), &values).map_err(|e| anyhow!(e.to_string()))?;
     let said = set_aside.iter().map(|e| format!("{e}: the event is sent without it")).collect();
@@ -255,6 +256,8 @@ mod tests {
             "--time=1700000000.75",
             "--restored=1",
             "--failures=7",
+            "--bancount",
+            "2",
         ])
         .unwrap();
         assert_eq!(e.id.as_deref(), Some("192.0.2.1"));
@@ -262,16 +265,24 @@ mod tests {
         assert_eq!(e.time, Some(1_700_000_000.75));
         assert!(e.restored);
         assert_eq!(e.failures, Some(7));
+        assert_eq!(e.bancount, Some(2));
         // Restored bans come with an integer time string.
         assert_eq!(
             parse(&["notify", "ban", "--jail=j", "--ip=x", "--time=1700000000"]).unwrap().time,
             Some(1_700_000_000.0)
         );
         // A malformed value is set aside, not the event.
-        for bad in ["--time=nan", "--time=-5", "--time=inf", "--failures=-1", "--restored=maybe"] {
+        for bad in
+            ["--time=nan", "--time=-5", "--time=inf", "--failures=-1", "--restored=maybe", "--bancount=<bancount>"]
+        {
             let e = parse(&["notify", "ban", "--jail=j", "--ip=x", bad]).unwrap();
-            assert_eq!((e.time, e.failures, e.restored, e.id.as_deref()), (None, None, false, Some("x")), "{bad}");
+            assert_eq!(
+                (e.time, e.failures, e.restored, e.bancount, e.id.as_deref()),
+                (None, None, false, None, Some("x")),
+                "{bad}"
+            );
         }
+        assert_eq!(parse(&["notify", "ban", "--jail=j", "--ip=x", "--bancount= "]).unwrap().bancount, None);
         // Start and stop need no address and ignore none they get.
         let e = parse(&["notify", "start", "--jail=j"]).unwrap();
         assert!(e.id.is_none());
