@@ -181,11 +181,12 @@ impl Event {
     }
 
     /// "4th" for a `bancount` of 4: the ban's repeat, when Fail2Ban counted more than one.
+    /// A ban restored at Fail2Ban's restart (and its unban) carries one more than the ban had
+    /// (Fail2Ban reads the count back from its database, then counts the ban again): that one
+    /// is not a repeat and is taken off.
     pub fn repeat(&self) -> Option<String> {
-        match self.bancount? {
-            n @ 2.. => Some(ordinal(n)),
-            _ => None,
-        }
+        let n = self.bancount?.saturating_sub(u64::from(self.restored));
+        (n >= 2).then(|| ordinal(n))
     }
 
     /// What is known about the banned address beyond the ban, as labelled plain-text values
@@ -273,6 +274,13 @@ mod tests {
         assert_eq!(e.repeat(), None, "a first ban is no repeat");
         e.bancount = Some(4);
         assert_eq!(e.repeat().as_deref(), Some("4th"));
+        // Restored at a restart: Fail2Ban counted the same ban twice.
+        e.restored = true;
+        assert_eq!(e.repeat().as_deref(), Some("3rd"));
+        e.bancount = Some(2);
+        assert_eq!(e.repeat(), None, "a first ban, restored");
+        e.restored = false;
+        e.bancount = Some(4);
         assert_eq!(e.context_fields(), [("Repeat", "4th ban".to_owned())]);
         e.context.hostname = Some("h.example".into());
         e.context.hostname_confirmed = Some(false);
