@@ -155,15 +155,7 @@ async fn exact_alert_per_event_kind() {
 /// What enrichment finds about a Japanese address, and Fail2Ban's 4th ban of it.
 fn enriched(mut e: Event) -> Event {
     e.bancount = Some(4);
-    e.context = Context {
-        hostname: Some("h.example".into()),
-        hostname_confirmed: Some(false),
-        country: Some("Japan".into()),
-        country_code: Some("JP".into()),
-        city: Some("Tokyo".into()),
-        asn: Some(64500),
-        as_org: Some("Example Net".into()),
-    };
+    e.context = Context::example();
     e
 }
 

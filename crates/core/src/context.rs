@@ -47,6 +47,20 @@ pub struct Context {
 }
 
 impl Context {
+    /// A full example, for documentation and for the sinks' tests: `h.example` (unconfirmed),
+    /// Tokyo, Japan (JP), AS64500 Example Net.
+    pub fn example() -> Self {
+        Self {
+            hostname: Some("h.example".into()),
+            hostname_confirmed: Some(false),
+            country: Some("Japan".into()),
+            country_code: Some("JP".into()),
+            city: Some("Tokyo".into()),
+            asn: Some(64500),
+            as_org: Some("Example Net".into()),
+        }
+    }
+
     /// Whether nothing was found.
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
@@ -180,15 +194,7 @@ mod tests {
 
     #[test]
     fn shown_forms() {
-        let mut c = Context {
-            hostname: Some("h.example".into()),
-            hostname_confirmed: Some(false),
-            country: Some("Japan".into()),
-            country_code: Some("JP".into()),
-            city: Some("Tokyo".into()),
-            asn: Some(64500),
-            as_org: Some("Example Net".into()),
-        };
+        let mut c = Context::example();
         assert_eq!(c.describe(), "h.example (unconfirmed) · Tokyo, Japan (JP) · AS64500 Example Net");
         c.hostname_confirmed = Some(true);
         c.city = None;

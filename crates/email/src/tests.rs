@@ -191,15 +191,7 @@ async fn a_digest_is_one_mail_naming_every_address() {
 /// What enrichment finds about a Japanese address, and Fail2Ban's 4th ban of it.
 fn enriched(mut e: Event) -> Event {
     e.bancount = Some(4);
-    e.context = Context {
-        hostname: Some("h.example".into()),
-        hostname_confirmed: Some(false),
-        country: Some("Japan".into()),
-        country_code: Some("JP".into()),
-        city: Some("Tokyo".into()),
-        asn: Some(64500),
-        as_org: Some("Example Net".into()),
-    };
+    e.context = Context::example();
     e
 }
 
