@@ -182,9 +182,9 @@ action = dummy[target="{d}/dummy-web"]
     assert_eq!(jail_lines(&r)[0], json!({"jail": "sshd", "bans": 203, "addresses": 203}));
 }
 
-/// A small Fail2Ban database for the `--to` tests, filled by the real server: one ban.
-#[cfg(any(feature = "stdout", feature = "slack-webhook"))]
-fn one_ban_db(dir: &Dir) -> std::path::PathBuf {
+/// A private `fail2ban-server` with an `sshd` jail (a dummy firewall action) and its
+/// database in a file of `dir`: the database's path and the server.
+fn sshd_with_db(dir: &Dir) -> (std::path::PathBuf, Fail2Ban) {
     let db = dir.path().join("fail2ban.sqlite3");
     dir.write("f2b/fail2ban.local", &format!("[Definition]\ndbfile = {}\n", db.display()));
     let log = dir.write("auth.log", "");
@@ -193,7 +193,13 @@ fn one_ban_db(dir: &Dir) -> std::path::PathBuf {
         log.display(),
         dir.path().display()
     );
-    let f2b = Fail2Ban::start(dir.path(), &jail_local);
+    (db, Fail2Ban::start(dir.path(), &jail_local))
+}
+
+/// A small Fail2Ban database for the `--to` tests, filled by the real server: one ban.
+#[cfg(any(feature = "stdout", feature = "slack-webhook"))]
+fn one_ban_db(dir: &Dir) -> std::path::PathBuf {
+    let (db, f2b) = sshd_with_db(dir);
     f2b.client(&["set", "sshd", "banip", "192.0.2.1"]);
     wait_bans(dir, &db, 1);
     db
@@ -283,15 +289,7 @@ fn to_reports_the_sinks_failure() {
 #[test]
 fn countries_and_networks_from_the_enrich_databases() {
     let dir = Dir::new();
-    let db = dir.path().join("fail2ban.sqlite3");
-    dir.write("f2b/fail2ban.local", &format!("[Definition]\ndbfile = {}\n", db.display()));
-    let log = dir.write("auth.log", "");
-    let jail_local = format!(
-        "[sshd]\nenabled = true\nbackend = polling\nfilter = sshd\nlogpath = {}\naction = dummy[target=\"{}/dummy\"]\n",
-        log.display(),
-        dir.path().display()
-    );
-    let f2b = Fail2Ban::start(dir.path(), &jail_local);
+    let (db, f2b) = sshd_with_db(&dir);
     for ip in ["198.51.100.1", "198.51.100.2", "203.0.113.5", "192.0.2.9"] {
         f2b.client(&["set", "sshd", "banip", ip]);
     }
