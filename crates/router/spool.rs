@@ -37,6 +37,8 @@ use f2b_notify_fastpath::{entry, layout, Errno};
 /// `O_NOFOLLOW` for `OpenOptionsExt::custom_flags`: no file of the spool is opened through a
 /// symbolic link.
 const O_NOFOLLOW: i32 = linux_raw_sys::general::O_NOFOLLOW as i32;
+/// `O_NONBLOCK`: opening a FIFO put in a file's place does not wait for a writer.
+const O_NONBLOCK: i32 = linux_raw_sys::general::O_NONBLOCK as i32;
 
 use crate::os::StdOs;
 use serde::{Deserialize, Serialize};
@@ -140,11 +142,25 @@ pub fn untrusted(u: Untrusted) -> io::Error {
     io::Error::new(io::ErrorKind::PermissionDenied, format!("refusing to use {u}"))
 }
 
-/// Opens a file to read without following a symbolic link at its end.
+/// Reads a file without following a symbolic link at its end; only a regular file.
 pub fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
-    let mut f = OpenOptions::new().read(true).custom_flags(O_NOFOLLOW).open(path)?;
-    let mut out = Vec::new();
-    f.read_to_end(&mut out)?;
+    read_limited(path, u64::MAX)
+}
+
+/// [`read_nofollow`], refusing a file of more than `max` bytes. Opened non-blocking and
+/// checked to be a regular file before anything is read: a FIFO or a device put in the
+/// file's place cannot block the reader or feed it without end.
+pub fn read_limited(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let f = OpenOptions::new().read(true).custom_flags(O_NOFOLLOW | O_NONBLOCK).open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    if meta.len() > max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} bytes, more than {max}", meta.len())));
+    }
+    let mut out = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).min(1 << 20));
+    f.take(max).read_to_end(&mut out)?;
     Ok(out)
 }
 
@@ -733,9 +749,14 @@ impl Spool {
         write_private(&self.dir("state").join(format!("{sink}.threads.json")), body, true)
     }
 
-    /// The messages of a sink's bans as last saved.
-    pub fn load_threads(&self, sink: &str) -> Option<Vec<u8>> {
-        read_nofollow(&self.dir("state").join(format!("{sink}.threads.json"))).ok()
+    /// The messages of a sink's bans as last saved (`None` when there are none yet), at most
+    /// `max` bytes.
+    pub fn load_threads(&self, sink: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
+        match read_limited(&self.dir("state").join(format!("{sink}.threads.json")), max) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `SPOOL/service` (see `layout::SERVICE_MARK`).
@@ -888,10 +909,11 @@ mod tests {
         let spool = Spool::new(dir.path());
         let mut event = Event::target_event(EventKind::Ban, "sshd", "2001:db8::7", "h");
         (event.failures, event.time, event.bantime, event.restored) = (Some(3), Some(1.7e9), Some(1200), true);
-        (event.user, event.matches, event.bancount) = (Some("root".into()), Some("a\nb".into()), Some(2));
+        (event.user, event.matches, event.bancount) = (Some("root".into()), Some("a\nb".into()), Some(3));
         let written = spool.enqueue(&Entry::new(event.clone(), vec!["hook".into()])).unwrap();
         let read = Spool::load(&written).unwrap();
         assert_eq!(read.event, event);
+        // Restored: Fail2Ban counted this ban once more at its restart.
         assert_eq!(read.event.repeat().as_deref(), Some("2nd"));
         assert_eq!(read.sinks, ["hook"]);
     }

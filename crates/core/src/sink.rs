@@ -17,7 +17,16 @@ use crate::{Digest, Event, SinkError};
 ///
 /// At most [`MessageRef::MAX`] bytes of one line: it comes from a remote server's answer.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct MessageRef(String);
+
+/// Read back (from the spool's state) by the same rules as [`MessageRef::new`].
+impl TryFrom<String> for MessageRef {
+    type Error = &'static str;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::new(text).ok_or("not a message reference: empty, longer than 256 bytes or not one line")
+    }
+}
 
 impl MessageRef {
     /// The longest reference kept (Slack's `C0123ABCD:1700000000.123456` is 30 bytes).
@@ -224,5 +233,9 @@ mod tests {
         assert!(MessageRef::new("a\nb").is_none());
         assert!(MessageRef::new("x".repeat(MessageRef::MAX + 1)).is_none());
         assert!(MessageRef::new("x".repeat(MessageRef::MAX)).is_some());
+        // Read back by the same rules.
+        let back: MessageRef = serde_json::from_str("\"C1:1.5\"").unwrap();
+        assert_eq!(back.as_str(), "C1:1.5");
+        assert!(serde_json::from_str::<MessageRef>("\"a\\nb\"").is_err());
     }
 }

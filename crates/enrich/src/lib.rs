@@ -148,6 +148,18 @@ impl Enricher {
         ctx
     }
 
+    /// Fills in what the databases say (country, city, network) of each event that has an
+    /// address, at once and without DNS: for digests, which show where their addresses come
+    /// from and not each one's host name. A storm's hundreds of reverse lookups would ask the
+    /// attackers' own reverse zones, for names nobody reads, on every edit of its message.
+    pub fn locate_all(&self, events: &mut [f2b_notify_core::Event]) {
+        for event in events.iter_mut() {
+            if let Some(ip) = event.ip {
+                event.context = self.locate(ip);
+            }
+        }
+    }
+
     /// Fills in the `context` of each event that has an address, all within one budget (see
     /// [`Enricher::lookup_many`]); events without one (jail start and stop, an id that is not
     /// an address) are left as they are.

@@ -215,11 +215,13 @@ fn describe_enrich(c: &f2b_notify_enrich::Config) -> String {
         let server = c.dns_server.map_or_else(|| "the system's resolvers".to_owned(), |s| s.to_string());
         parts.push(format!("reverse DNS ({confirm}, via {server})"));
     }
+    // Paths on one line, like every line of `check`.
+    let shown = |f: &std::path::Path| f.display().to_string().replace(['\n', '\r'], "?");
     if let Some(f) = &c.geoip {
-        parts.push(format!("country and city from {}", f.display()));
+        parts.push(format!("country and city from {}", shown(f)));
     }
     if let Some(f) = &c.asn {
-        parts.push(format!("network from {}", f.display()));
+        parts.push(format!("network from {}", shown(f)));
     }
     format!("{}; within {} per message, in the worker", parts.join("; "), humantime::format_duration(c.budget))
 }

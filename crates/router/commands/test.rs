@@ -42,7 +42,11 @@ pub fn run(sources: &Sources, args: TestArgs) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(enricher.enrich(std::slice::from_mut(&mut event)));
             let found = event.context.describe();
             match found.is_empty() {
-                true => println!("enrich: nothing found for {} (within {:?})", args.ip, vetted.budget),
+                true => println!(
+                    "enrich: nothing found for {} (within {})",
+                    args.ip,
+                    humantime::format_duration(enricher.config().budget)
+                ),
                 false => println!("enrich: {found}"),
             }
         }

@@ -37,6 +37,9 @@ const THREAD_GRACE: f64 = 86_400.0;
 /// How long a ban's message is kept when its ban time is unknown or permanent (an unban by
 /// hand may still come): a year, within [`MAX_THREADS`].
 const THREAD_KEEP_PERMANENT: f64 = 365.0 * 86_400.0;
+/// The largest threads file read back: [`MAX_THREADS`] entries of a few hundred bytes each,
+/// with room to spare. A larger one is not ours to trust.
+const MAX_THREADS_FILE: u64 = 32 << 20;
 /// The most events one storm message holds; past it the next batch starts a new message
 /// (every sink lists addresses only up to its own limits anyway).
 pub const STORM_MAX_EVENTS: usize = 10_000;
@@ -110,11 +113,23 @@ impl Conversation {
     /// file that does not read is no thread (it only costs replies).
     pub fn load(spool: &Spool, sink: &str) -> Self {
         let mut c = Self::default();
-        let Some(bytes) = spool.load_threads(sink) else { return c };
-        match serde_json::from_slice::<Vec<Thread>>(&bytes) {
-            Ok(threads) => {
+        let bytes = match spool.load_threads(sink, MAX_THREADS_FILE) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return c,
+            Err(e) => {
+                tracing::warn!("sink `{sink}`: its ban messages (threads) cannot be read ({e}); starting afresh");
+                return c;
+            }
+        };
+        // Entry by entry: one that does not read (a reference that is not one line, say) is
+        // left out, not every thread with it.
+        match serde_json::from_slice::<Vec<serde_json::Value>>(&bytes) {
+            Ok(entries) => {
                 let now = now_epoch();
-                for t in threads.into_iter().filter(|t| t.until > now) {
+                let threads = entries.into_iter().filter_map(|v| serde_json::from_value::<Thread>(v).ok());
+                for mut t in threads.filter(|t| t.until > now) {
+                    // Nothing is kept longer than a permanent ban's message would be.
+                    t.until = t.until.min(now + THREAD_KEEP_PERMANENT);
                     c.threads.insert((t.jail.clone(), t.id.clone()), t);
                 }
                 c.bound();
@@ -143,21 +158,22 @@ impl Conversation {
     /// its message is edited to hold the batch too; else one event is one message and
     /// several are a new digest.
     pub fn plan(&self, batch: &[Event], now: Instant, min_interval: Duration) -> Plan {
-        if let [event] = batch {
-            if event.kind == EventKind::Unban {
-                if let Some(thread) = self.thread_of(event) {
-                    return Plan::One { reply_to: Some(thread.message.clone()) };
-                }
-            }
-        }
+        // While a storm lasts everything goes into its message, an unban too: a reply in
+        // between would end the storm's one message (and a sink that cannot reply would post
+        // it in the channel).
         let open = self.storm.as_ref().filter(|s| {
             now.saturating_duration_since(s.last) <= storm_gap(min_interval)
                 && s.events.len() + batch.len() <= STORM_MAX_EVENTS
         });
-        match open {
-            Some(storm) => Plan::Digest { update: Some(storm.message.clone()), base: storm.events.clone() },
-            None if batch.len() == 1 => Plan::One { reply_to: None },
-            None => Plan::Digest { update: None, base: Vec::new() },
+        if let Some(storm) = open {
+            return Plan::Digest { update: Some(storm.message.clone()), base: storm.events.clone() };
+        }
+        match batch {
+            [event] if event.kind == EventKind::Unban => {
+                Plan::One { reply_to: self.thread_of(event).map(|t| t.message.clone()) }
+            }
+            [_] => Plan::One { reply_to: None },
+            _ => Plan::Digest { update: None, base: Vec::new() },
         }
     }
 
@@ -183,8 +199,9 @@ impl Conversation {
             }
         }
         match plan {
-            // A reply is no place to count a storm in.
-            Plan::One { reply_to: Some(_) } => self.storm = None,
+            // A reply (an unban after its storm) is no place to count a storm in; an unban
+            // never opens one.
+            Plan::One { .. } if batch.iter().all(|e| e.kind == EventKind::Unban) => self.storm = None,
             plan => {
                 let events = plan.events(batch);
                 self.storm = Some(Storm { message, events, last: now });
@@ -301,8 +318,9 @@ mod tests {
         let Plan::Digest { update: Some(_), base } = &plan else { panic!("{plan:?}") };
         assert_eq!(base.len(), 40, "every event of the storm so far");
         assert_eq!(plan.events(vec![ban("192.0.2.42")]).len(), 41);
-        // Every ban of the storm replies in the storm's message.
-        let plan = c.plan(&[unban("192.0.2.30")], t2, Duration::from_secs(1));
+        // After the storm, the unban of any of its bans replies in the storm's message.
+        let after = t2 + storm_gap(Duration::from_secs(1)) * 2;
+        let plan = c.plan(&[unban("192.0.2.30")], after, Duration::from_secs(1));
         assert!(matches!(&plan, Plan::One { reply_to: Some(m) } if m.as_str() == "C1:1.0"));
         // Past the gap, a new message.
         let t3 = t2 + storm_gap(Duration::from_secs(1)) + Duration::from_millis(1);
@@ -345,6 +363,63 @@ mod tests {
         assert!(c.thread_of(&unban("10.0.0.0")).is_none());
         assert!(c.thread_of(&unban("10.0.0.9")).is_none());
         assert!(c.thread_of(&unban("10.0.0.10")).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_unban_during_a_storm_goes_into_the_storms_message() {
+        let mut c = Conversation::default();
+        let t0 = Instant::now();
+        let i = Duration::from_secs(1);
+        send(&mut c, vec![ban("192.0.2.1")], t0, Some("m0"));
+        send(&mut c, vec![ban("192.0.2.2"), ban("192.0.2.3")], t0 + i, Some("m0"));
+        // The unban of a ban of the storm: folded into the storm, not a reply that ends it.
+        let plan = send(&mut c, vec![unban("192.0.2.1")], t0 + 2 * i, Some("m0"));
+        assert!(matches!(&plan, Plan::Digest { update: Some(m), .. } if m.as_str() == "m0"), "{plan:?}");
+        let plan = c.plan(&[ban("192.0.2.4")], t0 + 3 * i, i);
+        assert!(
+            matches!(&plan, Plan::Digest { update: Some(m), base } if m.as_str() == "m0" && base.len() == 4),
+            "{plan:?}"
+        );
+        // An unban alone after a quiet time opens no storm.
+        let later = t0 + Duration::from_secs(600);
+        send(&mut c, vec![unban("192.0.2.9")], later, Some("m9"));
+        assert!(matches!(c.plan(&[ban("192.0.2.5")], later + i, i), Plan::One { reply_to: None }));
+    }
+
+    #[test]
+    fn a_threads_file_that_is_not_a_regular_file_or_too_odd_is_no_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("spool"));
+        spool.ensure().unwrap();
+        std::fs::create_dir_all(dir.path().join("spool/state")).unwrap();
+        // A FIFO in its place: read without waiting for a writer.
+        let fifo = dir.path().join("spool/state/ops.threads.json");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s2 = Spool::new(dir.path().join("spool"));
+        std::thread::spawn(move || {
+            let _ = tx.send(Conversation::load(&s2, "ops").threads());
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(0), "a FIFO blocks the worker");
+        std::fs::remove_file(&fifo).unwrap();
+        // A hostile reference (not one line, huge) is left out, the good entry kept, and no
+        // end is later than a year.
+        let long = "x".repeat(100_000);
+        let body = format!(
+            r#"[{{"jail":"sshd","id":"192.0.2.1","message":"a\nb{long}","until":1e300}},{{"jail":"sshd","id":"192.0.2.2","message":"C1:2.0","until":1e300}}]"#
+        );
+        spool.save_threads("ops", body.as_bytes()).unwrap();
+        let c = Conversation::load(&spool, "ops");
+        assert!(c.thread_of(&unban("192.0.2.1")).is_none());
+        let kept = c.thread_of(&unban("192.0.2.2")).unwrap();
+        assert!(kept.until <= now_epoch() + THREAD_KEEP_PERMANENT + 1.0);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //!
 //! The lookups run here, in the worker's send task, and never on Fail2Ban's action path: a
 //! DNS server that does not answer costs a message the budget (1 s by default), never a ban.
+//! A digest gets the databases' places and networks only (its origins line); reverse DNS is
+//! for a message about one address.
 //! What a lookup could not find in time is left out and the message goes out without it.
 
 use std::sync::Arc;
@@ -30,9 +32,11 @@ impl Enriched {
         event
     }
 
-    async fn many(&self, digest: &Digest) -> Digest {
+    /// A digest's events with what the databases say, without DNS (see
+    /// [`Enricher::locate_all`]): its origins line counts networks and countries.
+    fn many(&self, digest: &Digest) -> Digest {
         let mut events = digest.events.clone();
-        self.enricher.enrich(&mut events).await;
+        self.enricher.locate_all(&mut events);
         Digest::new(events)
     }
 }
@@ -49,13 +53,13 @@ impl Sink for Enriched {
         self.inner.send(&self.one(event).await).await
     }
     async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
-        self.inner.send_digest(&self.many(digest).await).await
+        self.inner.send_digest(&self.many(digest)).await
     }
     async fn post(&self, event: &Event, reply_to: Option<&MessageRef>) -> Result<Option<MessageRef>, SinkError> {
         self.inner.post(&self.one(event).await, reply_to).await
     }
     async fn post_digest(&self, digest: &Digest, update: Option<&MessageRef>) -> Result<Option<MessageRef>, SinkError> {
-        self.inner.post_digest(&self.many(digest).await, update).await
+        self.inner.post_digest(&self.many(digest), update).await
     }
     fn min_interval(&self) -> Duration {
         self.inner.min_interval()
