@@ -21,6 +21,12 @@ use crate::util::{bin, run, wait_for, Dir, Fail2Ban, Reply, Request, StandIn, Wo
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 const WAIT: Duration = Duration::from_secs(30);
+/// How long a cluster may take to form: gossip settles in seconds, but a loaded CI machine
+/// (the suite runs six tests at once on two cores) has been seen to need more than 30 s.
+const FORM_WAIT: Duration = Duration::from_secs(90);
+/// One cluster at a time: three Alertmanagers with debug logs per test, three tests at once,
+/// starved each other of CPU on two cores and failed to form in time.
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const HOSTS: [&str; 3] = ["web1.example", "web2.example", "web3.example"];
 /// How long a node waits per position in the cluster before it sends what no other node sent
 /// (`--cluster.peer-timeout`), and the route's grouping times.
@@ -55,10 +61,14 @@ struct Cluster {
     nodes: Vec<Node>,
     config: PathBuf,
     receiver: StandIn,
+    /// Held for the cluster's life (see [`ONE_CLUSTER`]); a test that panicked with it is
+    /// no reason to fail the next one.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Cluster {
     fn new(dir: &Path) -> Self {
+        let turn = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
         assert!(
             Path::new(ALERTMANAGER).exists(),
             "prometheus-alertmanager is not installed: the README's test command installs it (apt-get install -y prometheus-alertmanager)"
@@ -84,7 +94,7 @@ impl Cluster {
                 child: None,
             })
             .collect();
-        Self { nodes, config, receiver }
+        Self { nodes, config, receiver, _turn: turn }
     }
 
     /// The base URLs, for the sinks.
@@ -131,7 +141,25 @@ impl Cluster {
 
     /// Waits until each of `nodes` answers, has settled and sees exactly those nodes.
     fn wait_ready(&self, nodes: &[usize]) {
-        wait_for("the Alertmanager cluster to form", WAIT, || {
+        let formed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.wait_formed(nodes)));
+        if formed.is_err() {
+            // Say why: each node's last log lines.
+            for &i in nodes {
+                let log = std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+                eprintln!(
+                    "--- Alertmanager node {i} (web {}, gossip {}):\n{}",
+                    self.nodes[i].web,
+                    self.nodes[i].gossip,
+                    tail.join("\n")
+                );
+            }
+            panic!("the Alertmanager cluster did not form within {} s", FORM_WAIT.as_secs());
+        }
+    }
+
+    fn wait_formed(&self, nodes: &[usize]) {
+        wait_for("the Alertmanager cluster to form", FORM_WAIT, || {
             nodes
                 .iter()
                 .all(|&i| {
