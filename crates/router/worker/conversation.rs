@@ -6,7 +6,8 @@
 //!
 //! - **threads**: the message of each ban, by jail and banned id, until the ban has ended
 //!   (its ban time and a day more; [`MAX_THREADS`] at most, the soonest to end dropped
-//!   first). The unban of that id is posted as a reply to it. They are kept in the spool's
+//!   first). The unban of that id is posted as a reply to it (during a storm it goes into
+//!   the storm's message instead, so that a reply does not split the storm). They are kept in the spool's
 //!   state (`state/NAME.threads.json`, written before the delivered events leave the queue),
 //!   so that an unban after a worker restart still finds its ban.
 //! - **the storm**: the last message while messages follow each other closely (within
