@@ -1,8 +1,123 @@
 //! Markdown for the sinks whose services render it (ntfy, Gotify, …): values escaped so that
 //! they stay text, and code spans that nothing inside can close. Written once here so that
-//! every Markdown sink escapes by the same, strictest rule.
+//! every Markdown sink escapes by the same, strictest rule; and the head of an event's message
+//! (its text and labelled fields) that ntfy and Gotify both write, plain or in Markdown.
 
 use std::borrow::Cow;
+
+use crate::{flatten_shown, human_duration, truncate_chars, Digest, Event, EventKind, Renderer, TemplateError};
+
+/// Characters of the template's text (the message's first line) at most.
+pub const MAX_LEAD: usize = 1000;
+/// Characters of one field's value (jail, host, address, user) at most.
+pub const MAX_VALUE: usize = 200;
+
+/// How a message is written, for services that show either (ntfy, Gotify).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Plain text: shown as it is.
+    Plain,
+    /// Markdown: rendered by the clients; values made inert.
+    Markdown,
+}
+
+fn plain(s: &str) -> Cow<'_, str> {
+    Cow::Borrowed(s)
+}
+
+impl Style {
+    /// The escaper of text values: none, or [`md_escape`].
+    pub fn escape(self) -> fn(&str) -> Cow<'_, str> {
+        match self {
+            Self::Plain => plain,
+            Self::Markdown => md_escape,
+        }
+    }
+
+    /// A labelled line: `Jail: sshd`, or `**Jail:** sshd`.
+    pub fn field(self, label: &str, value: &str) -> String {
+        match self {
+            Self::Plain => format!("{label}: {value}"),
+            Self::Markdown => format!("**{label}:** {value}"),
+        }
+    }
+
+    /// A value from the event (one line, capped at [`MAX_VALUE`]), escaped: as text, or in
+    /// Markdown as a code span when `code` (an address or user name, to be read as it is).
+    pub fn value(self, s: &str, code: bool) -> String {
+        let v = truncate_chars(&flatten_shown(s), MAX_VALUE).into_owned();
+        match (self, code) {
+            (Self::Plain, _) => v,
+            (Self::Markdown, true) => md_code(&v),
+            (Self::Markdown, false) => md_escape(&v).into_owned(),
+        }
+    }
+
+    /// The head of an event's message: the template's text (its lines kept, each flattened,
+    /// at most [`MAX_LEAD`] characters), a blank line, then the fields — jail, address,
+    /// failures, ban time, host, user, restored, then what enrichment found — one per line,
+    /// or in Markdown one per list item (a single line break inside a paragraph would be a
+    /// space).
+    pub fn event_head(self, event: &Event, renderer: &Renderer) -> Result<String, TemplateError> {
+        let lead = renderer.render(event, self.escape())?;
+        let lead: Vec<String> = lead.trim().lines().map(flatten_shown).collect();
+        let lead = truncate_chars(&lead.join("\n"), MAX_LEAD).into_owned();
+        let mut fields = vec![self.field("Jail", &self.value(&event.jail, false))];
+        if let Some(id) = &event.id {
+            let label = if event.ip.is_some() { "Address" } else { "Banned id (not an IP address)" };
+            fields.push(self.field(label, &self.value(id, true)));
+        }
+        if let Some(f) = event.failures.filter(|&f| f > 0) {
+            fields.push(self.field("Failures", &f.to_string()));
+        }
+        if event.kind == EventKind::Ban {
+            if let Some(b) = event.bantime {
+                fields.push(self.field("Ban time", &human_duration(b)));
+            }
+        }
+        if !event.host.trim().is_empty() {
+            fields.push(self.field("Host", &self.value(&event.host, false)));
+        }
+        if let Some(u) = event.user.as_deref().filter(|u| !u.trim().is_empty()) {
+            fields.push(self.field("User", &self.value(u, true)));
+        }
+        if event.restored {
+            fields.push(self.field("Restored", "yes, at Fail2Ban's restart"));
+        }
+        fields.extend(self.context_fields(event));
+        let item = match self {
+            Self::Plain => "\n",
+            Self::Markdown => "\n- ",
+        };
+        Ok(format!("{lead}\n\n{}{}", item.trim_start_matches('\n'), fields.join(item)))
+    }
+
+    /// What enrichment found about the address and the ban's repeat
+    /// ([`Event::context_fields`]), a field each. The PTR name is whatever the owner of the
+    /// address's reverse zone wrote: in Markdown a code span like the address ("(unconfirmed)"
+    /// after it); the databases' names are escaped text like the host's.
+    pub fn context_fields(self, event: &Event) -> Vec<String> {
+        let c = &event.context;
+        event
+            .context_fields()
+            .into_iter()
+            .map(|(label, shown)| match (label, &c.hostname) {
+                ("Host name", Some(name)) => {
+                    let unconfirmed = if c.hostname_confirmed == Some(false) { " (unconfirmed)" } else { "" };
+                    self.field(label, &format!("{}{unconfirmed}", self.value(name, true)))
+                }
+                _ => self.field(label, &self.value(&shown, false)),
+            })
+            .collect()
+    }
+
+    /// Where a digest's bans come from (networks and countries from third-party databases),
+    /// as a field escaped like any value: `Banned: 41 addresses, 30 of them from AS4134 …`.
+    pub fn origins_field(self, digest: &Digest) -> Option<String> {
+        let line = truncate_chars(&flatten_shown(&digest.origins()?.line()), MAX_LEAD).into_owned();
+        Some(self.field("Banned", &self.escape()(&line)))
+    }
+}
 
 /// Markdown escaping for text that is not in code: a backslash before each character that
 /// could start emphasis, a link, an image, HTML or an entity, a heading, a table or a code

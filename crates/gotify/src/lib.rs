@@ -189,7 +189,7 @@ impl GotifySink {
             title,
             message,
             priority: priority.get(),
-            extras: Extras { display: Display { content_type: self.style.content_type() } },
+            extras: Extras { display: Display { content_type: message::content_type(self.style) } },
         }
     }
 

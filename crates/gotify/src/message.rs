@@ -20,20 +20,14 @@ use std::borrow::Cow;
 
 pub use f2b_notify_core::flatten_shown as flatten;
 use f2b_notify_core::markdown::md_fence;
-pub use f2b_notify_core::markdown::{md_code, md_escape};
-use f2b_notify_core::{
-    cut_marker, human_duration, truncate_chars, Alert, Digest, Event, EventKind, Renderer, TemplateError,
-};
+pub use f2b_notify_core::markdown::{md_code, md_escape, Style, MAX_VALUE};
+use f2b_notify_core::{cut_marker, truncate_chars, Alert, Digest, Event, EventKind, Renderer, TemplateError};
 
 /// The most bytes of one message: 16 KiB, a long log excerpt and 500 banned IPv4 addresses,
 /// well under any proxy's body cap and a MySQL `TEXT` column.
 pub const MAX_MESSAGE: usize = 16 * 1024;
 /// Characters of a title at most (Gotify shows it as one line).
 pub const MAX_TITLE: usize = 250;
-/// Characters of the template's text (the message's first line) at most.
-pub const MAX_LEAD: usize = 1000;
-/// Characters of one field's value (jail, host, address, user) at most.
-pub const MAX_VALUE: usize = 200;
 /// Matched log lines shown at most (the last ones).
 pub const MAX_MATCH_LINES: usize = 20;
 /// Characters of one matched line shown at most.
@@ -59,52 +53,11 @@ pub fn fit(s: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-fn plain(s: &str) -> Cow<'_, str> {
-    Cow::Borrowed(s)
-}
-
-/// How the message is written, and the content type it is sent with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    /// Markdown (the default): rendered by the web UI and the Android app; values made inert.
-    Markdown,
-    /// Plain text: shown as it is.
-    Plain,
-}
-
-impl Style {
-    /// The content type the clients are told (`extras.client::display.contentType`).
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Self::Markdown => "text/markdown",
-            Self::Plain => "text/plain",
-        }
-    }
-
-    fn escape(self) -> fn(&str) -> Cow<'_, str> {
-        match self {
-            Self::Plain => plain,
-            Self::Markdown => md_escape,
-        }
-    }
-
-    /// A labelled line: `Jail: sshd`, or `**Jail:** sshd`.
-    fn field(self, label: &str, value: &str) -> String {
-        match self {
-            Self::Plain => format!("{label}: {value}"),
-            Self::Markdown => format!("**{label}:** {value}"),
-        }
-    }
-
-    /// A value from the event (one line, capped), escaped: as text, or in Markdown as a code
-    /// span when `code` (an address or user name, to be read as it is).
-    fn value(self, s: &str, code: bool) -> String {
-        let v = truncate_chars(&flatten(s), MAX_VALUE).into_owned();
-        match (self, code) {
-            (Self::Plain, _) => v,
-            (Self::Markdown, true) => md_code(&v),
-            (Self::Markdown, false) => md_escape(&v).into_owned(),
-        }
+/// The content type the clients are told for `style` (`extras.client::display.contentType`).
+pub fn content_type(style: Style) -> &'static str {
+    match style {
+        Style::Markdown => "text/markdown",
+        Style::Plain => "text/plain",
     }
 }
 
@@ -139,73 +92,13 @@ pub fn title(s: &str) -> String {
 /// address, failures, ban time, host, user, restored, then what enrichment found), then the
 /// last matched log lines that fit, newest kept first.
 pub fn event_message(event: &Event, renderer: &Renderer, style: Style) -> Result<String, TemplateError> {
-    // The template's text keeps its lines (a template may show `matches`), each flattened:
-    // no carriage return or other control character reaches the message.
-    let lead = renderer.render(event, style.escape())?;
-    let lead: Vec<String> = lead.trim().lines().map(flatten).collect();
-    let lead = truncate_chars(&lead.join("\n"), MAX_LEAD).into_owned();
-    let mut fields = vec![style.field("Jail", &style.value(&event.jail, false))];
-    if let Some(id) = &event.id {
-        let label = if event.ip.is_some() { "Address" } else { "Banned id (not an IP address)" };
-        fields.push(style.field(label, &style.value(id, true)));
-    }
-    if let Some(f) = event.failures.filter(|&f| f > 0) {
-        fields.push(style.field("Failures", &f.to_string()));
-    }
-    if event.kind == EventKind::Ban {
-        if let Some(b) = event.bantime {
-            fields.push(style.field("Ban time", &human_duration(b)));
-        }
-    }
-    if !event.host.trim().is_empty() {
-        fields.push(style.field("Host", &style.value(&event.host, false)));
-    }
-    if let Some(u) = event.user.as_deref().filter(|u| !u.trim().is_empty()) {
-        fields.push(style.field("User", &style.value(u, true)));
-    }
-    if event.restored {
-        fields.push(style.field("Restored", "yes, at Fail2Ban's restart"));
-    }
-    fields.extend(context_fields(event, style));
-    // Markdown: a list, one field per item (a single line break inside a paragraph would be
-    // a space).
-    let item = match style {
-        Style::Plain => "\n",
-        Style::Markdown => "\n- ",
-    };
-    let head = format!("{lead}\n\n{}{}", item.trim_start_matches('\n'), fields.join(item));
+    let head = style.event_head(event, renderer)?;
     let mut out = fit(&head, MAX_MESSAGE).into_owned();
     if let Some(m) = event.matches.as_deref() {
         let left = MAX_MESSAGE - out.len();
         out.push_str(&matches_section(m, style, left));
     }
     Ok(out)
-}
-
-/// What enrichment found about the address and the ban's repeat ([`Event::context_fields`]),
-/// a field each. The PTR name is whatever the owner of the address's reverse zone wrote: in
-/// Markdown a code span like the address ("(unconfirmed)" after it); the databases' names
-/// are escaped text like the host's.
-fn context_fields(event: &Event, style: Style) -> Vec<String> {
-    let c = &event.context;
-    event
-        .context_fields()
-        .into_iter()
-        .map(|(label, shown)| match (label, &c.hostname) {
-            ("Host name", Some(name)) => {
-                let unconfirmed = if c.hostname_confirmed == Some(false) { " (unconfirmed)" } else { "" };
-                style.field(label, &format!("{}{unconfirmed}", style.value(name, true)))
-            }
-            _ => style.field(label, &style.value(&shown, false)),
-        })
-        .collect()
-}
-
-/// Where a digest's bans come from (networks and countries from third-party databases), as
-/// a field escaped like any value: `Banned: 41 addresses, 30 of them from AS4134 …`.
-fn origins_field(digest: &Digest, style: Style) -> Option<String> {
-    let line = truncate_chars(&flatten(&digest.origins()?.line()), MAX_LEAD).into_owned();
-    Some(style.field("Banned", &style.escape()(&line)))
 }
 
 /// The last matched lines that fit in `left` bytes (each flattened and cut), newest kept
@@ -271,7 +164,7 @@ pub fn digest_message(digest: &Digest, style: Style) -> String {
     let mut left = MAX_MESSAGE - tail(total).len();
     let mut out = String::new();
     // Where the bans come from, first: it is what a storm is about. Left out if it cannot fit.
-    if let Some(origins) = origins_field(digest, style).filter(|o| o.len() <= left) {
+    if let Some(origins) = style.origins_field(digest).filter(|o| o.len() <= left) {
         left -= origins.len();
         out.push_str(&origins);
     }
