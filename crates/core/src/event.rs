@@ -189,18 +189,29 @@ impl Event {
         (n >= 2).then(|| ordinal(n))
     }
 
-    /// What is known about the banned address beyond the ban, as labelled plain-text values
-    /// (not escaped for any markup: each sink escapes them like any other event text), in the
-    /// order a reader wants them: `("Host name", "h.example (unconfirmed)")`, `("Location",
-    /// "Tokyo, Japan (JP)")`, `("Network", "AS64500 Example Net")`, `("Repeat", "4th ban")`.
-    /// Empty when enrichment found nothing and Fail2Ban counted no repeat.
-    pub fn context_fields(&self) -> Vec<(&'static str, String)> {
+    /// What is known about the banned address beyond the ban, labelled, in the order a reader
+    /// wants them: the host name (a [`ContextValue::Name`], which sinks show like the address),
+    /// then location, network and repeat as text: `("Location", "Tokyo, Japan (JP)")`,
+    /// `("Network", "AS64500 Example Net")`, `("Repeat", "4th ban")`. Not escaped for any
+    /// markup: each sink escapes them like any other event text. Empty when enrichment found
+    /// nothing and Fail2Ban counted no repeat.
+    pub fn context_parts(&self) -> Vec<(&'static str, ContextValue)> {
         let c = &self.context;
+        let name = c
+            .hostname
+            .clone()
+            .map(|name| ContextValue::Name { name, unconfirmed: c.hostname_confirmed == Some(false) });
+        let text = |v: Option<String>| v.map(ContextValue::Text);
         let repeat = self.repeat().map(|n| format!("{n} ban"));
-        [("Host name", c.hostname_shown()), ("Location", c.place()), ("Network", c.network()), ("Repeat", repeat)]
+        [("Host name", name), ("Location", text(c.place())), ("Network", text(c.network())), ("Repeat", text(repeat))]
             .into_iter()
             .filter_map(|(label, value)| Some((label, value?)))
             .collect()
+    }
+
+    /// [`Event::context_parts`] as plain text: `("Host name", "h.example (unconfirmed)")`, …
+    pub fn context_fields(&self) -> Vec<(&'static str, String)> {
+        self.context_parts().into_iter().map(|(label, value)| (label, value.to_string())).collect()
     }
 
     /// Whether the banned id is something other than an IP address.
@@ -241,6 +252,41 @@ impl Event {
             user: self.user.clone(),
             matches: self.matches.clone(),
             bancount: self.bancount,
+        }
+    }
+}
+
+/// One value of [`Event::context_parts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextValue {
+    /// The PTR name (whatever the owner of the address's reverse zone wrote), to be shown like
+    /// the address (in code where the sink has it), with "(unconfirmed)" after it when it does
+    /// not resolve back to the address.
+    Name {
+        /// The name.
+        name: String,
+        /// It did not resolve back to the address.
+        unconfirmed: bool,
+    },
+    /// Plain text.
+    Text(String),
+}
+
+impl ContextValue {
+    /// " (unconfirmed)" for an unconfirmed name, else empty: what follows the name.
+    pub fn note(&self) -> &'static str {
+        match self {
+            Self::Name { unconfirmed: true, .. } => " (unconfirmed)",
+            _ => "",
+        }
+    }
+}
+
+impl std::fmt::Display for ContextValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Name { name, .. } => write!(f, "{name}{}", self.note()),
+            Self::Text(text) => f.write_str(text),
         }
     }
 }

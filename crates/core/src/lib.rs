@@ -21,7 +21,7 @@ mod summary;
 pub use context::{clean, Context, MAX_HOSTNAME, MAX_NAME};
 pub use digest::{chunk_list, Digest, JailSummary, ORIGINS_TOP};
 pub use error::{ConfigError, SinkError};
-pub use event::{ordinal, Event, EventKind, ParseEventKindError};
+pub use event::{ordinal, ContextValue, Event, EventKind, ParseEventKindError};
 pub use net::is_loopback_host;
 pub use one_or_many::OneOrMany;
 pub use per_event::{value_kind, PerEvent};

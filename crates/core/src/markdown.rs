@@ -5,7 +5,9 @@
 
 use std::borrow::Cow;
 
-use crate::{flatten_shown, human_duration, truncate_chars, Digest, Event, EventKind, Renderer, TemplateError};
+use crate::{
+    flatten_shown, human_duration, truncate_chars, ContextValue, Digest, Event, EventKind, Renderer, TemplateError,
+};
 
 /// Characters of the template's text (the message's first line) at most.
 pub const MAX_LEAD: usize = 1000;
@@ -97,16 +99,14 @@ impl Style {
     /// address's reverse zone wrote: in Markdown a code span like the address ("(unconfirmed)"
     /// after it); the databases' names are escaped text like the host's.
     pub fn context_fields(self, event: &Event) -> Vec<String> {
-        let c = &event.context;
         event
-            .context_fields()
+            .context_parts()
             .into_iter()
-            .map(|(label, shown)| match (label, &c.hostname) {
-                ("Host name", Some(name)) => {
-                    let unconfirmed = if c.hostname_confirmed == Some(false) { " (unconfirmed)" } else { "" };
-                    self.field(label, &format!("{}{unconfirmed}", self.value(name, true)))
+            .map(|(label, value)| match &value {
+                ContextValue::Name { name, .. } => {
+                    self.field(label, &format!("{}{}", self.value(name, true), value.note()))
                 }
-                _ => self.field(label, &self.value(&shown, false)),
+                ContextValue::Text(text) => self.field(label, &self.value(text, false)),
             })
             .collect()
     }

@@ -19,6 +19,7 @@
 use std::borrow::Cow;
 use std::time::{Duration, UNIX_EPOCH};
 
+use f2b_notify_core::ContextValue;
 use f2b_notify_core::{flatten, human_duration, Alert, Digest, Event, EventKind, JailSummary, Renderer, TemplateError};
 use serde_json::{json, Map, Value};
 
@@ -293,16 +294,12 @@ fn fields(event: &Event) -> Vec<Value> {
 /// reverse zone wrote: in a code span like the address ("(unconfirmed)" after it), where
 /// nothing is a link or a mention; the databases' names are escaped text like the host's.
 fn context_fields(event: &Event) -> Vec<Value> {
-    let c = &event.context;
     event
-        .context_fields()
+        .context_parts()
         .into_iter()
-        .map(|(name, value)| match (name, &c.hostname) {
-            ("Host name", Some(host)) => {
-                let unconfirmed = if c.hostname_confirmed == Some(false) { " (unconfirmed)" } else { "" };
-                field(name, format!("{}{unconfirmed}", code_span(host, MAX_VALUE)))
-            }
-            _ => field(name, text(&value, MAX_VALUE)),
+        .map(|(label, value)| match &value {
+            ContextValue::Name { name, .. } => field(label, format!("{}{}", code_span(name, MAX_VALUE), value.note())),
+            ContextValue::Text(t) => field(label, text(t, MAX_VALUE)),
         })
         .collect()
 }

@@ -17,6 +17,7 @@
 
 use std::borrow::Cow;
 
+use f2b_notify_core::ContextValue;
 use f2b_notify_core::{
     flatten, human_duration, truncate_chars, Alert, Digest, Event, EventKind, Renderer, TemplateError,
 };
@@ -184,16 +185,12 @@ fn fields(event: &Event) -> Vec<(&'static str, String, bool)> {
 /// address's reverse zone wrote: as code like the address (where clients link nothing), with
 /// "(unconfirmed)" after it; the rest is text, escaped like every value.
 fn context_fields(event: &Event) -> Vec<(&'static str, String, bool, &'static str)> {
-    let c = &event.context;
     event
-        .context_fields()
+        .context_parts()
         .into_iter()
-        .map(|(label, shown)| match (label, &c.hostname) {
-            ("Host name", Some(name)) => {
-                let note = if c.hostname_confirmed == Some(false) { " (unconfirmed)" } else { "" };
-                (label, value(name, MAX_VALUE), true, note)
-            }
-            _ => (label, value(&shown, MAX_VALUE), false, ""),
+        .map(|(label, shown)| match &shown {
+            ContextValue::Name { name, .. } => (label, value(name, MAX_VALUE), true, shown.note()),
+            ContextValue::Text(text) => (label, value(text, MAX_VALUE), false, ""),
         })
         .collect()
 }

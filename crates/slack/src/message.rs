@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 
+use f2b_notify_core::ContextValue;
 use f2b_notify_core::{
     chunk_list, escape_slack, flatten, human_duration, truncate_chars, Digest, Event, EventKind, Renderer,
     TemplateError,
@@ -174,16 +175,14 @@ fn labelled(label: &str, value: &str) -> Value {
 /// code span like the address, where Slack formats and links nothing ("(unconfirmed)"
 /// outside it). The databases' names are escaped like the other values.
 fn context_fields(event: &Event) -> Vec<Value> {
-    let c = &event.context;
     let mut out: Vec<Value> = event
-        .context_fields()
+        .context_parts()
         .into_iter()
-        .map(|(label, value)| match (label, &c.hostname) {
-            ("Host name", Some(name)) => {
-                let unconfirmed = if c.hostname_confirmed == Some(false) { " (unconfirmed)" } else { "" };
-                labelled(label, &format!("{}{unconfirmed}", code_span(name, MAX_USER)))
+        .map(|(label, value)| match &value {
+            ContextValue::Name { name, .. } => {
+                labelled(label, &format!("{}{}", code_span(name, MAX_USER), value.note()))
             }
-            _ => labelled(label, &escape_slack(&flatten(&value))),
+            ContextValue::Text(text) => labelled(label, &escape_slack(&flatten(text))),
         })
         .collect();
     out.truncate(MAX_FIELDS);

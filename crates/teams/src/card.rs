@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 
+use f2b_notify_core::ContextValue;
 use f2b_notify_core::{
     flatten, human_duration, truncate_chars, Alert, Digest, Event, EventKind, Renderer, TemplateError,
 };
@@ -317,14 +318,10 @@ fn facts(event: &Event, user_max: usize) -> Vec<Value> {
     // address's reverse zone wrote and the rest comes from third-party databases, so each is
     // escaped like every other value. "(unconfirmed)" is our own words, left unescaped as in
     // the titles: some mobile clients show the escaping backslash.
-    let c = &event.context;
-    for (title, shown) in event.context_fields() {
-        match (title, &c.hostname) {
-            ("Host name", Some(name)) => {
-                let unconfirmed = if c.hostname_confirmed == Some(false) { " (unconfirmed)" } else { "" };
-                fact(title, format!("{}{unconfirmed}", value(name, MAX_VALUE)));
-            }
-            _ => fact(title, value(&shown, MAX_VALUE)),
+    for (title, shown) in event.context_parts() {
+        match &shown {
+            ContextValue::Name { name, .. } => fact(title, format!("{}{}", value(name, MAX_VALUE), shown.note())),
+            ContextValue::Text(text) => fact(title, value(text, MAX_VALUE)),
         }
     }
     out

@@ -8,6 +8,7 @@
 //! Only `<b>`, `<code>` and `<pre>` are used, never nested in each other (bold may not hold
 //! code), and line breaks are plain `\n` (there is no `<br>`).
 
+use f2b_notify_core::ContextValue;
 use f2b_notify_core::{flatten, human_duration, Alert, Digest, Event, EventKind, Renderer, TemplateError};
 
 use crate::html::{code, cut, escape, len, value, visible};
@@ -149,16 +150,15 @@ pub fn event(event: &Event, renderer: &Renderer) -> Result<String, TemplateError
 /// `<code>` like the address ("(unconfirmed)" after it); the databases' names are values,
 /// in `<code>` too unless they are inert words (`Tokyo, Japan (JP)` is not: its comma).
 fn context_fields(text: &mut Text, event: &Event) {
-    let c = &event.context;
-    for (label, value) in event.context_fields() {
-        match (label, &c.hostname) {
-            ("Host name", Some(name)) => text.field(label, |t| {
+    for (label, value) in event.context_parts() {
+        match &value {
+            ContextValue::Name { name, .. } => text.field(label, |t| {
                 t.code(&line(name, MAX_VALUE));
-                if c.hostname_confirmed == Some(false) {
-                    t.text(" (unconfirmed)");
+                if !value.note().is_empty() {
+                    t.text(value.note());
                 }
             }),
-            _ => text.field(label, |t| t.value(&line(&value, MAX_VALUE))),
+            ContextValue::Text(shown) => text.field(label, |t| t.value(&line(shown, MAX_VALUE))),
         }
     }
 }
